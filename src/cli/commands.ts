@@ -1,0 +1,154 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parseDigest } from '../core/digest.ts';
+import { HoardError, isErrno } from '../core/errors.ts';
+import { formatBytes, formatDuration } from '../core/format.ts';
+import { writeFileAtomic } from '../core/fsutil.ts';
+import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, loadManifest } from '../manifest/load.ts';
+import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
+import { serializeManifest } from '../manifest/write.ts';
+import { sync } from '../sync/sync.ts';
+import { verify } from '../sync/verify.ts';
+import type { Printer } from './print.ts';
+
+export interface GlobalOptions {
+  manifest: string;
+  store: string;
+  json: boolean;
+  verbose: boolean;
+  quiet: boolean;
+  color: boolean;
+}
+type Env = Record<string, string | undefined>;
+
+/** Exit status of a finished sync: 1 when anything failed or is in conflict. */
+function syncExit(s: { failed: number; conflicts: number }): number {
+  return s.failed > 0 || s.conflicts > 0 ? 1 : 0;
+}
+
+export async function runInit(g: GlobalOptions, printer: Printer, opts: { output: string }): Promise<number> {
+  const file = path.resolve(g.manifest);
+  const doc: ManifestDoc = { version: 1, output: opts.output, artifacts: {} };
+  checkManifest(file, doc); // the --output given must be a valid relative folder
+  try {
+    await fs.writeFile(file, serializeManifest(doc), { flag: 'wx' });
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) {
+      throw new HoardError('E_USAGE', `${file} already exists`, { hint: 'add artifacts to it with `hoard add <url>`' });
+    }
+    throw err;
+  }
+  const ignore = path.join(path.dirname(file), '.gitignore');
+  const entry = `/${opts.output.replace(/^\.\//, '')}/`;
+  let current = '';
+  try {
+    current = await fs.readFile(ignore, 'utf8');
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  const lines = current.split('\n').map((l) => l.trim());
+  if (!lines.includes(entry) && !lines.includes(entry.slice(1)) && !lines.includes(entry.slice(1, -1))) {
+    await writeFileAtomic(ignore, `${current}${current && !current.endsWith('\n') ? '\n' : ''}${entry}\n`);
+  }
+  printer.info(`created ${path.relative(process.cwd(), file) || file}; ${entry} is in .gitignore`);
+  printer.info('next: hoard add <url>');
+  return 0;
+}
+
+/** A valid artifact name made from a file name. */
+function nameFromFile(file: string): string {
+  const name = file.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128);
+  return name || 'artifact';
+}
+
+export async function runAdd(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: { url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean },
+): Promise<number> {
+  const manifest = await loadManifest(g.manifest);
+  const fileName = fileNameFromUrl(o.url);
+  const name = o.name ?? nameFromFile(o.path ? path.posix.basename(o.path) : fileName ?? '');
+  if (manifest.doc.artifacts[name]) {
+    throw new HoardError('E_USAGE', `${manifest.file} already has an artifact named "${name}"`, {
+      hint: 'pick another with --name, or edit the entry and run `hoard sync`',
+    });
+  }
+  const entry: ArtifactEntry = { url: o.url };
+  if (o.path) entry.path = o.path;
+  if (o.sha256) entry.digest = parseDigest(o.sha256);
+  if (o.image) entry.image = o.image;
+  if (o.link) entry.link = o.link;
+  if (o.executable) entry.executable = true;
+  const doc: ManifestDoc = { ...manifest.doc, artifacts: { ...manifest.doc.artifacts, [name]: entry } };
+  // Validate the new entry exactly as if it were in the file (the file itself is not touched yet).
+  checkManifest(manifest.file, doc);
+  const pending: Manifest = { ...manifest, doc };
+  const { summary } = await sync({
+    manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal,
+    ...(o.output ? { output: o.output } : {}),
+    emit: (e) => printer.event(e),
+  });
+  // sync wrote hoard.json only if the entry got its digest and size; keep `manifest` in step.
+  return syncExit(summary);
+}
+
+export async function runSync(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean },
+): Promise<number> {
+  const manifest = await loadManifest(g.manifest);
+  const { summary } = await sync({
+    manifest, storeRoot: g.store, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs,
+    ...(o.output ? { output: o.output } : {}),
+    ...(o.link ? { link: o.link } : {}),
+    emit: (e) => printer.event(e),
+  });
+  if (signal.aborted) return 130;
+  return o.dryRun ? 0 : syncExit(summary);
+}
+
+export async function runStatus(g: GlobalOptions, printer: Printer, o: { names: string[]; output?: string; verify: boolean }): Promise<number> {
+  const manifest = await loadManifest(g.manifest);
+  const { summary } = await sync({
+    manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify,
+    ...(o.output ? { output: o.output } : {}),
+    emit: (e) => printer.event(e),
+  });
+  return (summary.outOfSync ?? 0) > 0 ? 3 : 0;
+}
+
+export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?: string }): Promise<number> {
+  let manifest: Manifest | undefined;
+  try {
+    manifest = await loadManifest(g.manifest);
+  } catch (err) {
+    // No manifest here: verify the store alone. A broken one is still an error.
+    if (!(err instanceof HoardError && err.code === 'E_MANIFEST' && String(err.message).startsWith('no manifest'))) throw err;
+  }
+  const summary = await verify({
+    storeRoot: g.store, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}),
+    emit: (e) => {
+      if (g.json) return printer.event(e);
+      if (e.type === 'verified') {
+        if (!e.ok) printer.event({ type: 'warning', message: `${e.subject} ${e.path}: ${e.reason}${e.action ? ` (${e.action})` : ''}` });
+        else if (g.verbose) printer.info(`ok  ${e.path}`);
+      }
+    },
+  });
+  printer.info(
+    `verified ${summary.blobs} blob${summary.blobs === 1 ? '' : 's'} (${formatBytes(summary.bytes)})` +
+      `${summary.corrupt ? `, removed ${summary.corrupt} corrupt (run \`hoard sync\` to fetch again)` : ''}` +
+      `${manifest ? `; ${summary.outputs} output${summary.outputs === 1 ? '' : 's'}${summary.outputsDiffering ? `, ${summary.outputsDiffering} differ (run \`hoard sync\`)` : ' ok'}` : ''}` +
+      ` in ${formatDuration(summary.elapsedMs)}`,
+  );
+  return summary.corrupt > 0 || summary.outputsDiffering > 0 ? 1 : 0;
+}
+
+export { DEFAULT_OUTPUT };

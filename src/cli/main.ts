@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// The only module that touches process.argv, process.env and process.exit.
+import yargs, { type Argv } from 'yargs';
+import { exitCodeFor, HoardError } from '../core/errors.ts';
+import { errorInfo } from '../sync/apply.ts';
+import { createPrinter, type Printer } from './print.ts';
+import { runAdd, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+
+const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
+
+function globals(y: Argv) {
+  return y
+    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file', requiresArg: true })
+    .option('store', { alias: 'cache-dir', type: 'string', describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]', requiresArg: true })
+    .option('json', { type: 'boolean', default: false, describe: 'one JSON event per line on stdout' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show each cache check, request and stack traces' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only errors' })
+    .option('color', { type: 'boolean', default: true, describe: 'colour output (--no-color, or NO_COLOR)' });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const env = process.env;
+  let printer: Printer | null = null;
+  let verbose = argv.includes('-v') || argv.includes('--verbose');
+  const makePrinter = (g: GlobalOptions) => {
+    verbose = g.verbose;
+    printer = createPrinter({
+      json: g.json,
+      verbose: g.verbose,
+      quiet: g.quiet,
+      color: g.color && !env.NO_COLOR && process.stdout.isTTY === true,
+      progress: !g.json && !g.quiet && process.stderr.isTTY === true,
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+      cwd: process.cwd(),
+    });
+    return printer;
+  };
+  const context = (args: Record<string, unknown>) => {
+    const g: GlobalOptions = {
+      manifest: String(args.manifest),
+      store: (args.store as string | undefined) ?? defaultStore(env),
+      json: Boolean(args.json),
+      verbose: Boolean(args.verbose),
+      quiet: Boolean(args.quiet),
+      color: Boolean(args.color),
+    };
+    return { g, printer: makePrinter(g), env };
+  };
+
+  let code = 0;
+  const controller = new AbortController();
+  const onSigint = () => {
+    controller.abort();
+    code = 130;
+  };
+  process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
+
+  try {
+    await globals(yargs(argv))
+      .scriptName('hoard')
+      .env('HOARD')
+      .usage('$0 <command> [options]\n\nDownload big artifacts once, verify them by SHA-256, keep them in a shared store and link them into your project.')
+      .command(
+        'init',
+        'write a starter hoard.json and ignore the output folder in .gitignore',
+        (y) => y.option('output', { type: 'string', default: 'artifacts', describe: 'output folder to record' }).example('$0 init', 'start a manifest here'),
+        async (args) => {
+          const c = context(args);
+          code = await runInit(c.g, c.printer, { output: String(args.output) });
+        },
+      )
+      .command(
+        'add <url>',
+        'download, verify and record an artifact',
+        (y) =>
+          y
+            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL of the artifact' })
+            .option('name', { type: 'string', describe: 'artifact name [default: the URL\'s file name]' })
+            .option('path', { type: 'string', describe: 'file path inside the output folder [default: the URL\'s file name]' })
+            .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag])' })
+            .option('sha256', { type: 'string', describe: 'expected SHA-256 (hex); the download must match' })
+            .option('output', { type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
+            .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
+            .example('$0 add https://downloads.example.com/cEOS-lab-4.32.1F.tar.xz --image arista/ceos:4.32.1F', 'record a cEOS image')
+            .example('$0 add https://example.com/tool.run --executable --sha256 <hex>', 'an installer, verified against a published digest'),
+        async (args) => {
+          const c = context(args);
+          code = await runAdd(c.g, c.printer, c.env, controller.signal, {
+            url: String(args.url),
+            name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
+            link: args.link, executable: args.executable,
+          });
+        },
+      )
+      .command(
+        'sync [names..]',
+        'reconcile the manifest with the store and the output folder',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('force', { type: 'boolean', default: false, describe: 're-download and replace outputs, even someone else\'s files' })
+            .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan; change nothing anywhere' })
+            .option('frozen', { type: 'boolean', default: false, describe: 'fail (exit 2) if an entry has no digest; never write hoard.json' })
+            .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'link mode for every artifact' })
+            .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
+            .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
+            .option('images', { type: 'boolean', default: true, describe: 'import container images (--no-images to skip)' })
+            .option('engine', { choices: ['auto', 'docker', 'podman'] as const, default: 'auto', describe: 'container engine' })
+            .example('$0 sync', 'download what is missing, link everything')
+            .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
+            .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
+        async (args) => {
+          const c = context(args);
+          const jobs = Number(args.jobs);
+          if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
+          code = await runSync(c.g, c.printer, c.env, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [],
+            force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
+            link: args.link, jobs, verify: Boolean(args.verify),
+          });
+        },
+      )
+      .command(
+        'status [names..]',
+        'show what sync would do; exit 0 in sync, 3 out of sync',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true })
+            .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
+            .example('$0 status || hoard sync', 'sync only when something drifted'),
+        async (args) => {
+          const c = context(args);
+          code = await runStatus(c.g, c.printer, { names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify) });
+        },
+      )
+      .command(
+        'verify',
+        're-hash every blob in the store (and the outputs of the manifest); remove corrupt blobs',
+        (y) => y.option('output', { alias: 'o', type: 'string', describe: 'output folder' }).example('$0 verify', 'check everything, bytes for bytes'),
+        async (args) => {
+          const c = context(args);
+          code = await runVerify(c.g, c.printer, { output: args.output });
+        },
+      )
+      .demandCommand(1, 'name a command: init, add, sync, status or verify')
+      .recommendCommands()
+      .strict()
+      .epilog(EPILOG)
+      .alias('h', 'help')
+      .version()
+      .wrap(Math.min(100, process.stdout.columns || 100))
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+      })
+      .parseAsync();
+  } catch (err) {
+    const p: Printer =
+      printer ??
+      createPrinter({
+        json: argv.includes('--json'), verbose, quiet: false, color: false, progress: false,
+        out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), cwd: process.cwd(),
+      });
+    const isBug = !(err instanceof HoardError);
+    p.fatal(errorInfo(err), verbose || isBug ? (err as Error)?.stack : undefined);
+    code = controller.signal.aborted ? 130 : exitCodeFor(err);
+  } finally {
+    (printer as Printer | null)?.finish();
+  }
+  return code;
+}
+
+function defaultStore(env: NodeJS.ProcessEnv): string {
+  if (env.XDG_CACHE_HOME) return `${env.XDG_CACHE_HOME}/hoard`;
+  return `${env.HOME ?? '.'}/.cache/hoard`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`hoard: internal error: ${(err as Error)?.stack ?? err}\n`);
+    process.exitCode = 1;
+  },
+);

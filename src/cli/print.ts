@@ -1,0 +1,188 @@
+import path from 'node:path';
+import { formatBytes, formatDuration } from '../core/format.ts';
+import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
+
+export interface PrinterOptions {
+  json: boolean;
+  verbose: boolean;
+  quiet: boolean;
+  color: boolean;
+  /** Show a live progress line on stderr (a terminal, not --json, not --quiet). */
+  progress: boolean;
+  out: (s: string) => void;
+  err: (s: string) => void;
+  cwd: string;
+}
+
+/** Any event the commands emit, sync's and verify's. */
+export type PrintableEvent = SyncEvent | { type: string; [k: string]: unknown };
+
+const paint = (on: boolean) => (code: number) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
+
+export function createPrinter(o: PrinterOptions) {
+  const c = paint(o.color);
+  const green = c(32);
+  const red = c(31);
+  const yellow = c(33);
+  const dim = c(2);
+  const bold = c(1);
+  let outputRoot = o.cwd;
+  const shown = (p: string) => rel(path.join(outputRoot, p));
+  const rel = (p: string) => {
+    const r = path.relative(o.cwd, p);
+    return r && !r.startsWith('..') ? r : p;
+  };
+
+  // One progress line on stderr, rewritten in place; cleared before any other output.
+  const active = new Map<string, { received: number; total: number | null; started: number }>();
+  let progressShown = false;
+  let lastDraw = 0;
+  const clearProgress = () => {
+    if (progressShown) {
+      o.err('\r\x1b[2K');
+      progressShown = false;
+    }
+  };
+  const drawProgress = () => {
+    const now = Date.now();
+    if (now - lastDraw < 100) return;
+    lastDraw = now;
+    const parts = [...active].map(([name, p]) => {
+      const rate = p.received / Math.max(0.001, (now - p.started) / 1000);
+      const pct = p.total ? ` ${Math.floor((p.received / p.total) * 100)}%` : '';
+      const eta = p.total && rate > 0 ? ` ETA ${formatDuration(((p.total - p.received) / rate) * 1000)}` : '';
+      return `${name} ${formatBytes(p.received)}${p.total ? `/${formatBytes(p.total)}` : ''}${pct} ${formatBytes(rate)}/s${eta}`;
+    });
+    const cols = process.stderr.columns || 100;
+    o.err(`\r\x1b[2K${dim(`↓ ${parts.join(' · ')}`.slice(0, cols - 1))}`);
+    progressShown = true;
+  };
+
+  const printError = (e: ErrorInfo, indent: string) => {
+    o.err(`${indent}${red('error:')} ${e.message}\n`);
+    if (e.hint) o.err(`${indent}${dim('hint:')} ${e.hint}\n`);
+  };
+
+  const line = (s: string) => {
+    clearProgress();
+    o.out(`${s}\n`);
+  };
+
+  return {
+    event(ev: PrintableEvent) {
+      if (o.json) {
+        if (ev.type === 'check' && !o.verbose) return;
+        o.out(`${JSON.stringify(ev)}\n`);
+        return;
+      }
+      const e = ev as SyncEvent;
+      switch (e.type) {
+        case 'start':
+          outputRoot = e.output;
+          if (o.verbose) line(dim(`store ${e.store}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
+          return;
+        case 'check':
+          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
+          return;
+        case 'download':
+          if (o.progress) active.set(e.name, { received: 0, total: e.size, started: Date.now() });
+          if (o.verbose) line(dim(`  GET ${e.url} (${e.reason}${e.size !== null ? `, ${formatBytes(e.size)}` : ''})`));
+          return;
+        case 'progress': {
+          const p = active.get(e.name);
+          if (!p || !o.progress) return;
+          p.received = e.received;
+          p.total = e.total;
+          drawProgress();
+          return;
+        }
+        case 'waiting':
+          clearProgress();
+          o.err(`${yellow('waiting')} for ${e.lockFile} (held by ${e.holder}; another hoard is fetching ${e.name})\n`);
+          return;
+        case 'warning':
+          clearProgress();
+          if (!o.quiet || o.verbose) o.err(`${yellow('warning:')} ${e.name ? `${e.name}: ` : ''}${e.message}\n`);
+          return;
+        case 'plan': {
+          if (o.quiet && e.inSync) return;
+          const what: string[] = [];
+          const blobWords: Record<string, string> = {
+            fetch: 'download', refetch: `re-download (corrupt blob: ${e.blobReason ?? '?'})`, force: 're-download (--force)',
+            adopt: 'copy the verified output back into the store', lock: 'download and lock (no digest yet)',
+          };
+          const outWords: Record<string, string> = {
+            link: 'link', relink: `relink (${e.outputReason ?? 'outdated'})`, replace: `replace (--force: ${e.outputReason ?? ''})`,
+            conflict: `conflict: ${e.outputReason ?? 'someone else\'s file'}`, check: 'compare the existing file once locked',
+          };
+          if (e.blob !== 'none') what.push(blobWords[e.blob] ?? e.blob);
+          if (e.output !== 'none') what.push(outWords[e.output] ?? e.output);
+          const state = e.inSync ? green('in sync') : e.output === 'conflict' ? red(what.join(', ')) : yellow(what.join(', '));
+          line(`${bold(e.name)}  ${state}  ${dim(shown(e.path))}`);
+          return;
+        }
+        case 'artifact': {
+          active.delete(e.name);
+          if (o.quiet && !e.error) return;
+          const parts: string[] = [];
+          const blobWords: Record<string, string> = {
+            cached: 'cached', downloaded: `downloaded ${formatBytes(e.bytesDownloaded)}`,
+            redownloaded: `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`,
+            adopted: 'restored to the store from the output', failed: 'failed', skipped: 'skipped',
+          };
+          parts.push(blobWords[e.blob] ?? e.blob);
+          if (e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') parts.push(`${e.output} (${e.method})`);
+          else if (e.output === 'present') parts.push('up to date');
+          else if (e.output === 'conflict') parts.push('conflict');
+          const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict';
+          const text = parts.join(', ');
+          line(`${bold(e.name)}  ${bad ? red(text) : e.blob === 'cached' && e.output === 'present' ? green(text) : text}  ${dim(shown(e.path))}`);
+          if (e.error) printError(e.error, '  ');
+          return;
+        }
+        case 'summary': {
+          if (o.quiet) return;
+          const s = e;
+          if (s.outOfSync !== undefined) {
+            line(
+              `${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${s.outOfSync === 0 ? green('all in sync') : yellow(`${s.outOfSync} out of sync`)}` +
+                `${s.conflicts ? `, ${red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`)}` : ''} ${dim(`(${formatDuration(s.elapsedMs)})`)}`,
+            );
+            return;
+          }
+          const bits = [
+            `${s.hits} hit${s.hits === 1 ? '' : 's'}`,
+            `${s.misses} miss${s.misses === 1 ? '' : 'es'}`,
+            `${formatBytes(s.bytesDownloaded)} downloaded`,
+            `${formatBytes(s.bytesSaved)} saved`,
+          ];
+          if (s.failed) bits.push(red(`${s.failed} failed`));
+          if (s.conflicts) bits.push(red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`));
+          line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${s.manifestUpdated ? dim(' · hoard.json updated') : ''}`);
+          return;
+        }
+        default:
+          if (o.verbose || !o.quiet) {
+            const g = ev as { type: string; text?: string };
+            if (g.text) line(g.text);
+          }
+      }
+    },
+    /** A fatal error that ends the command. */
+    fatal(e: ErrorInfo, stack?: string) {
+      clearProgress();
+      if (o.json) o.out(`${JSON.stringify({ type: 'error', ...e })}\n`);
+      o.err(`${red('hoard: error:')} ${e.message}\n`);
+      if (e.hint) o.err(`${dim('hint:')} ${e.hint}\n`);
+      if (stack) o.err(`${dim(stack)}\n`);
+    },
+    info(text: string) {
+      if (o.json || o.quiet) return;
+      line(text);
+    },
+    finish() {
+      clearProgress();
+    },
+  };
+}
+export type Printer = ReturnType<typeof createPrinter>;

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { isErrno } from './errors.ts';
+
+/** A unique name beside `target`, on the same filesystem, hidden from globbing. */
+export function tempPathBeside(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.hoard-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Writes `data` to `target` atomically (temp file beside it, then rename), and only when
+ * the bytes differ from what is there. Returns whether the file was written.
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<boolean> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  try {
+    const current = await fs.readFile(target);
+    if (current.equals(bytes)) return false;
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  const tmp = tempPathBeside(target);
+  try {
+    await fs.writeFile(tmp, bytes, { mode, flag: 'wx' });
+    await fs.rename(tmp, target);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  return true;
+}
+
+export async function statOrNull(p: string): Promise<import('node:fs').BigIntStats | null> {
+  try {
+    return await fs.lstat(p, { bigint: true });
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
+    throw err;
+  }
+}
+
+/** True when `child` is `parent` or inside it (both absolute, already resolved). */
+export function isInside(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}

@@ -1,0 +1,157 @@
+/**
+ * A strict JSON parser that, unlike JSON.parse, rejects duplicate object keys and
+ * remembers where each value starts, so errors can name a line and column.
+ */
+export interface Position {
+  line: number; // 1-based
+  column: number; // 1-based
+}
+
+export class JsonSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly position: Position,
+    readonly pointer?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ParsedJson {
+  value: unknown;
+  /** JSON pointer ('' for the root) → where its value starts. */
+  positions: Map<string, Position>;
+}
+
+export function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function parseJson(text: string): ParsedJson {
+  let i = 0;
+  const positions = new Map<string, Position>();
+  // Line starts, for turning offsets into line/column only when needed.
+  const lineStarts = [0];
+  for (let k = 0; k < text.length; k++) if (text.charCodeAt(k) === 10) lineStarts.push(k + 1);
+
+  const posAt = (offset: number): Position => {
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: offset - lineStarts[lo]! + 1 };
+  };
+  const fail = (message: string, at = i, pointer?: string): never => {
+    throw new JsonSyntaxError(message, posAt(at), pointer);
+  };
+  const ws = () => {
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 10 || c === 13 || c === 9) i++;
+      else break;
+    }
+  };
+  const describe = (at: number) => (at >= text.length ? 'end of file' : JSON.stringify(text[at]));
+
+  const parseString = (): string => {
+    const start = i;
+    i++; // opening quote
+    let simple = true;
+    for (;;) {
+      if (i >= text.length) fail('unterminated string', start);
+      const c = text.charCodeAt(i);
+      if (c === 34) break;
+      if (c < 0x20) fail('control character in string');
+      if (c === 92) {
+        simple = false;
+        i += 2;
+        continue;
+      }
+      i++;
+    }
+    i++;
+    const raw = text.slice(start, i);
+    if (simple) return raw.slice(1, -1);
+    try {
+      return JSON.parse(raw) as string;
+    } catch {
+      return fail('invalid escape in string', start);
+    }
+  };
+
+  const parseValue = (pointer: string): unknown => {
+    ws();
+    positions.set(pointer, posAt(i));
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const obj: Record<string, unknown> = {};
+      const seen = new Set<string>();
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail(`expected a property name in double quotes, found ${describe(i)}`);
+        const keyAt = i;
+        const key = parseString();
+        const child = `${pointer}/${escapePointer(key)}`;
+        if (seen.has(key)) fail(`duplicate key ${JSON.stringify(key)}`, keyAt, child);
+        seen.add(key);
+        ws();
+        if (text[i] !== ':') fail(`expected ':' after ${JSON.stringify(key)}, found ${describe(i)}`);
+        i++;
+        const v = parseValue(child);
+        Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return obj;
+        }
+        fail(`expected ',' or '}', found ${describe(i)}`);
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr: unknown[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(parseValue(`${pointer}/${arr.length}`));
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return arr;
+        }
+        fail(`expected ',' or ']', found ${describe(i)}`);
+      }
+    }
+    if (c === '"') return parseString();
+    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 64));
+    if (!m) return fail(`unexpected ${describe(i)}`);
+    i += m[0].length;
+    return JSON.parse(m[0]);
+  };
+
+  if (text.charCodeAt(0) === 0xfeff) i = 1; // tolerate a BOM
+  const value = parseValue('');
+  ws();
+  if (i < text.length) fail(`unexpected ${describe(i)} after the end of the document`);
+  return { value, positions };
+}

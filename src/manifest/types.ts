@@ -1,0 +1,53 @@
+import type { Checksums, Digest } from '../core/digest.ts';
+
+export type LinkMode = 'auto' | 'reflink' | 'hardlink' | 'copy';
+export const LINK_MODES: readonly LinkMode[] = ['auto', 'reflink', 'hardlink', 'copy'];
+
+/** One entry of `artifacts` as it is written in hoard.json. */
+export interface ArtifactEntry {
+  url: string;
+  mirrors?: string[];
+  path?: string;
+  digest?: Digest;
+  size?: number;
+  checksums?: Checksums;
+  image?: string;
+  headers?: Record<string, string>;
+  link?: LinkMode;
+  executable?: boolean;
+}
+
+/** hoard.json as written. */
+export interface ManifestDoc {
+  $schema?: string;
+  version: 1;
+  output?: string;
+  artifacts: Record<string, ArtifactEntry>;
+}
+
+/** A loaded, validated manifest. */
+export interface Manifest {
+  /** Absolute path of hoard.json. */
+  file: string;
+  /** Folder holding it; `output` is relative to this. */
+  dir: string;
+  doc: ManifestDoc;
+  /** The bytes read, so a write can tell whether anything changed. */
+  text: string;
+}
+
+/** An artifact with every default applied, ready for planning. */
+export interface Artifact {
+  name: string;
+  url: string;
+  mirrors: string[];
+  /** Path relative to the output folder (forward slashes). */
+  path: string;
+  digest?: Digest;
+  size?: number;
+  checksums: Checksums;
+  image?: string;
+  headers: Record<string, string>;
+  link: LinkMode;
+  executable: boolean;
+}

@@ -1,0 +1,46 @@
+import { writeFileAtomic } from '../core/fsutil.ts';
+import type { ArtifactEntry, Manifest, ManifestDoc } from './types.ts';
+
+const ARTIFACT_KEYS: ReadonlyArray<keyof ArtifactEntry> = [
+  'url', 'mirrors', 'path', 'digest', 'size', 'checksums', 'image', 'headers', 'link', 'executable',
+];
+const CHECKSUM_KEYS = ['sha512', 'sha256', 'sha1', 'md5'] as const;
+
+/**
+ * The one canonical text of a manifest: fixed key order, artifacts sorted by name,
+ * 2-space indent, one trailing newline. Each artifact spans its own lines, so two
+ * people adding different artifacts touch different hunks.
+ */
+export function serializeManifest(doc: ManifestDoc): string {
+  const artifacts: Record<string, unknown> = {};
+  for (const name of Object.keys(doc.artifacts).sort()) {
+    const entry = doc.artifacts[name]!;
+    const out: Record<string, unknown> = {};
+    for (const key of ARTIFACT_KEYS) {
+      const v = entry[key];
+      if (v === undefined) continue;
+      if (key === 'checksums') {
+        const sums: Record<string, string> = {};
+        for (const a of CHECKSUM_KEYS) if (entry.checksums?.[a]) sums[a] = entry.checksums[a]!;
+        out[key] = sums;
+      } else out[key] = v;
+    }
+    artifacts[name] = out;
+  }
+  const top: Record<string, unknown> = {};
+  if (doc.$schema !== undefined) top.$schema = doc.$schema;
+  top.version = doc.version;
+  if (doc.output !== undefined) top.output = doc.output;
+  top.artifacts = artifacts;
+  return `${JSON.stringify(top, null, 2)}\n`;
+}
+
+/** Writes the manifest canonically and atomically, only when its bytes change. */
+export async function writeManifest(manifest: Manifest, doc: ManifestDoc): Promise<boolean> {
+  const text = serializeManifest(doc);
+  if (text === manifest.text) return false;
+  const written = await writeFileAtomic(manifest.file, text);
+  manifest.text = text;
+  manifest.doc = doc;
+  return written;
+}

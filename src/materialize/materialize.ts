@@ -1,0 +1,96 @@
+import { promises as fs, constants } from 'node:fs';
+import path from 'node:path';
+import { HoardError, isErrno } from '../core/errors.ts';
+import { isInside, tempPathBeside } from '../core/fsutil.ts';
+import type { LinkMode } from '../manifest/types.ts';
+
+export type LinkMethod = 'reflink' | 'hardlink' | 'copy';
+
+export interface MaterializeRequest {
+  blob: string;
+  /** The output folder; `relPath` must stay inside it, symlinks included. */
+  outputRoot: string;
+  relPath: string;
+  link: LinkMode;
+  executable: boolean;
+}
+
+export interface Materializer {
+  /** Puts the blob's content at outputRoot/relPath atomically; returns how. */
+  materialize(req: MaterializeRequest): Promise<{ method: LinkMethod; target: string }>;
+}
+
+/** errno codes that mean "this filesystem (pair) cannot do that", not "something broke". */
+const UNSUPPORTED = ['EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EINVAL', 'ENOSYS', 'EMLINK', 'ENOTTY'];
+
+/** Resolves outputRoot/relPath, creating its folder, and refuses anything that leaves outputRoot. */
+export async function prepareTarget(outputRoot: string, relPath: string): Promise<string> {
+  const target = path.resolve(outputRoot, relPath);
+  if (!isInside(outputRoot, target) || target === outputRoot) {
+    throw new HoardError('E_PATH', `${relPath} leaves the output folder ${outputRoot}`, { details: { path: relPath } });
+  }
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  const [realRoot, realParent] = await Promise.all([fs.realpath(outputRoot), fs.realpath(path.dirname(target))]);
+  if (!isInside(realRoot, realParent)) {
+    throw new HoardError('E_PATH', `${relPath} leads outside the output folder ${outputRoot} through a symbolic link`, {
+      hint: `remove the link at ${path.dirname(target)} or choose another path`,
+      details: { path: relPath },
+    });
+  }
+  return target;
+}
+
+export function createMaterializer(): Materializer {
+  // What failed on which destination filesystem, remembered for the rest of the run.
+  const unsupported = new Map<bigint, Set<LinkMethod>>();
+
+  const attempt = async (method: LinkMethod, blob: string, tmp: string, executable: boolean) => {
+    if (method === 'reflink') await fs.copyFile(blob, tmp, constants.COPYFILE_FICLONE_FORCE);
+    else if (method === 'hardlink') await fs.link(blob, tmp);
+    else await fs.copyFile(blob, tmp);
+    if (method !== 'hardlink') await fs.chmod(tmp, executable ? 0o755 : 0o644);
+  };
+
+  return {
+    async materialize(req) {
+      const target = await prepareTarget(req.outputRoot, req.relPath);
+      const dev = (await fs.stat(path.dirname(target), { bigint: true })).dev;
+      const failed = unsupported.get(dev) ?? new Set<LinkMethod>();
+      unsupported.set(dev, failed);
+
+      const methods: LinkMethod[] =
+        req.link === 'auto' ? (['reflink', 'hardlink', 'copy'] as const).filter((m) => !(m === 'hardlink' && req.executable)) : [req.link];
+      const tmp = tempPathBeside(target);
+      try {
+        for (const method of methods) {
+          if (req.link === 'auto' && failed.has(method) && method !== 'copy') continue;
+          try {
+            await attempt(method, req.blob, tmp, req.executable);
+          } catch (err) {
+            await fs.rm(tmp, { force: true });
+            if (!isErrno(err, ...UNSUPPORTED) || method === 'copy') throw err;
+            failed.add(method);
+            if (req.link !== 'auto') {
+              throw new HoardError('E_LINK', `cannot ${method} ${req.relPath}: ${(err as Error).message}`, {
+                hint: `the store and the output folder do not support ${method} here; use "link": "auto" or "copy"`,
+                cause: err,
+              });
+            }
+            continue;
+          }
+          await fs.rename(tmp, target);
+          return { method, target };
+        }
+        throw new HoardError('E_LINK', `no link method worked for ${req.relPath}`);
+      } catch (err) {
+        if (isErrno(err, 'EISDIR')) {
+          throw new HoardError('E_CONFLICT', `${target} is a folder; hoard will not replace it`, { hint: 'move it away, or choose another path' });
+        }
+        throw err;
+      } finally {
+        // Also covers rename() onto a hard link of the same inode, which succeeds without removing tmp.
+        await fs.rm(tmp, { force: true });
+      }
+    },
+  };
+}

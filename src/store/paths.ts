@@ -1,0 +1,20 @@
+import path from 'node:path';
+import { digestHex, type Digest } from '../core/digest.ts';
+
+/** The store's folders (layout v1, see DESIGN: the store). */
+export function storeLayout(root: string) {
+  const v1 = path.join(root, 'v1');
+  return {
+    root,
+    v1,
+    blobs: path.join(v1, 'blobs', 'sha256'),
+    tmp: path.join(v1, 'tmp'),
+    locks: path.join(v1, 'locks'),
+    state: path.join(v1, 'state'),
+  };
+}
+
+/** The one function that maps a digest to where its blob lives. */
+export function blobPath(root: string, digest: Digest): string {
+  return path.join(root, 'v1', 'blobs', 'sha256', digestHex(digest));
+}

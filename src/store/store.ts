@@ -1,0 +1,273 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs, statSync, type BigIntStats } from 'node:fs';
+import path from 'node:path';
+import { digestHex, MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { HoardError, isErrno } from '../core/errors.ts';
+import { hashFile } from '../core/hashfile.ts';
+import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
+import { acquireLock, type LockWaitInfo } from './lock.ts';
+import { blobPath, storeLayout } from './paths.ts';
+import { StateFile } from './state-file.ts';
+
+/** What a blob must be: its digest (when locked), size and extra checksums. */
+export interface Expected {
+  digest?: Digest;
+  size?: number;
+  checksums?: Checksums;
+}
+
+export type BlobCheck =
+  | { state: 'ok'; path: string; rehashed: boolean; stat: BigIntStats }
+  | { state: 'missing'; path: string }
+  | { state: 'corrupt'; path: string; found: Digest | null; reason: string; stat?: BigIntStats };
+
+/** Where bytes go while they arrive: a temp file in the store, hashed as it is written. */
+export interface BlobWriter {
+  readonly tmpPath: string;
+  readonly bytesWritten: number;
+  write(chunk: Uint8Array): Promise<void> | void;
+  /** Verifies everything in `expected` and publishes the blob; the digest it is stored under. */
+  commit(expected: Expected, opts?: { replace?: boolean }): Promise<Digest>;
+  /** Drops the temp file. Safe to call after commit or twice. */
+  abort(): Promise<void>;
+}
+
+export interface Store {
+  readonly root: string;
+  blobPath(digest: Digest): string;
+  /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
+  check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
+  /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
+  touchVerified(digest: Digest): Promise<void>;
+  remove(digest: Digest): Promise<void>;
+  createWriter(algorithms?: Iterable<ChecksumAlgorithm>): Promise<BlobWriter>;
+  /** Copies a local file into the store, verified against `expected`. */
+  ingestFile(file: string, expected?: Expected): Promise<Digest>;
+  lock(digest: Digest, onWait?: (info: LockWaitInfo) => void): Promise<() => Promise<void>>;
+  /** Every digest in the store. */
+  list(): Promise<Digest[]>;
+  /** Persists fingerprints recorded by this process. */
+  flush(): Promise<void>;
+}
+
+/** Writes are batched into buffers of this size before they reach the disk. */
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+export function integrityError(what: string, expected: Expected, found: { digest: Digest; size: number; checksums: Checksums }, source?: string): HoardError | null {
+  let problem: string | null = null;
+  if (expected.size !== undefined && found.size < expected.size) problem = `too short: ${found.size} of ${expected.size} bytes`;
+  else if (expected.size !== undefined && found.size > expected.size) problem = `too long: ${found.size} bytes, expected ${expected.size}`;
+  else if (expected.digest && expected.digest !== found.digest) problem = `digest mismatch: expected ${expected.digest}, got ${found.digest}`;
+  else {
+    for (const [alg, hex] of Object.entries(expected.checksums ?? {})) {
+      const got = found.checksums[alg as ChecksumAlgorithm];
+      if (hex && got !== hex) {
+        problem = `${alg} mismatch: expected ${hex}, got ${got}`;
+        break;
+      }
+    }
+  }
+  if (!problem) return null;
+  return new HoardError('E_INTEGRITY', `${what} ${problem}`, {
+    hint: source ? `the server at ${source} sent other bytes than the manifest records; if the artifact really changed upstream, remove its digest and size from hoard.json and sync again` : undefined,
+    details: { expected: expected.digest, found: found.digest, expectedSize: expected.size, foundSize: found.size },
+  });
+}
+
+export function openStore(root: string): Store {
+  const layout = storeLayout(path.resolve(root));
+  const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'));
+
+  const ensureDirs = async () => {
+    await fs.mkdir(layout.blobs, { recursive: true });
+    await fs.mkdir(layout.tmp, { recursive: true });
+  };
+
+  const publish = async (tmp: string, digest: Digest, replace = false): Promise<void> => {
+    await fs.chmod(tmp, 0o444);
+    const dest = blobPath(layout.root, digest);
+    if (replace) await fs.rename(tmp, dest);
+    else {
+      try {
+        // link, not rename: an existing blob (another process won the race) is kept.
+        await fs.link(tmp, dest);
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err;
+      }
+    }
+    await fs.rm(tmp, { force: true });
+    const st = await fs.stat(dest, { bigint: true });
+    verified.set(digestHex(digest), blobFingerprint(st));
+  };
+
+  const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = []): Promise<BlobWriter> => {
+    await ensureDirs();
+    const tmpPath = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+    const fh = await fs.open(tmpPath, 'wx', 0o644);
+    const hash = new MultiHash(algorithms);
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let pending: Promise<void> | null = null;
+    let closed = false;
+    let failed: unknown = null;
+
+    const writeAll = async (bufs: Uint8Array[], total: number): Promise<void> => {
+      let written = 0;
+      while (written < total) {
+        const { bytesWritten } = await fh.writev(written === 0 ? bufs : remainder(bufs, written));
+        if (bytesWritten === 0) throw new Error('write returned 0 bytes');
+        written += bytesWritten;
+      }
+    };
+    const flushBatch = (): void => {
+      if (batchBytes === 0) return;
+      const bufs = batch;
+      const total = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      pending = writeAll(bufs, total).catch((err) => {
+        failed = err;
+      });
+    };
+    const drain = async () => {
+      if (pending) await pending;
+      pending = null;
+      if (failed) throw storeWriteError(failed, tmpPath);
+    };
+    const close = async () => {
+      if (!closed) {
+        closed = true;
+        await fh.close();
+      }
+    };
+
+    return {
+      tmpPath,
+      get bytesWritten() {
+        return hash.size;
+      },
+      write(chunk) {
+        hash.update(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.byteLength;
+        if (batchBytes < BATCH_BYTES) return;
+        // One batch on its way to the disk while the next one fills: at most two in memory.
+        if (pending) return drain().then(flushBatch);
+        flushBatch();
+      },
+      async commit(expected, opts = {}) {
+        try {
+          flushBatch();
+          await drain();
+          await close();
+          const found = { ...hash.digest(), size: hash.size };
+          const err = integrityError('download is', expected, found);
+          if (err) throw err;
+          await publish(tmpPath, found.digest, opts.replace);
+          return found.digest;
+        } finally {
+          await close().catch(() => {});
+          await fs.rm(tmpPath, { force: true });
+        }
+      },
+      async abort() {
+        await drain().catch(() => {});
+        await close().catch(() => {});
+        await fs.rm(tmpPath, { force: true });
+      },
+    };
+  };
+
+  const store: Store = {
+    root: layout.root,
+    blobPath: (digest) => blobPath(layout.root, digest),
+
+    async check(digest, opts = {}) {
+      const p = blobPath(layout.root, digest);
+      // Synchronous on purpose: a no-op sync stats every blob, and a thread-pool round trip
+      // per stat costs more than the stat.
+      const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return { state: 'missing', path: p };
+      if (!st.isFile()) return { state: 'corrupt', path: p, found: null, reason: 'not a regular file' };
+      if (opts.size !== undefined && st.size !== BigInt(opts.size)) {
+        return { state: 'corrupt', path: p, found: null, reason: `size ${st.size}, expected ${opts.size}`, stat: st };
+      }
+      const fp = blobFingerprint(st);
+      if (!opts.verify && (await verified.get(digestHex(digest))) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
+      const { digest: found } = await hashFile(p);
+      if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
+      if ((st.mode & 0o222n) !== 0n) await fs.chmod(p, 0o444).catch(() => {});
+      const after = await fs.stat(p, { bigint: true });
+      verified.set(digestHex(digest), blobFingerprint(after));
+      return { state: 'ok', path: p, rehashed: true, stat: after };
+    },
+
+    async touchVerified(digest) {
+      const st = await fs.stat(blobPath(layout.root, digest), { bigint: true });
+      verified.set(digestHex(digest), blobFingerprint(st));
+    },
+
+    async remove(digest) {
+      await fs.rm(blobPath(layout.root, digest), { force: true });
+      verified.set(digestHex(digest), undefined);
+    },
+
+    createWriter,
+
+    async ingestFile(file, expected = {}) {
+      const algorithms = Object.keys(expected.checksums ?? {}) as ChecksumAlgorithm[];
+      await ensureDirs();
+      const tmp = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+      try {
+        await fs.copyFile(file, tmp, fs.constants.COPYFILE_FICLONE);
+        const found = await hashFile(tmp, algorithms);
+        const err = integrityError(`${file} is`, expected, found);
+        if (err) throw err;
+        await publish(tmp, found.digest);
+        return found.digest;
+      } finally {
+        await fs.rm(tmp, { force: true });
+      }
+    },
+
+    lock(digest, onWait) {
+      return acquireLock(path.join(layout.locks, `${digestHex(digest)}.lock`), { onWait });
+    },
+
+    async list() {
+      try {
+        const names = await fs.readdir(layout.blobs);
+        return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return [];
+        throw err;
+      }
+    },
+
+    flush: () => verified.flush(),
+  };
+  return store;
+}
+
+function remainder(bufs: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+function storeWriteError(err: unknown, tmpPath: string): HoardError {
+  if (isErrno(err, 'ENOSPC')) {
+    return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, {
+      hint: 'free some space (or point --store at a larger disk) and sync again',
+      cause: err,
+    });
+  }
+  return new HoardError('E_STORE', `cannot write ${tmpPath}: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,75 @@
+import type { Digest } from '../core/digest.ts';
+import type { LinkMethod } from '../materialize/materialize.ts';
+import type { BlobAction, OutputAction } from './plan.ts';
+
+/** What happened to an artifact's blob in the store. */
+export type BlobOutcome =
+  | 'cached' // already in the store, verified (by fingerprint or re-hash)
+  | 'downloaded'
+  | 'redownloaded' // the stored blob was corrupt, or --force
+  | 'adopted' // put back into the store from a verified output file, no network
+  | 'failed'
+  | 'skipped'; // --dry-run
+
+/** What happened to its output file. */
+export type OutputOutcome =
+  | 'present' // already in place, nothing done
+  | 'linked' // created
+  | 'relinked' // replaced hoard's older or damaged file
+  | 'replaced' // replaced someone else's file, with --force
+  | 'conflict' // someone else's file is in the way
+  | 'failed'
+  | 'skipped';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+export type SyncEvent =
+  | { type: 'start'; artifacts: number; store: string; output: string; dryRun: boolean }
+  | {
+      type: 'plan';
+      name: string;
+      path: string;
+      inSync: boolean;
+      blob: BlobAction;
+      output: OutputAction;
+      blobReason?: string;
+      outputReason?: string;
+    }
+  | { type: 'check'; name: string; subject: 'blob' | 'output'; path: string; result: string }
+  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' }
+  | { type: 'progress'; name: string; received: number; total: number | null }
+  | { type: 'waiting'; name: string; lockFile: string; holder: string }
+  | { type: 'warning'; name?: string; message: string }
+  | {
+      type: 'artifact';
+      name: string;
+      path: string;
+      digest: Digest | null;
+      size: number | null;
+      blob: BlobOutcome;
+      output: OutputOutcome;
+      method?: LinkMethod;
+      reason?: string;
+      bytesDownloaded: number;
+      error?: ErrorInfo;
+    }
+  | {
+      type: 'summary';
+      artifacts: number;
+      hits: number;
+      misses: number;
+      failed: number;
+      conflicts: number;
+      bytesDownloaded: number;
+      bytesSaved: number;
+      elapsedMs: number;
+      manifestUpdated: boolean;
+      /** status and --dry-run: how many artifacts are not in sync. */
+      outOfSync?: number;
+    };
+
+export type Emit = (event: SyncEvent) => void;

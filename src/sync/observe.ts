@@ -1,0 +1,91 @@
+import { lstatSync } from 'node:fs';
+import path from 'node:path';
+import type { Digest } from '../core/digest.ts';
+import { hashFile } from '../core/hashfile.ts';
+import type { Artifact } from '../manifest/types.ts';
+import { fileFingerprint, type Fingerprint } from '../store/fingerprint.ts';
+import type { Store } from '../store/store.ts';
+import type { Emit } from './events.ts';
+import type { SyncState } from './state.ts';
+
+export type BlobState = 'ok' | 'missing' | 'corrupt' | 'unlocked';
+/**
+ * ok: has the artifact's content (and mode). missing: nothing there.
+ * stale: hoard's own file, from another digest or damaged, or a hard link where a copy is wanted.
+ * foreign: a file hoard did not put there, with other content; or not a regular file.
+ * unknown: there is a file but the entry has no digest yet to compare with.
+ */
+export type OutputState = 'ok' | 'missing' | 'stale' | 'foreign' | 'unknown';
+
+export interface Observed {
+  target: string;
+  blob: BlobState;
+  blobReason?: string;
+  output: OutputState;
+  outputReason?: string;
+  /** A fingerprint to remember for the output, when it was re-hashed and found right. */
+  outputFp?: Fingerprint;
+}
+
+export interface ObserveContext {
+  store: Store;
+  state: SyncState;
+  outputRoot: string;
+  verify: boolean;
+  emit: Emit;
+}
+
+/** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
+export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
+  const target = path.resolve(ctx.outputRoot, a.path);
+  const check = (subject: 'blob' | 'output', p: string, result: string) => ctx.emit({ type: 'check', name: a.name, subject, path: p, result });
+
+  let blob: BlobState = 'unlocked';
+  let blobReason: string | undefined;
+  let blobIno: bigint | null = null;
+  if (a.digest) {
+    const c = await ctx.store.check(a.digest, { verify: ctx.verify, ...(a.size !== undefined ? { size: a.size } : {}) });
+    blob = c.state;
+    if (c.state === 'ok') {
+      blobIno = c.stat.ino;
+      check('blob', c.path, c.rehashed ? 're-hashed, digest matches' : 'fingerprint matches, trusted');
+    } else if (c.state === 'corrupt') {
+      blobReason = c.reason;
+      blobIno = c.stat?.ino ?? null;
+      check('blob', c.path, `corrupt: ${c.reason}`);
+    } else check('blob', c.path, 'missing');
+  }
+
+  // lstat: a symbolic link at the output path is someone else's, whatever it points to.
+  const lst = lstatSync(target, { bigint: true, throwIfNoEntry: false });
+  const result = (output: OutputState, reason?: string, outputFp?: Fingerprint): Observed => {
+    check('output', target, reason ? `${output}: ${reason}` : output);
+    return { target, blob, ...(blobReason ? { blobReason } : {}), output, ...(reason ? { outputReason: reason } : {}), ...(outputFp ? { outputFp } : {}) };
+  };
+  if (!lst) return result('missing');
+  if (!lst.isFile()) return result('foreign', lst.isSymbolicLink() ? 'a symbolic link' : lst.isDirectory() ? 'a folder' : 'not a regular file');
+  const modeOk = (lst.mode & 0o111n) !== 0n === a.executable;
+
+  if (blobIno !== null && lst.ino === blobIno) {
+    // A hard link of the blob: its content is the blob's.
+    if (blob !== 'ok') return result('stale', 'a hard link of a corrupt blob');
+    if (a.link === 'copy' || a.link === 'reflink' || a.executable) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
+    return result('ok', 'hard link of the blob');
+  }
+  if (!a.digest) return result('unknown', 'the entry has no digest yet');
+
+  const record = await ctx.state.outputs.get(target);
+  const fp = fileFingerprint(lst);
+  let content: Digest | null;
+  if (record && record.fp === fp && !ctx.verify) content = record.digest;
+  else if (a.size !== undefined && lst.size !== BigInt(a.size) && !record) content = null; // not ours, not right: no need to read it
+  else content = (await hashFile(target)).digest;
+
+  if (content === a.digest) {
+    if (!modeOk) return result('stale', a.executable ? 'not executable' : 'executable');
+    const trusted = record?.fp === fp && !ctx.verify;
+    return result('ok', trusted ? 'fingerprint matches' : 're-hashed, digest matches', trusted ? undefined : fp);
+  }
+  if (record && (record.fp === fp || content === record.digest)) return result('stale', `hoard's file from ${record.digest.slice(0, 19)}…`);
+  return result('foreign', "a file hoard did not put there, with other content");
+}

@@ -1,0 +1,21 @@
+import path from 'node:path';
+import type { Digest } from '../core/digest.ts';
+import type { Fingerprint } from '../store/fingerprint.ts';
+import { storeLayout } from '../store/paths.ts';
+import { StateFile } from '../store/state-file.ts';
+
+/** What hoard wrote at an output path: the digest, and the file's fingerprint just after. */
+export interface OutputRecord {
+  digest: Digest;
+  fp: Fingerprint;
+}
+
+/** Output files hoard made (keyed by absolute path), and the manifests that use the store. */
+export function openSyncState(storeRoot: string) {
+  const { state, locks } = storeLayout(storeRoot);
+  return {
+    outputs: new StateFile<OutputRecord>(path.join(state, 'outputs.json'), path.join(locks, 'state-outputs.lock')),
+    manifests: new StateFile<{ added: string }>(path.join(state, 'manifests.json'), path.join(locks, 'state-manifests.lock')),
+  };
+}
+export type SyncState = ReturnType<typeof openSyncState>;

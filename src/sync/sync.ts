@@ -1,0 +1,153 @@
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { HoardError } from '../core/errors.ts';
+import { isInside } from '../core/fsutil.ts';
+import { resolveArtifacts } from '../manifest/load.ts';
+import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
+import { writeManifest } from '../manifest/write.ts';
+import { createMaterializer } from '../materialize/materialize.ts';
+import { openStore } from '../store/store.ts';
+import { apply, type ArtifactEvent } from './apply.ts';
+import type { Emit, SyncEvent } from './events.ts';
+import { observe } from './observe.ts';
+import { plan, type ArtifactPlan } from './plan.ts';
+import { openSyncState } from './state.ts';
+
+export interface SyncOptions {
+  manifest: Manifest;
+  storeRoot: string;
+  /** Absolute output folder from --output; otherwise the manifest's `output`. */
+  output?: string;
+  names?: string[];
+  /** 'status' and 'dry-run' plan and report; nothing is written anywhere. */
+  mode: 'sync' | 'status' | 'dry-run';
+  force?: boolean;
+  frozen?: boolean;
+  verify?: boolean;
+  link?: LinkMode;
+  jobs?: number;
+  env?: Record<string, string | undefined>;
+  emit?: Emit;
+  signal?: AbortSignal;
+}
+
+export type Summary = Extract<SyncEvent, { type: 'summary' }>;
+
+export interface SyncResult {
+  plans: ArtifactPlan[];
+  results: ArtifactEvent[];
+  summary: Summary;
+}
+
+export function outputRootOf(manifest: Manifest, override?: string): string {
+  if (override) return path.resolve(override);
+  const root = path.resolve(manifest.dir, manifest.doc.output ?? 'artifacts');
+  if (!isInside(manifest.dir, root) || root === manifest.dir) {
+    throw new HoardError('E_PATH', `"output" (${manifest.doc.output}) must be a folder inside ${manifest.dir}`, {
+      hint: 'use a relative folder such as "artifacts", or pass --output <dir> on the command line',
+    });
+  }
+  return root;
+}
+
+export function selectArtifacts(manifest: Manifest, names: string[] = [], link?: LinkMode): Artifact[] {
+  const all = resolveArtifacts(manifest.doc);
+  const unknown = names.filter((n) => !(n in manifest.doc.artifacts));
+  if (unknown.length > 0) {
+    throw new HoardError('E_USAGE', `no artifact named ${unknown.map((n) => `"${n}"`).join(', ')} in ${manifest.file}`, {
+      hint: all.length ? `known artifacts: ${all.map((a) => a.name).join(', ')}` : 'the manifest has no artifacts yet; add one with `hoard add <url>`',
+    });
+  }
+  const chosen = names.length ? all.filter((a) => names.includes(a.name)) : all;
+  return link ? chosen.map((a) => ({ ...a, link })) : chosen;
+}
+
+/** The reconcile loop: observe, plan, and (for `sync`) apply. */
+export async function sync(opts: SyncOptions): Promise<SyncResult> {
+  const started = performance.now();
+  const emit: Emit = opts.emit ?? (() => {});
+  const { manifest } = opts;
+  const artifacts = selectArtifacts(manifest, opts.names, opts.link);
+  const outputRoot = outputRootOf(manifest, opts.output);
+
+  if (opts.frozen) {
+    const unlocked = artifacts.filter((a) => !a.digest);
+    if (unlocked.length > 0) {
+      throw new HoardError('E_FROZEN', `--frozen, and ${unlocked.map((a) => `"${a.name}"`).join(', ')} ${unlocked.length > 1 ? 'have' : 'has'} no digest in ${manifest.file}`, {
+        hint: 'run `hoard sync` without --frozen to lock it, and commit hoard.json',
+        details: { artifacts: unlocked.map((a) => a.name) },
+      });
+    }
+  }
+
+  const store = openStore(opts.storeRoot);
+  const state = openSyncState(store.root);
+  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync' });
+
+  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit };
+  const observed = [];
+  for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
+  const plans = plan(observed, { force: opts.force ?? false });
+
+  const summary: Summary = {
+    type: 'summary', artifacts: artifacts.length, hits: 0, misses: 0, failed: 0, conflicts: 0,
+    bytesDownloaded: 0, bytesSaved: 0, elapsedMs: 0, manifestUpdated: false,
+  };
+
+  if (opts.mode !== 'sync') {
+    for (const p of plans) {
+      emit({
+        type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
+        ...(p.observed.blobReason ? { blobReason: p.observed.blobReason } : {}),
+        ...(p.observed.outputReason ? { outputReason: p.observed.outputReason } : {}),
+      });
+      if (p.output === 'conflict') summary.conflicts++;
+    }
+    summary.outOfSync = plans.filter((p) => !p.inSync).length;
+    summary.elapsedMs = Math.round(performance.now() - started);
+    emit(summary);
+    return { plans, results: [], summary };
+  }
+
+  const doc = structuredClone(manifest.doc);
+  let locked = 0;
+  const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
+  let results: ArtifactEvent[];
+  try {
+    results = await apply(plans, {
+      store, state, outputRoot,
+      fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher())),
+      materializer: createMaterializer(),
+      env: opts.env ?? {},
+      jobs: opts.jobs ?? 4,
+      force: opts.force ?? false,
+      emit,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onLocked: (name, digest, size) => {
+        const entry = doc.artifacts[name]!;
+        entry.digest = digest;
+        entry.size = size;
+        locked++;
+      },
+    });
+  } finally {
+    if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
+    // Whatever happened, keep what was verified and what was locked.
+    if (locked > 0) summary.manifestUpdated = await writeManifest(manifest, doc);
+    if (!(await state.manifests.get(manifest.file))) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+    await Promise.all([store.flush(), state.outputs.flush(), state.manifests.flush()]);
+  }
+
+  for (const r of results) {
+    if (r.blob === 'cached' || r.blob === 'adopted') {
+      summary.hits++;
+      summary.bytesSaved += r.size ?? 0;
+    } else if (r.blob === 'downloaded' || r.blob === 'redownloaded') summary.misses++;
+    summary.bytesDownloaded += r.bytesDownloaded;
+    if (r.blob === 'failed' || r.output === 'failed') summary.failed++;
+    if (r.output === 'conflict') summary.conflicts++;
+  }
+  summary.elapsedMs = Math.round(performance.now() - started);
+  emit(summary);
+  return { plans, results, summary };
+}

@@ -1,0 +1,60 @@
+import { performance } from 'node:perf_hooks';
+import type { Manifest } from '../manifest/types.ts';
+import { openStore } from '../store/store.ts';
+import { observe } from './observe.ts';
+import { outputRootOf, selectArtifacts } from './sync.ts';
+import { openSyncState } from './state.ts';
+
+export type VerifyEvent =
+  | { type: 'verified'; subject: 'blob' | 'output'; name?: string; path: string; ok: boolean; reason?: string; action?: 'removed' }
+  | {
+      type: 'summary';
+      blobs: number;
+      bytes: number;
+      corrupt: number;
+      outputs: number;
+      outputsDiffering: number;
+      elapsedMs: number;
+    };
+
+/**
+ * Re-hashes every blob in the store, removing those whose content no longer matches
+ * their name, then re-hashes the outputs of `manifest` (when given) and reports the
+ * ones that differ. Fingerprints are refreshed so later syncs trust what was checked.
+ */
+export async function verify(opts: { storeRoot: string; manifest?: Manifest; output?: string; emit: (e: VerifyEvent) => void }) {
+  const started = performance.now();
+  const store = openStore(opts.storeRoot);
+  const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
+  for (const digest of await store.list()) {
+    const c = await store.check(digest, { verify: true });
+    summary.blobs++;
+    if (c.state === 'ok') {
+      summary.bytes += Number(c.stat.size);
+      opts.emit({ type: 'verified', subject: 'blob', path: c.path, ok: true });
+    } else if (c.state === 'corrupt') {
+      summary.corrupt++;
+      await store.remove(digest);
+      opts.emit({ type: 'verified', subject: 'blob', path: c.path, ok: false, reason: c.reason, action: 'removed' });
+    }
+  }
+  if (opts.manifest) {
+    const state = openSyncState(store.root);
+    const outputRoot = outputRootOf(opts.manifest, opts.output);
+    const ctx = { store, state, outputRoot, verify: true, emit: () => {} };
+    for (const a of selectArtifacts(opts.manifest)) {
+      const o = await observe(a, ctx);
+      if (o.output === 'missing' || o.output === 'unknown') continue;
+      summary.outputs++;
+      const ok = o.output === 'ok';
+      if (!ok) summary.outputsDiffering++;
+      if (o.outputFp && a.digest) state.outputs.set(o.target, { digest: a.digest, fp: o.outputFp });
+      opts.emit({ type: 'verified', subject: 'output', name: a.name, path: o.target, ok, ...(ok ? {} : { reason: o.outputReason ?? o.output }) });
+    }
+    await state.outputs.flush();
+  }
+  await store.flush();
+  summary.elapsedMs = Math.round(performance.now() - started);
+  opts.emit(summary);
+  return summary;
+}
