@@ -1,0 +1,155 @@
+// Shared test fixtures: temp folders, a real HTTP server on 127.0.0.1:0, and the built CLI
+// run as a child process. Nothing here is mocked.
+import { spawn } from 'node:child_process';
+import { randomBytes, createHash } from 'node:crypto';
+import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = path.join(ROOT, 'dist', 'hoard.mjs');
+
+export function tmpDir(t: TestContext, prefix = 'hoard-test-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function randomData(size: number): Buffer {
+  return randomBytes(size);
+}
+
+export interface Route {
+  body: Buffer;
+  /** Send this many bytes of the body, then destroy the socket. */
+  dropAfter?: number;
+  status?: number;
+  headers?: Record<string, string>;
+  /** Wait before answering (ms). */
+  delay?: number;
+}
+
+export interface TestServer {
+  origin: string;
+  url(p: string): string;
+  routes: Map<string, Route>;
+  /** Requests seen per path (GET only), and every request's headers. */
+  hits: Map<string, number>;
+  log: Array<{ path: string; headers: http.IncomingHttpHeaders }>;
+  total(): number;
+}
+
+/** A real HTTP server on 127.0.0.1:0 serving `routes`; closed after the test. */
+export async function startServer(t: TestContext, routes: Record<string, Route | Buffer> = {}): Promise<TestServer> {
+  const map = new Map<string, Route>();
+  for (const [p, r] of Object.entries(routes)) map.set(p, Buffer.isBuffer(r) ? { body: r } : r);
+  const hits = new Map<string, number>();
+  const log: TestServer['log'] = [];
+  const server = http.createServer((req, res) => {
+    const p = new URL(req.url ?? '/', 'http://x').pathname;
+    log.push({ path: p, headers: req.headers });
+    hits.set(p, (hits.get(p) ?? 0) + 1);
+    const route = map.get(p);
+    const answer = () => {
+      if (!route) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      const status = route.status ?? 200;
+      res.writeHead(status, { 'content-length': String(route.body.length), ...(route.headers ?? {}) });
+      if (route.dropAfter !== undefined) {
+        res.write(route.body.subarray(0, route.dropAfter), () => setTimeout(() => req.socket.destroy(), 20));
+        return;
+      }
+      res.end(route.body);
+    };
+    if (route?.delay) setTimeout(answer, route.delay);
+    else answer();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  return {
+    origin,
+    url: (p) => `${origin}${p}`,
+    routes: map,
+    hits,
+    log,
+    total: () => [...hits.values()].reduce((a, b) => a + b, 0),
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI as a child process (asynchronously, so an in-process server keeps serving). */
+export function hoard(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; store?: string }): Promise<RunResult> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
+  env.NO_COLOR = '1';
+  if (opts.store) env.HOARD_STORE = opts.store;
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A project folder with a hoard.json and its own store. */
+export async function project(t: TestContext, manifest: unknown): Promise<{ dir: string; store: string; manifestPath: string; run: (...args: string[]) => Promise<RunResult> }> {
+  const base = tmpDir(t);
+  const dir = path.join(base, 'project');
+  const store = path.join(base, 'store');
+  await fs.mkdir(dir);
+  const manifestPath = path.join(dir, 'hoard.json');
+  await fs.writeFile(manifestPath, typeof manifest === 'string' ? manifest : `${JSON.stringify(manifest, null, 2)}\n`);
+  return { dir, store, manifestPath, run: (...args) => hoard(args, { cwd: dir, store }) };
+}
+
+/** Every file and folder below `dir` (relative), for "nothing was written" assertions. */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    let entries;
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      out.push(path.relative(dir, p));
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
