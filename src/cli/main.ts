@@ -18,8 +18,17 @@ function globals(y: Argv) {
     .option('color', { type: 'boolean', default: true, describe: 'colour output (--no-color, or NO_COLOR)' });
 }
 
+/** Options that HOARD_* variables may set; any other HOARD_* variable is the user's own (a token, say). */
+const ENV_OPTIONS = [
+  'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
+  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable',
+];
+
 async function main(argv: string[]): Promise<number> {
-  const env = process.env;
+  // Header values may use any variable, so they read this copy; yargs reads process.env for HOARD_*.
+  const env: Record<string, string | undefined> = { ...process.env };
+  const known = new Set(ENV_OPTIONS.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
+  for (const k of Object.keys(process.env)) if (k.startsWith('HOARD_') && !known.has(k)) delete process.env[k];
   let printer: Printer | null = null;
   let verbose = argv.includes('-v') || argv.includes('--verbose');
   const makePrinter = (g: GlobalOptions) => {
@@ -175,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
-function defaultStore(env: NodeJS.ProcessEnv): string {
+function defaultStore(env: Record<string, string | undefined>): string {
   if (env.XDG_CACHE_HOME) return `${env.XDG_CACHE_HOME}/hoard`;
   return `${env.HOME ?? '.'}/.cache/hoard`;
 }

@@ -157,7 +157,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       if (action === 'check') {
         // The digest was unknown when planning; compare the file that is there now.
         const found = (await hashFile(target)).digest;
-        action = found === digest ? 'relink' : deps.force ? 'replace' : 'conflict';
+        action = found === digest || p.observed.ours ? 'relink' : deps.force ? 'replace' : 'conflict';
       }
       if (action === 'conflict') {
         output = 'conflict';

@@ -23,6 +23,8 @@ export interface Observed {
   blobReason?: string;
   output: OutputState;
   outputReason?: string;
+  /** The output file is one hoard wrote, unchanged since (its fingerprint matches the record). */
+  ours?: boolean;
   /** A fingerprint to remember for the output, when it was re-hashed and found right. */
   outputFp?: Fingerprint;
 }
@@ -72,10 +74,13 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     if (a.link === 'copy' || a.link === 'reflink' || a.executable) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
     return result('ok', 'hard link of the blob');
   }
-  if (!a.digest) return result('unknown', 'the entry has no digest yet');
-
   const record = await ctx.state.outputs.get(target);
   const fp = fileFingerprint(lst);
+  if (!a.digest) {
+    const r = result('unknown', 'the entry has no digest yet');
+    return record?.fp === fp ? { ...r, ours: true } : r;
+  }
+
   let content: Digest | null;
   if (record && record.fp === fp && !ctx.verify) content = record.digest;
   else if (a.size !== undefined && lst.size !== BigInt(a.size) && !record) content = null; // not ours, not right: no need to read it
