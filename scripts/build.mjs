@@ -35,8 +35,11 @@ await esbuild.build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  minify: false,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: false,
   legalComments: 'none',
+  define: { HOARD_VERSION: JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version) },
   logLevel: 'warning',
   banner: {
     js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);",

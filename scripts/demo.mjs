@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// hoard, end to end, with no vendor account and no internet.
+//
+// Makes a throw-away project and store, generates fake vendor artifacts, serves them from
+// an HTTP server on 127.0.0.1 (loopback only), and runs the real CLI (dist/hoard.mjs) as a
+// child process: first sync, second sync (no requests), relink after `rm -rf artifacts`,
+// status. Exits non-zero if any step does not do what it should. Run: npm run demo
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const CLI = path.join(ROOT, 'dist', 'hoard.mjs');
+const MiB = 1024 * 1024;
+
+const say = (text) => console.log(`\n==> ${text}`);
+const fail = (text) => {
+  throw new Error(text);
+};
+
+// The fake vendor downloads: bytes in memory, served by path.
+const files = {
+  '/arista/cEOS-lab-demo.tar.xz': randomBytes(64 * MiB),
+  '/arista/vEOS-lab-demo.qcow2': randomBytes(16 * MiB),
+  '/tools/install-lab-tools.sh': Buffer.from('#!/bin/sh\n# demo installer: does nothing\necho "lab tools installed (not really)"\n'),
+};
+
+let requests = 0;
+const server = http.createServer((req, res) => {
+  requests++;
+  const body = files[new URL(req.url ?? '/', 'http://localhost').pathname];
+  if (!body || req.method !== 'GET') {
+    res.writeHead(404).end('not found\n');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
+  res.end(body);
+});
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'hoard-demo-'));
+const project = path.join(tmp, 'lab');
+const store = path.join(tmp, 'store');
+
+// The child sees HOARD_STORE and nothing else of the caller's HOARD_* settings.
+const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOARD_')));
+childEnv.HOARD_STORE = store;
+
+let current = null;
+/** Runs `hoard <args>` in the project with inherited stdio; resolves with its exit code. */
+function hoard(args) {
+  console.log(`$ hoard ${args.join(' ')}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: project, env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
+    current = child;
+    const timer = setTimeout(() => child.kill('SIGTERM'), 120_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      current = null;
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
+
+async function step(args, expectedCode = 0) {
+  const code = await hoard(args);
+  if (code !== expectedCode) fail(`\`hoard ${args.join(' ')}\` exited ${code}, expected ${expectedCode}`);
+}
+
+async function main() {
+  if (!existsSync(CLI)) fail(`${path.relative(process.cwd(), CLI)} is missing; build first: node scripts/build.mjs (or run: npm run demo)`);
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const base = `http://127.0.0.1:${server.address().port}`;
+
+  say(`fake vendor server on ${base} (loopback only), serving:`);
+  for (const [p, body] of Object.entries(files)) console.log(`    ${p}  ${body.length >= MiB ? `${body.length / MiB} MiB` : `${body.length} B`}`);
+
+  // An unlocked manifest, as a person writes it: URLs, plus how each file is used.
+  mkdirSync(project, { recursive: true });
+  const manifest = {
+    version: 1,
+    output: 'artifacts',
+    artifacts: {
+      'ceos-lab': { url: `${base}/arista/cEOS-lab-demo.tar.xz` },
+      'lab-tools': { url: `${base}/tools/install-lab-tools.sh`, executable: true },
+      'veos-lab': { url: `${base}/arista/vEOS-lab-demo.qcow2`, link: 'copy' },
+    },
+  };
+  writeFileSync(path.join(project, 'hoard.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  say(`project ${project}, store ${store}`);
+  console.log('    hoard.json lists 3 artifacts by URL only: no digests yet');
+
+  say('first sync: download each artifact once, hash it, store it, link it, lock hoard.json');
+  await step(['sync']);
+  const manifestText = readFileSync(path.join(project, 'hoard.json'), 'utf8');
+  const locked = JSON.parse(manifestText);
+  for (const [name, e] of Object.entries(locked.artifacts)) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(e.digest ?? '') || typeof e.size !== 'number') fail(`${name} was not locked in hoard.json`);
+  }
+
+  say('hoard.json now records digest and size (commit this file)');
+  process.stdout.write(manifestText);
+
+  say('second sync: everything is a cache hit, so no request reaches the server');
+  const before = requests;
+  console.log(`    server requests so far: ${before}`);
+  await step(['sync']);
+  console.log(`    server requests now:    ${requests}`);
+  if (requests !== before) fail(`the second sync made ${requests - before} request(s); expected none`);
+
+  say('rm -rf artifacts && hoard sync: outputs come back from the store, no download');
+  console.log('$ rm -rf artifacts');
+  rmSync(path.join(project, 'artifacts'), { recursive: true, force: true });
+  const beforeRelink = requests;
+  await step(['sync']);
+  if (requests !== beforeRelink) fail(`relinking made ${requests - beforeRelink} request(s); expected none`);
+  const tools = statSync(path.join(project, 'artifacts', 'install-lab-tools.sh'));
+  if ((tools.mode & 0o111) === 0) fail('install-lab-tools.sh is not executable');
+  const veos = statSync(path.join(project, 'artifacts', 'vEOS-lab-demo.qcow2'));
+  if (veos.nlink !== 1 || (veos.mode & 0o200) === 0) fail('vEOS-lab-demo.qcow2 should be a private, writable copy (link: copy)');
+
+  say('status: exit 0 when the project matches hoard.json (3 when something drifted)');
+  await step(['status'], 0);
+  console.log('    exit status 0');
+
+  say(`done: ${requests} request(s) in total, one per artifact; everything after the first sync came from the store`);
+}
+
+let exitCode = 0;
+const cleanup = () => {
+  server.closeAllConnections?.();
+  server.close();
+  rmSync(tmp, { recursive: true, force: true });
+};
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    current?.kill(sig);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`\ndemo failed: ${err?.message ?? err}`);
+  exitCode = 1;
+} finally {
+  cleanup();
+}
+process.exitCode = exitCode;
