@@ -66,7 +66,10 @@ export async function runAdd(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean },
+  o: {
+    url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean;
+    headers?: Record<string, string>;
+  },
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const fileName = fileNameFromUrl(o.url);
@@ -82,6 +85,7 @@ export async function runAdd(
   if (o.image) entry.image = o.image;
   if (o.link) entry.link = o.link;
   if (o.executable) entry.executable = true;
+  if (o.headers) entry.headers = o.headers;
   const doc: ManifestDoc = { ...manifest.doc, artifacts: { ...manifest.doc.artifacts, [name]: entry } };
   // Validate the new entry exactly as if it were in the file (the file itself is not touched yet).
   checkManifest(manifest.file, doc);
@@ -105,7 +109,7 @@ export async function runSync(
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
     manifest, storeRoot: g.store, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
-    force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs,
+    force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose,
     ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),
     emit: (e) => printer.event(e),
@@ -117,7 +121,7 @@ export async function runSync(
 export async function runStatus(g: GlobalOptions, printer: Printer, o: { names: string[]; output?: string; verify: boolean }): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
-    manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify,
+    manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.output ? { output: o.output } : {}),
     emit: (e) => printer.event(e),
   });

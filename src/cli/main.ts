@@ -26,12 +26,41 @@ const ENV_OPTIONS = [
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable',
 ];
 
+const BOOLEAN_ENV = new Set(
+  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
+);
+
 async function main(argv: string[]): Promise<number> {
   // Header values may use any variable, so they read this copy; yargs reads process.env for HOARD_*.
   const env: Record<string, string | undefined> = { ...process.env };
   const known = new Set(ENV_OPTIONS.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
-  for (const k of Object.keys(process.env)) if (k.startsWith('HOARD_') && !known.has(k)) delete process.env[k];
+  for (const k of Object.keys(process.env)) {
+    if (!k.startsWith('HOARD_')) continue;
+    if (!known.has(k)) delete process.env[k];
+    // Booleans as people write them in CI files: 1/0, yes/no, on/off.
+    else if (BOOLEAN_ENV.has(k) && /^(1|yes|on)$/i.test(process.env[k]!)) process.env[k] = 'true';
+    else if (BOOLEAN_ENV.has(k) && /^(0|no|off)$/i.test(process.env[k]!)) process.env[k] = 'false';
+  }
+  // `hoard status | head -1`: a closed pipe ends the output quietly, as for any Unix tool.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
   let printer: Printer | null = null;
+  // stdout is written in batches (one write per event-loop turn, not per line): a no-op sync
+  // of a thousand artifacts prints a thousand lines. stderr flushes stdout first, keeping order.
+  let pending = '';
+  const flushOut = () => {
+    if (pending) process.stdout.write(pending);
+    pending = '';
+  };
+  const out = (s: string) => {
+    if (!pending) setImmediate(flushOut);
+    pending += s;
+  };
+  const errOut = (s: string) => {
+    flushOut();
+    process.stderr.write(s);
+  };
   let verbose = argv.includes('-v') || argv.includes('--verbose');
   const makePrinter = (g: GlobalOptions) => {
     verbose = g.verbose;
@@ -41,8 +70,8 @@ async function main(argv: string[]): Promise<number> {
       quiet: g.quiet,
       color: g.color && !env.NO_COLOR && process.stdout.isTTY === true,
       progress: !g.json && !g.quiet && process.stderr.isTTY === true,
-      out: (s) => process.stdout.write(s),
-      err: (s) => process.stderr.write(s),
+      out,
+      err: errOut,
       cwd: process.cwd(),
     });
     return printer;
@@ -103,14 +132,19 @@ async function main(argv: string[]): Promise<number> {
             .option('output', { type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
+            .option('header', {
+              alias: 'H', type: 'string', array: true, requiresArg: true,
+              describe: 'request header "Name: value", recorded in hoard.json; write secrets as ${VAR}, expanded at request time',
+            })
             .example('$0 add https://downloads.example.com/cEOS-lab-4.32.1F.tar.xz --image arista/ceos:4.32.1F', 'record a cEOS image')
-            .example('$0 add https://example.com/tool.run --executable --sha256 <hex>', 'an installer, verified against a published digest'),
+            .example('$0 add https://example.com/tool.run --executable --sha256 <hex>', 'an installer, verified against a published digest')
+            .example("$0 add https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)'),
         async (args) => {
           const c = context(args);
           code = await runAdd(c.g, c.printer, c.env, controller.signal, {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
-            link: args.link, executable: args.executable,
+            link: args.link, executable: args.executable, headers: parseHeaders((args.header as string[] | undefined) ?? []),
           });
         },
       )
@@ -183,15 +217,27 @@ async function main(argv: string[]): Promise<number> {
       printer ??
       createPrinter({
         json: argv.includes('--json'), verbose, quiet: false, color: false, progress: false,
-        out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), cwd: process.cwd(),
+        out, err: errOut, cwd: process.cwd(),
       });
     const isBug = !(err instanceof HoardError);
     p.fatal(errorInfo(err), verbose || isBug ? (err as Error)?.stack : undefined);
     code = controller.signal.aborted ? 130 : exitCodeFor(err);
   } finally {
     (printer as Printer | null)?.finish();
+    flushOut();
   }
   return code;
+}
+
+function parseHeaders(values: string[]): Record<string, string> | undefined {
+  if (values.length === 0) return undefined;
+  const headers: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf(':');
+    if (i <= 0) throw new HoardError('E_USAGE', `--header ${JSON.stringify(v)} is not "Name: value"`, { hint: "for example -H 'Authorization: Bearer ${TOKEN}'" });
+    headers[v.slice(0, i).trim()] = v.slice(i + 1).trim();
+  }
+  return headers;
 }
 
 function defaultStore(env: Record<string, string | undefined>): string {

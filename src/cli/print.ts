@@ -26,8 +26,9 @@ export function createPrinter(o: PrinterOptions) {
   const yellow = c(33);
   const dim = c(2);
   const bold = c(1);
-  let outputRoot = o.cwd;
-  const shown = (p: string) => rel(path.join(outputRoot, p));
+  // Output paths as the user would type them: relative to the working folder when inside it.
+  let outputPrefix = '';
+  const shown = (p: string) => outputPrefix + p;
   const rel = (p: string) => {
     const r = path.relative(o.cwd, p);
     return r && !r.startsWith('..') ? r : p;
@@ -78,7 +79,7 @@ export function createPrinter(o: PrinterOptions) {
       const e = ev as SyncEvent;
       switch (e.type) {
         case 'start':
-          outputRoot = e.output;
+          outputPrefix = `${rel(e.output)}${path.sep}`;
           if (o.verbose) line(dim(`store ${e.store}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
           return;
         case 'check':

@@ -12,31 +12,28 @@ export function tempPathBeside(target: string): string {
  * Writes `data` to `target` atomically (temp file beside it, then rename), and only when
  * the bytes differ from what is there. Returns whether the file was written.
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): Promise<boolean> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<boolean> {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  let target = file;
+  let existingMode: number | null = null;
   try {
+    // A symlinked file (a shared manifest, say) is updated where it really lives, keeping its mode.
+    target = await fs.realpath(file);
     const current = await fs.readFile(target);
     if (current.equals(bytes)) return false;
+    existingMode = (await fs.stat(target)).mode & 0o7777;
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
   const tmp = tempPathBeside(target);
   try {
-    await fs.writeFile(tmp, bytes, { mode, flag: 'wx' });
+    await fs.writeFile(tmp, bytes, { mode: existingMode ?? mode, flag: 'wx' });
+    if (existingMode !== null) await fs.chmod(tmp, existingMode); // exactly as it was, whatever the umask
     await fs.rename(tmp, target);
   } finally {
     await fs.rm(tmp, { force: true });
   }
   return true;
-}
-
-export async function statOrNull(p: string): Promise<import('node:fs').BigIntStats | null> {
-  try {
-    return await fs.lstat(p, { bigint: true });
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
-    throw err;
-  }
 }
 
 /** True when `child` is `parent` or inside it (both absolute, already resolved). */

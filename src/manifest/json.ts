@@ -27,6 +27,8 @@ export function escapePointer(segment: string): string {
   return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
+const LITERAL = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+
 export function parseJson(text: string): ParsedJson {
   let i = 0;
   const positions = new Map<string, Position>();
@@ -143,7 +145,8 @@ export function parseJson(text: string): ParsedJson {
       }
     }
     if (c === '"') return parseString();
-    const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 64));
+    LITERAL.lastIndex = i;
+    const m = LITERAL.exec(text);
     if (!m) return fail(`unexpected ${describe(i)}`);
     i += m[0].length;
     return JSON.parse(m[0]);
@@ -154,4 +157,62 @@ export function parseJson(text: string): ParsedJson {
   ws();
   if (i < text.length) fail(`unexpected ${describe(i)} after the end of the document`);
   return { value, positions };
+}
+
+/** Number of object keys in a parsed JSON value. */
+function countKeys(value: unknown): number {
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const v of value) n += countKeys(v);
+    return n;
+  }
+  if (value !== null && typeof value === 'object') {
+    let n = 0;
+    for (const k of Object.keys(value)) n += 1 + countKeys((value as Record<string, unknown>)[k]);
+    return n;
+  }
+  return 0;
+}
+
+/** Number of keys written in a JSON text that JSON.parse accepted. */
+function countKeysInText(text: string): number {
+  // In valid JSON every quote outside a string opens one, so hopping from string to string
+  // stays aligned; a string followed by ':' is a key. indexOf is far faster than a regex here.
+  let n = 0;
+  let i = text.indexOf('"');
+  while (i !== -1) {
+    let end = text.indexOf('"', i + 1);
+    for (;;) {
+      let slashes = 0;
+      while (text.charCodeAt(end - 1 - slashes) === 92) slashes++;
+      if (slashes % 2 === 0) break;
+      end = text.indexOf('"', end + 1);
+    }
+    let k = end + 1;
+    for (let c = text.charCodeAt(k); c === 32 || c === 10 || c === 13 || c === 9; c = text.charCodeAt(++k));
+    if (text.charCodeAt(k) === 58) n++;
+    i = text.indexOf('"', k);
+  }
+  return n;
+}
+
+/**
+ * The fast path for the common case: JSON.parse (native) plus a check that no key was
+ * written twice. Only a document that fails either falls back to the positional parser,
+ * which finds and locates the problem. Positions are computed lazily.
+ */
+export function parseJsonFast(text: string): { value: unknown; positions: () => Map<string, Position> } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    const full = parseJson(text); // throws JsonSyntaxError with a position
+    return { value: full.value, positions: () => full.positions };
+  }
+  if (countKeysInText(text) !== countKeys(value)) {
+    const full = parseJson(text); // throws on the duplicate key, with its position
+    return { value: full.value, positions: () => full.positions };
+  }
+  let positions: Map<string, Position> | null = null;
+  return { value, positions: () => (positions ??= parseJson(text).positions) };
 }

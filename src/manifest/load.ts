@@ -1,13 +1,15 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HoardError, isErrno } from '../core/errors.ts';
-import { escapePointer, JsonSyntaxError, parseJson, type Position } from './json.ts';
+import { escapePointer, JsonSyntaxError, parseJsonFast, type Position } from './json.ts';
 import type { Artifact, Manifest, ManifestDoc } from './types.ts';
 // Compiled from schemas/manifest.schema.json by scripts/build.mjs (ajv standalone).
 import validateGenerated from './validate.generated.js';
 
 interface AjvError {
   instancePath: string;
+  /** Set on errors about a property name (propertyNames), inner or outer. */
+  propertyName?: string;
   schemaPath: string;
   keyword: string;
   params: Record<string, unknown>;
@@ -39,7 +41,13 @@ function explain(e: AjvError): { pointer: string; message: string } {
         message: 'is not a known property (check its spelling against schemas/manifest.schema.json)',
       };
     case 'propertyNames':
-      return { pointer: `${e.instancePath}/${escapePointer(String(p.propertyName))}`, message: 'is not a valid name' };
+      return {
+        pointer: `${e.instancePath}/${escapePointer(String(p.propertyName))}`,
+        message:
+          e.instancePath === '/artifacts'
+            ? 'is not a valid artifact name: use letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128'
+            : 'is not a valid HTTP header name',
+      };
     case 'type':
       return { pointer: e.instancePath, message: `expected ${p.type}` };
     case 'const':
@@ -85,13 +93,10 @@ function manifestError(file: string, problems: ManifestProblem[]): HoardError {
 
 /** The last segment of a URL's path, decoded, or null when there is none usable. */
 export function fileNameFromUrl(url: string): string | null {
-  let pathname: string;
-  try {
-    pathname = new URL(url).pathname;
-  } catch {
-    return null;
-  }
-  const last = pathname.split('/').pop() ?? '';
+  // String work, not new URL(): this runs for every artifact on every start.
+  const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^?#]*)/.exec(url);
+  if (!m) return null;
+  const last = (m[1] ?? '').slice((m[1] ?? '').lastIndexOf('/') + 1);
   let name: string;
   try {
     name = decodeURIComponent(last);
@@ -103,9 +108,14 @@ export function fileNameFromUrl(url: string): string | null {
 }
 
 /** Validates parsed JSON as a manifest; every problem is reported at once. */
-export function checkManifest(file: string, value: unknown, positions: Map<string, Position> = new Map()): ManifestDoc {
+export function checkManifest(
+  file: string,
+  value: unknown,
+  positionsOf: Map<string, Position> | (() => Map<string, Position>) = new Map(),
+): ManifestDoc {
   const problems: ManifestProblem[] = [];
   const at = (pointer: string, message: string) => {
+    const positions = typeof positionsOf === 'function' ? positionsOf() : positionsOf;
     // Point at the closest value we know the position of.
     let p = pointer;
     while (!positions.has(p) && p !== '') p = p.slice(0, p.lastIndexOf('/'));
@@ -116,8 +126,8 @@ export function checkManifest(file: string, value: unknown, positions: Map<strin
   if (!validate(value)) {
     const seen = new Set<string>();
     for (const e of validate.errors ?? []) {
-      // propertyNames failures are reported twice by ajv (the name, then the pattern); keep one.
-      if (e.keyword === 'pattern' && e.schemaPath.includes('propertyNames')) continue;
+      // A bad property name is reported twice by ajv (the inner pattern, then propertyNames); keep the outer one.
+      if (e.keyword !== 'propertyNames' && e.propertyName !== undefined) continue;
       const { pointer, message } = explain(e);
       const key = `${pointer} ${message}`;
       if (seen.has(key)) continue;
@@ -136,9 +146,10 @@ export function checkManifest(file: string, value: unknown, positions: Map<strin
       at(`${base}/url`, 'has no file name in its last path segment; set "path"');
       continue;
     }
-    const other = outputs.get(rel);
+    const same = path.posix.normalize(rel);
+    const other = outputs.get(same);
     if (other !== undefined) at(`${base}/path`, `is the same output path as artifact "${other}" (${rel})`);
-    else outputs.set(rel, name);
+    else outputs.set(same, name);
     if (entry.link === 'hardlink' && entry.executable) {
       at(`${base}/link`, 'cannot be "hardlink" with "executable": true (a hard link shares the read-only blob); use "auto" or "copy"');
     }
@@ -153,7 +164,7 @@ export function checkManifest(file: string, value: unknown, positions: Map<strin
 export function parseManifest(file: string, text: string): ManifestDoc {
   let parsed;
   try {
-    parsed = parseJson(text);
+    parsed = parseJsonFast(text);
   } catch (err) {
     if (err instanceof JsonSyntaxError) {
       throw manifestError(file, [{ pointer: err.pointer ?? '', message: err.message, ...err.position }]);

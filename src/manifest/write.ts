@@ -12,7 +12,8 @@ const CHECKSUM_KEYS = ['sha512', 'sha256', 'sha1', 'md5'] as const;
  * people adding different artifacts touch different hunks.
  */
 export function serializeManifest(doc: ManifestDoc): string {
-  const artifacts: Record<string, unknown> = {};
+  // Written by hand: a JS object would put integer-like names ("9", "10") first.
+  const artifacts: string[] = [];
   for (const name of Object.keys(doc.artifacts).sort()) {
     const entry = doc.artifacts[name]!;
     const out: Record<string, unknown> = {};
@@ -25,14 +26,14 @@ export function serializeManifest(doc: ManifestDoc): string {
         out[key] = sums;
       } else out[key] = v;
     }
-    artifacts[name] = out;
+    artifacts.push(`    ${JSON.stringify(name)}: ${JSON.stringify(out, null, 2).replace(/\n/g, '\n    ')}`);
   }
-  const top: Record<string, unknown> = {};
-  if (doc.$schema !== undefined) top.$schema = doc.$schema;
-  top.version = doc.version;
-  if (doc.output !== undefined) top.output = doc.output;
-  top.artifacts = artifacts;
-  return `${JSON.stringify(top, null, 2)}\n`;
+  const lines: string[] = [];
+  if (doc.$schema !== undefined) lines.push(`  "$schema": ${JSON.stringify(doc.$schema)}`);
+  lines.push(`  "version": ${JSON.stringify(doc.version)}`);
+  if (doc.output !== undefined) lines.push(`  "output": ${JSON.stringify(doc.output)}`);
+  lines.push(artifacts.length ? `  "artifacts": {\n${artifacts.join(',\n')}\n  }` : '  "artifacts": {}');
+  return `{\n${lines.join(',\n')}\n}\n`;
 }
 
 /** Writes the manifest canonically and atomically, only when its bytes change. */

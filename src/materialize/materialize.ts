@@ -42,7 +42,7 @@ export async function prepareTarget(outputRoot: string, relPath: string): Promis
 
 export function createMaterializer(): Materializer {
   // What failed on which destination filesystem, remembered for the rest of the run.
-  const unsupported = new Map<bigint, Set<LinkMethod>>();
+  const unsupported = new Map<number, Set<LinkMethod>>();
 
   const attempt = async (method: LinkMethod, blob: string, tmp: string, executable: boolean) => {
     if (method === 'reflink') await fs.copyFile(blob, tmp, constants.COPYFILE_FICLONE_FORCE);
@@ -54,7 +54,7 @@ export function createMaterializer(): Materializer {
   return {
     async materialize(req) {
       const target = await prepareTarget(req.outputRoot, req.relPath);
-      const dev = (await fs.stat(path.dirname(target), { bigint: true })).dev;
+      const dev = (await fs.stat(path.dirname(target))).dev;
       const failed = unsupported.get(dev) ?? new Set<LinkMethod>();
       unsupported.set(dev, failed);
 

@@ -1,4 +1,4 @@
-import type { BigIntStats } from 'node:fs';
+import type { Stats } from 'node:fs';
 
 /**
  * What a file looked like when its content was last verified. A later check that
@@ -11,10 +11,10 @@ import type { BigIntStats } from 'node:fs';
  */
 export type Fingerprint = string;
 
-export function blobFingerprint(st: BigIntStats): Fingerprint {
-  return `${st.size}:${st.ino}:${st.mtimeNs}:${(st.mode & 0o7777n).toString(8)}`;
+export function blobFingerprint(st: Stats): Fingerprint {
+  return `${st.size}:${st.ino}:${st.mtimeMs}:${(st.mode & 0o7777).toString(8)}`;
 }
 
-export function fileFingerprint(st: BigIntStats): Fingerprint {
-  return `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+export function fileFingerprint(st: Stats): Fingerprint {
+  return `${st.size}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
 }

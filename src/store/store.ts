@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, statSync, type BigIntStats } from 'node:fs';
+import { promises as fs, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { digestHex, MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
@@ -17,9 +17,9 @@ export interface Expected {
 }
 
 export type BlobCheck =
-  | { state: 'ok'; path: string; rehashed: boolean; stat: BigIntStats }
+  | { state: 'ok'; path: string; rehashed: boolean; stat: Stats }
   | { state: 'missing'; path: string }
-  | { state: 'corrupt'; path: string; found: Digest | null; reason: string; stat?: BigIntStats };
+  | { state: 'corrupt'; path: string; found: Digest | null; reason: string; stat?: Stats };
 
 /** Where bytes go while they arrive: a temp file in the store, hashed as it is written. */
 export interface BlobWriter {
@@ -96,7 +96,7 @@ export function openStore(root: string): Store {
       }
     }
     await fs.rm(tmp, { force: true });
-    const st = await fs.stat(dest, { bigint: true });
+    const st = await fs.stat(dest);
     verified.set(digestHex(digest), blobFingerprint(st));
   };
 
@@ -186,24 +186,24 @@ export function openStore(root: string): Store {
       const p = blobPath(layout.root, digest);
       // Synchronous on purpose: a no-op sync stats every blob, and a thread-pool round trip
       // per stat costs more than the stat.
-      const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+      const st = statSync(p, { throwIfNoEntry: false });
       if (!st) return { state: 'missing', path: p };
       if (!st.isFile()) return { state: 'corrupt', path: p, found: null, reason: 'not a regular file' };
-      if (opts.size !== undefined && st.size !== BigInt(opts.size)) {
+      if (opts.size !== undefined && st.size !== opts.size) {
         return { state: 'corrupt', path: p, found: null, reason: `size ${st.size}, expected ${opts.size}`, stat: st };
       }
       const fp = blobFingerprint(st);
       if (!opts.verify && (await verified.get(digestHex(digest))) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
       const { digest: found } = await hashFile(p);
       if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
-      if ((st.mode & 0o222n) !== 0n) await fs.chmod(p, 0o444).catch(() => {});
-      const after = await fs.stat(p, { bigint: true });
+      if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
+      const after = await fs.stat(p);
       verified.set(digestHex(digest), blobFingerprint(after));
       return { state: 'ok', path: p, rehashed: true, stat: after };
     },
 
     async touchVerified(digest) {
-      const st = await fs.stat(blobPath(layout.root, digest), { bigint: true });
+      const st = await fs.stat(blobPath(layout.root, digest));
       verified.set(digestHex(digest), blobFingerprint(st));
     },
 

@@ -142,7 +142,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       }
       // An entry with a digest but no size (added with --sha256) is completed too.
       if (digest && (a.digest !== digest || a.size === undefined)) {
-        size ??= Number(lstatSync(store.blobPath(digest as Digest), { bigint: true }).size);
+        size ??= lstatSync(store.blobPath(digest as Digest)).size;
         deps.onLocked(a.name, digest as Digest, size);
       }
     } catch (err) {
@@ -164,7 +164,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         return event({
           error: {
             code: 'E_CONFLICT',
-            message: `${target} exists, differs from ${a.name} and was not written by hoard`,
+            message: `${target} differs from ${a.name}: ${p.observed.outputReason ?? 'someone else\'s file'}`,
             hint: 'move the file away, or run `hoard sync --force` to replace it',
           },
         });
@@ -182,7 +182,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         executable: a.executable,
       });
       method = r.method;
-      deps.state.outputs.set(target, { digest: digest!, fp: fileFingerprint(lstatSync(target, { bigint: true })) });
+      deps.state.outputs.set(target, { digest: digest!, fp: fileFingerprint(lstatSync(target)) });
       output = action === 'link' ? 'linked' : action === 'replace' ? 'replaced' : 'relinked';
       return event();
     } catch (err) {

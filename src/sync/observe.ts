@@ -35,16 +35,20 @@ export interface ObserveContext {
   outputRoot: string;
   verify: boolean;
   emit: Emit;
+  /** Emit a `check` event per look (for --verbose); off, a no-op sync builds no such strings. */
+  checks?: boolean;
 }
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
 export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
   const target = path.resolve(ctx.outputRoot, a.path);
-  const check = (subject: 'blob' | 'output', p: string, result: string) => ctx.emit({ type: 'check', name: a.name, subject, path: p, result });
+  const check = ctx.checks
+    ? (subject: 'blob' | 'output', p: string, result: string) => ctx.emit({ type: 'check', name: a.name, subject, path: p, result })
+    : () => {};
 
   let blob: BlobState = 'unlocked';
   let blobReason: string | undefined;
-  let blobIno: bigint | null = null;
+  let blobIno: number | null = null;
   if (a.digest) {
     const c = await ctx.store.check(a.digest, { verify: ctx.verify, ...(a.size !== undefined ? { size: a.size } : {}) });
     blob = c.state;
@@ -59,14 +63,18 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   }
 
   // lstat: a symbolic link at the output path is someone else's, whatever it points to.
-  const lst = lstatSync(target, { bigint: true, throwIfNoEntry: false });
+  const lst = lstatSync(target, { throwIfNoEntry: false });
   const result = (output: OutputState, reason?: string, outputFp?: Fingerprint): Observed => {
-    check('output', target, reason ? `${output}: ${reason}` : output);
-    return { target, blob, ...(blobReason ? { blobReason } : {}), output, ...(reason ? { outputReason: reason } : {}), ...(outputFp ? { outputFp } : {}) };
+    if (ctx.checks) check('output', target, reason ? `${output}: ${reason}` : output);
+    const o: Observed = { target, blob, output };
+    if (blobReason) o.blobReason = blobReason;
+    if (reason) o.outputReason = reason;
+    if (outputFp) o.outputFp = outputFp;
+    return o;
   };
   if (!lst) return result('missing');
   if (!lst.isFile()) return result('foreign', lst.isSymbolicLink() ? 'a symbolic link' : lst.isDirectory() ? 'a folder' : 'not a regular file');
-  const modeOk = (lst.mode & 0o111n) !== 0n === a.executable;
+  const modeOk = ((lst.mode & 0o111) !== 0) === a.executable;
 
   if (blobIno !== null && lst.ino === blobIno) {
     // A hard link of the blob: its content is the blob's.
@@ -81,9 +89,12 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     return record?.fp === fp ? { ...r, ours: true } : r;
   }
 
+  // What the file holds: known from the record when unchanged; otherwise read it, unless its
+  // size alone rules out both the wanted digest and the one hoard wrote there.
+  const recordSize = record ? Number(record.fp.slice(0, record.fp.indexOf(':'))) : null;
   let content: Digest | null;
   if (record && record.fp === fp && !ctx.verify) content = record.digest;
-  else if (a.size !== undefined && lst.size !== BigInt(a.size) && !record) content = null; // not ours, not right: no need to read it
+  else if (a.size !== undefined && lst.size !== a.size && lst.size !== recordSize) content = null;
   else content = (await hashFile(target)).digest;
 
   if (content === a.digest) {
@@ -92,5 +103,6 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     return result('ok', trusted ? 'fingerprint matches' : 're-hashed, digest matches', trusted ? undefined : fp);
   }
   if (record && (record.fp === fp || content === record.digest)) return result('stale', `hoard's file from ${record.digest.slice(0, 19)}…`);
-  return result('foreign', "a file hoard did not put there, with other content");
+  if (record) return result('foreign', 'changed since hoard wrote it (kept: it may be data, --force replaces it)');
+  return result('foreign', 'a file hoard did not put there, with other content');
 }

@@ -28,6 +28,8 @@ export interface SyncOptions {
   jobs?: number;
   env?: Record<string, string | undefined>;
   emit?: Emit;
+  /** Emit a `check` event for every cache check (--verbose). */
+  checks?: boolean;
   signal?: AbortSignal;
 }
 
@@ -84,7 +86,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const state = openSyncState(store.root);
   emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync' });
 
-  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit };
+  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false };
   const observed = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   const plans = plan(observed, { force: opts.force ?? false });
@@ -133,7 +135,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   } finally {
     if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
     // Whatever happened, keep what was verified and what was locked.
-    if (locked > 0) summary.manifestUpdated = await writeManifest(manifest, doc);
+    // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
+    if (locked > 0 && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
     if (!(await state.manifests.get(manifest.file))) state.manifests.set(manifest.file, { added: new Date().toISOString() });
     await Promise.all([store.flush(), state.outputs.flush(), state.manifests.flush()]);
   }

@@ -145,3 +145,58 @@ test('--help lists the commands with examples; errors carry a hint, stacks only 
   const verbose = await p.run('sync', '--verbose');
   assert.match(verbose.stderr, /at .*:\d+/);
 });
+
+test('add -H records a header with its ${VAR} unexpanded and sends it expanded', async (t) => {
+  const data = randomData(100);
+  const srv = await startServer(t, { '/vendor.tar.xz': data });
+  const p = await fresh(t);
+  await p.run('init');
+  const r = await hoard(['add', srv.url('/vendor.tar.xz'), '-H', 'Authorization: Bearer ${VENDOR_TOKEN}'], { cwd: p.dir, store: p.store, env: { VENDOR_TOKEN: 'tok-123' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(srv.log[0]!.headers.authorization, 'Bearer tok-123');
+  const m = JSON.parse(await fs.readFile(path.join(p.dir, 'hoard.json'), 'utf8'));
+  assert.deepEqual(m.artifacts['vendor.tar.xz'].headers, { Authorization: 'Bearer ${VENDOR_TOKEN}' });
+});
+
+test('HOARD_* booleans accept 1/0; other HOARD_* variables are not options', async (t) => {
+  const data = randomData(100);
+  const srv = await startServer(t, { '/a.bin': data });
+  const p = await fresh(t);
+  await p.run('init');
+  const r = await hoard(['add', srv.url('/a.bin')], { cwd: p.dir, store: p.store, env: { HOARD_JSON: '1', HOARD_SOMETHING_ELSE: 'x' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(jsonLines(r.stdout).at(-1)!.type, 'summary');
+});
+
+test('a closed pipe on stdout ends hoard quietly (no EPIPE stack)', async (t) => {
+  const p = await fresh(t);
+  // Far more output than a pipe buffers, so hoard is still writing when `head` exits.
+  const artifacts: Record<string, { url: string }> = {};
+  for (let i = 0; i < 3000; i++) artifacts[`artifact-${i}`] = { url: `http://127.0.0.1:9/some/long/path/file-${i}.bin` };
+  await fs.writeFile(path.join(p.dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts }));
+  const { spawn } = await import('node:child_process');
+  const { CLI } = await import('../helpers.ts');
+  const child = spawn(`node ${JSON.stringify(CLI)} status | head -1 >/dev/null; echo "\${PIPESTATUS[0]}" >&2`, {
+    shell: '/bin/bash', cwd: p.dir, env: { ...process.env, HOARD_STORE: p.store }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  await new Promise((resolve) => child.on('close', resolve));
+  assert.doesNotMatch(stderr, /EPIPE|Error|at /);
+  assert.match(stderr.trim(), /^(3|141)$/, 'status exits with its own code (or SIGPIPE), not a crash');
+});
+
+test('--frozen never writes hoard.json, even to add a missing size', async (t) => {
+  const data = randomData(100);
+  const srv = await startServer(t, { '/a.bin': data });
+  const p = await fresh(t);
+  const doc = { version: 1, artifacts: { a: { url: srv.url('/a.bin'), digest: `sha256:${sha256(data)}` } } };
+  await fs.writeFile(path.join(p.dir, 'hoard.json'), JSON.stringify(doc));
+  const before = await fs.readFile(path.join(p.dir, 'hoard.json'));
+  const r = await p.run('sync', '--frozen');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'hoard.json')), before);
+  const r2 = await p.run('sync');
+  assert.equal(r2.code, 0);
+  assert.equal(JSON.parse(await fs.readFile(path.join(p.dir, 'hoard.json'), 'utf8')).artifacts.a.size, 100);
+});
