@@ -2,7 +2,7 @@
 // hoard, end to end, with no vendor account and no internet.
 //
 // Makes a throw-away project and store, generates fake vendor artifacts, serves them from
-// an HTTP server on 127.0.0.1 (loopback only), and runs the real CLI (dist/hoard.mjs) as a
+// an HTTP server on 127.0.0.1 (loopback only), and runs the real CLI (dist/hoard.cjs) as a
 // child process: first sync, second sync (no requests), relink after `rm -rf artifacts`,
 // status. Exits non-zero if any step does not do what it should. Run: npm run demo
 import { spawn } from 'node:child_process';
@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const CLI = path.join(ROOT, 'dist', 'hoard.mjs');
+const CLI = path.join(ROOT, 'dist', 'hoard.cjs');
 const MiB = 1024 * 1024;
 
 const say = (text) => console.log(`\n==> ${text}`);

@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const CLI = path.join(ROOT, 'dist', 'hoard.mjs');
+export const CLI = path.join(ROOT, 'dist', 'hoard.cjs');
 
 export function tmpDir(t: TestContext, prefix = 'hoard-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));

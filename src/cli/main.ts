@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The only module that touches process.argv, process.env and process.exit.
 import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';

@@ -125,19 +125,21 @@ export function createPrinter(o: PrinterOptions) {
         case 'artifact': {
           active.delete(e.name);
           if (o.quiet && !e.error) return;
-          const parts: string[] = [];
-          const blobWords: Record<string, string> = {
-            cached: 'cached', downloaded: `downloaded ${formatBytes(e.bytesDownloaded)}`,
-            redownloaded: `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`,
-            adopted: 'restored to the store from the output', failed: 'failed', skipped: 'skipped',
-          };
-          parts.push(blobWords[e.blob] ?? e.blob);
-          if (e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') parts.push(`${e.output} (${e.method})`);
-          else if (e.output === 'present') parts.push('up to date');
-          else if (e.output === 'conflict') parts.push('conflict');
+          // The common line first, built cheaply: a no-op sync prints one per artifact.
+          if (e.blob === 'cached' && e.output === 'present') {
+            line(`${bold(e.name)}  ${green('cached, up to date')}  ${dim(shown(e.path))}`);
+            return;
+          }
+          let text: string;
+          if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
+          else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`;
+          else if (e.blob === 'adopted') text = 'restored to the store from the output';
+          else text = e.blob;
+          if (e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') text += `, ${e.output} (${e.method})`;
+          else if (e.output === 'present') text += ', up to date';
+          else if (e.output === 'conflict') text += ', conflict';
           const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict';
-          const text = parts.join(', ');
-          line(`${bold(e.name)}  ${bad ? red(text) : e.blob === 'cached' && e.output === 'present' ? green(text) : text}  ${dim(shown(e.path))}`);
+          line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`);
           if (e.error) printError(e.error, '  ');
           return;
         }

@@ -29,13 +29,24 @@ export async function prepareTarget(outputRoot: string, relPath: string): Promis
   if (!isInside(outputRoot, target) || target === outputRoot) {
     throw new HoardError('E_PATH', `${relPath} leaves the output folder ${outputRoot}`, { details: { path: relPath } });
   }
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  const [realRoot, realParent] = await Promise.all([fs.realpath(outputRoot), fs.realpath(path.dirname(target))]);
-  if (!isInside(realRoot, realParent)) {
-    throw new HoardError('E_PATH', `${relPath} leads outside the output folder ${outputRoot} through a symbolic link`, {
-      hint: `remove the link at ${path.dirname(target)} or choose another path`,
-      details: { path: relPath },
-    });
+  await fs.mkdir(outputRoot, { recursive: true });
+  const realRoot = await fs.realpath(outputRoot);
+  // Create the folders one level at a time, checking each existing one, so that a symbolic
+  // link inside the output folder can never make hoard create anything outside it.
+  let dir = outputRoot;
+  for (const part of path.relative(outputRoot, path.dirname(target)).split(path.sep).filter(Boolean)) {
+    dir = path.join(dir, part);
+    try {
+      await fs.mkdir(dir);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+    }
+    if (!isInside(realRoot, await fs.realpath(dir))) {
+      throw new HoardError('E_PATH', `${relPath} leads outside the output folder ${outputRoot} through a symbolic link`, {
+        hint: `remove the link at ${dir} or choose another path`,
+        details: { path: relPath },
+      });
+    }
   }
   return target;
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -42,18 +43,52 @@ function isAlive(owner: LockOwner): boolean {
   return true;
 }
 
-async function readOwner(file: string): Promise<LockOwner | null | 'gone'> {
+/** The lock file's text and inode, or 'gone'. */
+async function readLock(file: string): Promise<{ text: string; ino: number } | 'gone'> {
   try {
-    const text = await fs.readFile(file, 'utf8');
-    const o = JSON.parse(text) as LockOwner;
-    return typeof o.pid === 'number' ? o : null;
+    const [text, st] = await Promise.all([fs.readFile(file, 'utf8'), fs.stat(file)]);
+    return { text, ino: st.ino };
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return 'gone';
+    throw err;
+  }
+}
+
+function parseOwner(text: string): LockOwner | null {
+  try {
+    const o = JSON.parse(text) as LockOwner;
+    return typeof o.pid === 'number' ? o : null;
+  } catch {
     return null; // half-written by a holder that was killed while writing, or garbage
   }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Removes a lock judged stale, unless it changed since it was judged. Only one process
+ * recovers at a time (under `<file>.recover`, itself taken with O_EXCL), and it re-reads
+ * the lock first: a waiter that was slow must not delete a lock another waiter just took.
+ */
+async function recover(file: string, judged: { text: string; ino: number }): Promise<boolean> {
+  const guard = `${file}.recover`;
+  try {
+    await (await fs.open(guard, 'wx')).close();
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err;
+    // A recoverer that died holding the guard: the guard is only ever held for a moment.
+    const age = Date.now() - (await fs.stat(guard).then((st) => st.mtimeMs, () => Date.now()));
+    if (age > 10_000) await fs.rm(guard, { force: true });
+    return false;
+  }
+  try {
+    const now = await readLock(file);
+    if (now !== 'gone' && now.ino === judged.ino && now.text === judged.text) await fs.rm(file, { force: true });
+    return true;
+  } finally {
+    await fs.rm(guard, { force: true });
+  }
+}
 
 /**
  * Takes an exclusive lock between processes by creating `file` (O_EXCL). Waits while a
@@ -67,27 +102,33 @@ export async function acquireLock(
   const started = Date.now();
   let notified = false;
   let delay = 25;
+  // What this process writes; a nonce tells two acquisitions by one process apart.
+  const mine = JSON.stringify({ ...self, nonce: randomBytes(8).toString('hex') });
   await fs.mkdir(path.dirname(file), { recursive: true });
   for (;;) {
     try {
       const fh = await fs.open(file, 'wx');
       try {
-        await fh.writeFile(JSON.stringify(self));
+        await fh.writeFile(mine);
       } finally {
         await fh.close();
       }
       return async () => {
-        await fs.rm(file, { force: true });
+        // Remove it only while it is still ours.
+        const now = await readLock(file);
+        if (now !== 'gone' && now.text === mine) await fs.rm(file, { force: true });
       };
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
-    const owner = await readOwner(file);
-    if (owner === 'gone') continue;
-    const age = Date.now() - (await fs.stat(file).then((s) => s.mtimeMs, () => Date.now()));
+    const seen = await readLock(file);
+    if (seen === 'gone') continue;
+    const owner = parseOwner(seen.text);
+    const age = Date.now() - (await fs.stat(file).then((st) => st.mtimeMs, () => Date.now()));
     // A holder that died (or an unreadable lock older than a few seconds) is recovered.
     if ((owner && !isAlive(owner)) || (owner === null && age > 5000)) {
-      await fs.rm(file, { force: true });
+      if (await recover(file, seen)) continue;
+      await sleep(delay); // another process is recovering it
       continue;
     }
     if (!notified && Date.now() - started >= (opts.notifyAfterMs ?? 3000)) {

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isErrno } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
@@ -18,9 +18,10 @@ export class StateFile<V> {
     private readonly lockFile: string,
   ) {}
 
-  private async read(): Promise<Record<string, V>> {
+  // Synchronous: a few kilobytes read once per run, before any parallel work starts.
+  private read(): Record<string, V> {
     try {
-      const parsed = JSON.parse(await fs.readFile(this.file, 'utf8')) as unknown;
+      const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
       return parsed && typeof parsed === 'object' ? (parsed as Record<string, V>) : {};
     } catch (err) {
       // Missing, or damaged by something outside hoard: start empty (everything is re-verified).
@@ -29,9 +30,9 @@ export class StateFile<V> {
     }
   }
 
-  async get(key: string): Promise<V | undefined> {
-    this.data ??= await this.read();
-    return this.changes.has(key) ? this.changes.get(key) : this.data[key];
+  get(key: string): V | undefined {
+    this.data ??= this.read();
+    return this.changes.size > 0 && this.changes.has(key) ? this.changes.get(key) : this.data[key];
   }
 
   set(key: string, value: V | undefined): void {
@@ -46,7 +47,7 @@ export class StateFile<V> {
     if (this.changes.size === 0) return;
     const release = await acquireLock(this.lockFile);
     try {
-      const current = await this.read();
+      const current = this.read();
       for (const [k, v] of this.changes) {
         if (v === undefined) delete current[k];
         else current[k] = v;

@@ -89,10 +89,12 @@ export function openStore(root: string): Store {
     if (replace) await fs.rename(tmp, dest);
     else {
       try {
-        // link, not rename: an existing blob (another process won the race) is kept.
+        // link, not rename: an existing blob (another process won the race) is kept...
         await fs.link(tmp, dest);
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
+        // ...once it is known to be right; a damaged one is replaced by the verified bytes.
+        if ((await hashFile(dest)).digest !== digest) await fs.rename(tmp, dest);
       }
     }
     await fs.rm(tmp, { force: true });
@@ -178,12 +180,16 @@ export function openStore(root: string): Store {
     };
   };
 
+  // blobPath() without path.join's normalising, for the no-op hot path (same result).
+  const blobPrefix = `${blobPath(layout.root, `sha256:${'0'.repeat(64)}`).slice(0, -64)}`;
+
   const store: Store = {
     root: layout.root,
     blobPath: (digest) => blobPath(layout.root, digest),
 
     async check(digest, opts = {}) {
-      const p = blobPath(layout.root, digest);
+      const hex = digest.slice(7);
+      const p = blobPrefix + hex;
       // Synchronous on purpose: a no-op sync stats every blob, and a thread-pool round trip
       // per stat costs more than the stat.
       const st = statSync(p, { throwIfNoEntry: false });
@@ -193,7 +199,7 @@ export function openStore(root: string): Store {
         return { state: 'corrupt', path: p, found: null, reason: `size ${st.size}, expected ${opts.size}`, stat: st };
       }
       const fp = blobFingerprint(st);
-      if (!opts.verify && (await verified.get(digestHex(digest))) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
+      if (!opts.verify && verified.get(hex) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
       const { digest: found } = await hashFile(p);
       if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
       if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});

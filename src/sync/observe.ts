@@ -41,7 +41,7 @@ export interface ObserveContext {
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
 export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
-  const target = path.resolve(ctx.outputRoot, a.path);
+  const target = path.join(ctx.outputRoot, a.path); // outputRoot is absolute
   const check = ctx.checks
     ? (subject: 'blob' | 'output', p: string, result: string) => ctx.emit({ type: 'check', name: a.name, subject, path: p, result })
     : () => {};
@@ -50,7 +50,7 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   let blobReason: string | undefined;
   let blobIno: number | null = null;
   if (a.digest) {
-    const c = await ctx.store.check(a.digest, { verify: ctx.verify, ...(a.size !== undefined ? { size: a.size } : {}) });
+    const c = await ctx.store.check(a.digest, { verify: ctx.verify, size: a.size });
     blob = c.state;
     if (c.state === 'ok') {
       blobIno = c.stat.ino;
@@ -82,7 +82,7 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     if (a.link === 'copy' || a.link === 'reflink' || a.executable) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
     return result('ok', 'hard link of the blob');
   }
-  const record = await ctx.state.outputs.get(target);
+  const record = ctx.state.outputs.get(target);
   const fp = fileFingerprint(lst);
   if (!a.digest) {
     const r = result('unknown', 'the entry has no digest yet');

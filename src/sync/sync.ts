@@ -111,8 +111,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     return { plans, results: [], summary };
   }
 
-  const doc = structuredClone(manifest.doc);
-  let locked = 0;
+  // The manifest as it will be written back, copied only once an entry gets locked.
+  let doc: Manifest['doc'] | null = null;
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
   let results: ArtifactEvent[];
   try {
@@ -126,18 +126,18 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       onLocked: (name, digest, size) => {
+        doc ??= structuredClone(manifest.doc);
         const entry = doc.artifacts[name]!;
         entry.digest = digest;
         entry.size = size;
-        locked++;
       },
     });
   } finally {
     if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
-    if (locked > 0 && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
-    if (!(await state.manifests.get(manifest.file))) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+    if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
+    if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
     await Promise.all([store.flush(), state.outputs.flush(), state.manifests.flush()]);
   }
 
