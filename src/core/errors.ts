@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_STORE' // the store cannot be used (permissions, disk)
   | 'E_LINK' // a link mode cannot be used here
   | 'E_TTY' // the command needs a terminal
+  | 'E_ENGINE' // docker or podman is missing, not answering, or failed
   | 'E_INTERRUPTED';
 
 export interface HoardErrorOptions {
