@@ -32,9 +32,9 @@ const MiB = 1024 * 1024;
 const argv = process.argv.slice(2);
 const jsonOut = argv.includes('--json');
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : argv.find((a) => a.startsWith('--only='))?.slice(7);
-const only = new Set((onlyArg ?? 'a,b,c,d,e').split(',').map((s) => s.trim().toLowerCase()));
-if (![...only].every((c) => 'abcde'.includes(c) && c.length === 1)) {
-  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e] [--json]  (got --only ${onlyArg})\n`);
+const only = new Set((onlyArg ?? 'a,b,c,d,e,f').split(',').map((s) => s.trim().toLowerCase()));
+if (![...only].every((c) => 'abcdef'.includes(c) && c.length === 1)) {
+  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e,f] [--json]  (got --only ${onlyArg})\n`);
   process.exit(2);
 }
 const BIG = Math.round(Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB);
@@ -291,23 +291,80 @@ async function main(tmp) {
       ]);
       report('e', 'hoard --help vs node -e 0 (report only)', h, n, 1.8);
     }
+
+    // (f) 20 artifacts whose images are all present: the engine's share of a sync should be
+    // one process (a single `podman image inspect` for all tags), not twenty.
+    if (only.has('f')) {
+      if (spawnSync('podman', ['version'], { stdio: 'ignore' }).status !== 0) log('(f) skipped: podman is not installed');
+      else await imagesCase(tmp, served, server);
+    }
   } finally {
     server.stop();
   }
 }
 
+async function imagesCase(tmp, served, server) {
+  const N = 20;
+  log(`(f) sync of ${N} artifacts with images present vs --no-images`);
+  const project = path.join(tmp, 'proj-images');
+  const store = path.join(tmp, 'store-images');
+  const rootfs = path.join(tmp, 'rootfs');
+  mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
+  const prefix = `localhost/hoard-bench-${randomBytes(3).toString('hex')}`;
+  const artifacts = {};
+  for (let i = 0; i < N; i++) {
+    writeFileSync(path.join(rootfs, 'etc', 'release'), `bench image ${i}\n`);
+    const tar = path.join(served, `img${i}.tar`);
+    spawnSync('tar', ['-C', rootfs, '-cf', tar, '.']);
+    const data = readFileSync(tar);
+    artifacts[`img${i}`] = { url: `${server.origin}/img${i}.tar`, digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, size: data.length, image: `${prefix}/img:${i}` };
+  }
+  writeManifest(project, artifacts);
+  // A shim counts the engine processes each sync starts.
+  const shim = path.join(tmp, 'shim');
+  const calls = path.join(tmp, 'engine-calls.log');
+  mkdirSync(shim, { recursive: true });
+  const real = spawnSync('sh', ['-c', 'command -v podman'], { encoding: 'utf8' }).stdout.trim();
+  writeFileSync(path.join(shim, 'podman'), `#!/bin/sh\necho "$1" >> ${calls}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  const env = { PATH: `${shim}:${process.env.PATH}` };
+  try {
+    await hoard(['sync', '--engine', 'podman'], { cwd: project, store, env });
+    rmSync(calls, { force: true });
+    const { summary } = lastSummary((await hoard(['sync', '--json', '--engine', 'podman'], { cwd: project, store, env })).stdout);
+    if (summary.imagesPresent !== N) throw new Error(`(f) expected ${N} images present, got ${JSON.stringify(summary)}`);
+    const spawns = readFileSync(calls, 'utf8').trim().split('\n').length;
+    log(`  f: engine processes per no-op sync: ${spawns}`);
+    const [withImages, noImages, inspectOnce] = await measure('f', RUNS * 2, [
+      { name: 'images', cmd: () => hoard(['sync', '--engine', 'podman'], { cwd: project, store, env }) },
+      { name: 'no-images', cmd: () => hoard(['sync', '--no-images'], { cwd: project, store }) },
+      { name: 'one inspect', cmd: () => run(real, ['image', 'inspect', ...Object.values(artifacts).map((a) => a.image)]) },
+    ]);
+    report('f', `${N} images present vs --no-images`, withImages, noImages, Infinity);
+    // The goal is the number of engine processes, not a time.
+    Object.assign(results.at(-1), {
+      goal: '1 engine process',
+      pass: spawns === 1,
+      note: `${spawns} engine process(es) per sync; images cost ${fmtMs(median(withImages) - median(noImages))} more, one \`podman image inspect\` of all ${N} tags alone takes ${fmtMs(median(inspectOnce))}`,
+    });
+  } finally {
+    const ids = spawnSync('podman', ['images', '--filter', `reference=${prefix}/*`, '-q'], { encoding: 'utf8' }).stdout.trim();
+    if (ids) spawnSync('podman', ['rmi', '-f', ...new Set(ids.split('\n'))], { stdio: 'ignore' });
+  }
+}
+
 function printTable() {
-  const order = 'abcde';
+  const order = 'abcdef';
   const rows = [...results].sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id)).map((r) => {
     const fmt = (v) => (v === null ? '—' : r.unit === 'MiB' ? `${v.toFixed(1)} MiB` : fmtMs(v));
-    const goal = r.unit === 'MiB' ? `≤ ${r.goal} MiB` : `≤ ${r.goal}`;
+    const goal = typeof r.goal === 'string' ? r.goal : r.unit === 'MiB' ? `≤ ${r.goal} MiB` : `≤ ${r.goal}`;
     return [`(${r.id}) ${r.title}`, fmt(r.hoard), fmt(r.baseline), r.ratio === null ? '—' : r.ratio.toFixed(3), goal, r.pass ? 'PASS' : 'MISS'];
   });
   const head = ['case', 'hoard', 'baseline', 'ratio', 'goal', 'result'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-  process.stdout.write(`\nhoard bench — medians of ${RUNS} runs (b, e: ${RUNS * 3}), node ${process.version}, ${os.cpus().length} cores\n${out.join('\n')}\n`);
+  const notes = results.filter((r) => r.note).map((r) => `(${r.id}) ${r.note}`);
+  process.stdout.write(`\nhoard bench — medians of ${RUNS} runs (b, e: ${RUNS * 3}; f: ${RUNS * 2}), node ${process.version}, ${os.cpus().length} cores\n${out.join('\n')}\n${notes.join('\n')}${notes.length ? '\n' : ''}`);
 }
 
 const tmp = mkdtempSync(path.join(process.env.BENCH_TMPDIR ?? os.tmpdir(), 'hoard-bench-'));

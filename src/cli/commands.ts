@@ -9,7 +9,15 @@ import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest
 import { serializeManifest } from '../manifest/write.ts';
 import { sync } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
+import type { EngineChoice } from '../engine/types.ts';
+import { imageSupport } from './images.ts';
 import type { Printer } from './print.ts';
+
+/** --images/--no-images and --engine. */
+export interface ImageOptions {
+  images: boolean;
+  engine: EngineChoice;
+}
 
 export interface GlobalOptions {
   manifest: string;
@@ -69,7 +77,7 @@ export async function runAdd(
   o: {
     url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean;
     headers?: Record<string, string>;
-  },
+  } & ImageOptions,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const fileName = fileNameFromUrl(o.url);
@@ -92,6 +100,7 @@ export async function runAdd(
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
     manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal,
+    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     emit: (e) => printer.event(e),
   });
@@ -104,28 +113,36 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean },
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean } & ImageOptions,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
     manifest, storeRoot: g.store, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose,
+    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),
     emit: (e) => printer.event(e),
   });
   if (signal.aborted) return 130;
-  return o.dryRun ? 0 : syncExit(summary);
+  return o.dryRun ? (summary.failed > 0 ? 1 : 0) : syncExit(summary);
 }
 
-export async function runStatus(g: GlobalOptions, printer: Printer, o: { names: string[]; output?: string; verify: boolean }): Promise<number> {
+export async function runStatus(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  o: { names: string[]; output?: string; verify: boolean } & ImageOptions,
+): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
     manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
+    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     emit: (e) => printer.event(e),
   });
-  return (summary.outOfSync ?? 0) > 0 ? 3 : 0;
+  // 1 when the state could not be told (the engine did not answer), 3 for drift.
+  return summary.failed > 0 ? 1 : (summary.outOfSync ?? 0) > 0 ? 3 : 0;
 }
 
 export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?: string }): Promise<number> {

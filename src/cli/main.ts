@@ -7,6 +7,11 @@ import { runAdd, runInit, runStatus, runSync, runVerify, type GlobalOptions } fr
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
+const IMAGE_OPTIONS = {
+  images: { type: 'boolean', default: true, describe: 'import or load container images (--no-images skips the engine entirely)' },
+  engine: { choices: ['auto', 'docker', 'podman'], default: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
+} as const;
+
 const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
 
 function globals(y: Argv) {
@@ -131,6 +136,7 @@ async function main(argv: string[]): Promise<number> {
             .option('output', { type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
+            .options(IMAGE_OPTIONS)
             .option('header', {
               alias: 'H', type: 'string', array: true, requiresArg: true,
               describe: 'request header "Name: value", recorded in hoard.json; write secrets as ${VAR}, expanded at request time',
@@ -144,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
             link: args.link, executable: args.executable, headers: parseHeaders((args.header as string[] | undefined) ?? []),
+            images: args.images, engine: args.engine,
           });
         },
       )
@@ -160,8 +167,7 @@ async function main(argv: string[]): Promise<number> {
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'link mode for every artifact' })
             .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
-            .option('images', { type: 'boolean', default: true, describe: 'import container images (--no-images to skip)' })
-            .option('engine', { choices: ['auto', 'docker', 'podman'] as const, default: 'auto', describe: 'container engine' })
+            .options(IMAGE_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
             .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
@@ -172,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
           code = await runSync(c.g, c.printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
-            link: args.link, jobs, verify: Boolean(args.verify),
+            link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: args.engine,
           });
         },
       )
@@ -184,10 +190,13 @@ async function main(argv: string[]): Promise<number> {
             .positional('names', { type: 'string', array: true })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
+            .options(IMAGE_OPTIONS)
             .example('$0 status || hoard sync', 'sync only when something drifted'),
         async (args) => {
           const c = context(args);
-          code = await runStatus(c.g, c.printer, { names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify) });
+          code = await runStatus(c.g, c.printer, c.env, {
+            names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify), images: args.images, engine: args.engine,
+          });
         },
       )
       .command(

@@ -59,6 +59,7 @@ export function createPrinter(o: PrinterOptions) {
     progressShown = true;
   };
 
+  let engineErrorShown = false;
   const printError = (e: ErrorInfo, indent: string) => {
     o.err(`${indent}${red('error:')} ${e.message}\n`);
     if (e.hint) o.err(`${indent}${dim('hint:')} ${e.hint}\n`);
@@ -104,6 +105,8 @@ export function createPrinter(o: PrinterOptions) {
         case 'warning':
           clearProgress();
           if (!o.quiet || o.verbose) o.err(`${yellow('warning:')} ${e.name ? `${e.name}: ` : ''}${e.message}\n`);
+          if (e.hint && (!o.quiet || o.verbose)) o.err(`${dim('hint:')} ${e.hint}\n`);
+          if (e.message.startsWith('container images:')) engineErrorShown = true;
           return;
         case 'plan': {
           if (o.quiet && e.inSync) return;
@@ -118,16 +121,23 @@ export function createPrinter(o: PrinterOptions) {
           };
           if (e.blob !== 'none') what.push(blobWords[e.blob] ?? e.blob);
           if (e.output !== 'none') what.push(outWords[e.output] ?? e.output);
+          if (e.image && e.image !== 'none') {
+            const imageWords: Record<string, string> = {
+              import: `import image ${e.imageRef}`, reimport: `re-import image ${e.imageRef} (stale tag: built from another file)`,
+              force: `re-import image ${e.imageRef} (--force)`, unavailable: `image ${e.imageRef}: engine unavailable`,
+            };
+            what.push(imageWords[e.image] ?? e.image);
+          }
           const state = e.inSync ? green('in sync') : e.output === 'conflict' ? red(what.join(', ')) : yellow(what.join(', '));
           line(`${bold(e.name)}  ${state}  ${dim(shown(e.path))}`);
           return;
         }
         case 'artifact': {
           active.delete(e.name);
-          if (o.quiet && !e.error) return;
+          if (o.quiet && !e.error && !e.imageError) return;
           // The common line first, built cheaply: a no-op sync prints one per artifact.
-          if (e.blob === 'cached' && e.output === 'present') {
-            line(`${bold(e.name)}  ${green('cached, up to date')}  ${dim(shown(e.path))}`);
+          if (e.blob === 'cached' && e.output === 'present' && (e.image === undefined || e.image === 'present')) {
+            line(`${bold(e.name)}  ${green(e.image ? 'cached, up to date, image present' : 'cached, up to date')}  ${dim(shown(e.path))}`);
             return;
           }
           let text: string;
@@ -138,9 +148,19 @@ export function createPrinter(o: PrinterOptions) {
           if (e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') text += `, ${e.output} (${e.method})`;
           else if (e.output === 'present') text += ', up to date';
           else if (e.output === 'conflict') text += ', conflict';
-          const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict';
+          if (e.image === 'imported' || e.image === 'loaded') text += `, ${e.image} as ${e.imageRef}`;
+          else if (e.image === 'reimported') text += `, re-imported ${e.imageRef} (stale tag)`;
+          else if (e.image === 'present') text += ', image present';
+          else if (e.image === 'failed') text += `, image ${e.imageRef} failed`;
+          const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict' || e.image === 'failed';
           line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`);
           if (e.error) printError(e.error, '  ');
+          // The engine's own error is printed once, as a warning, not under every artifact.
+          if (e.imageError && e.imageError.code !== 'E_ENGINE') printError(e.imageError, '  ');
+          else if (e.imageError && !engineErrorShown) {
+            engineErrorShown = true;
+            printError(e.imageError, '  ');
+          }
           return;
         }
         case 'summary': {
@@ -159,6 +179,7 @@ export function createPrinter(o: PrinterOptions) {
             `${formatBytes(s.bytesDownloaded)} downloaded`,
             `${formatBytes(s.bytesSaved)} saved`,
           ];
+          if (s.imagesPresent || s.imagesImported) bits.push(`images: ${s.imagesPresent} present, ${s.imagesImported} imported`);
           if (s.failed) bits.push(red(`${s.failed} failed`));
           if (s.conflicts) bits.push(red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`));
           line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${s.manifestUpdated ? dim(' · hoard.json updated') : ''}`);

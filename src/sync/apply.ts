@@ -8,7 +8,9 @@ import type { Artifact } from '../manifest/types.ts';
 import type { LinkMethod, Materializer } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
 import type { Expected, Store } from '../store/store.ts';
-import type { BlobOutcome, Emit, ErrorInfo, OutputOutcome, SyncEvent } from './events.ts';
+import type { Engine } from '../engine/types.ts';
+import type { BlobOutcome, Emit, ErrorInfo, ImageOutcome, OutputOutcome, SyncEvent } from './events.ts';
+import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan } from './plan.ts';
 import type { SyncState } from './state.ts';
 
@@ -23,6 +25,8 @@ export interface ApplyDeps {
   jobs: number;
   force: boolean;
   emit: Emit;
+  /** Container images: the engine (null when it could not be reached) and the error to report then. */
+  images?: { support: ImageSupport; engine: Engine | null; error: ErrorInfo | null };
   /** Called when an unlocked entry's digest becomes known. */
   onLocked: (name: string, digest: Digest, size: number) => void;
   signal?: AbortSignal;
@@ -148,10 +152,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } catch (err) {
       blob = 'failed';
       output = 'skipped';
-      return event({ error: errorInfo(err) });
+      return event({ error: errorInfo(err), ...(a.image ? { image: 'skipped' as const, imageRef: a.image } : {}) });
     }
 
-    // 2. The output file.
+    // 2. The output file (a conflict or failure there does not stop the image).
+    let outputError: ErrorInfo | undefined;
     try {
       let action = p.output;
       if (action === 'check') {
@@ -161,33 +166,71 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       }
       if (action === 'conflict') {
         output = 'conflict';
-        return event({
-          error: {
-            code: 'E_CONFLICT',
-            message: `${target} differs from ${a.name}: ${p.observed.outputReason ?? 'someone else\'s file'}`,
-            hint: 'move the file away, or run `hoard sync --force` to replace it',
-          },
-        });
-      }
-      if (action === 'none') {
+        outputError = {
+          code: 'E_CONFLICT',
+          message: `${target} differs from ${a.name}: ${p.observed.outputReason ?? 'someone else\'s file'}`,
+          hint: 'move the file away, or run `hoard sync --force` to replace it',
+        };
+      } else if (action === 'none') {
         if (p.observed.outputFp) deps.state.outputs.set(target, { digest: digest!, fp: p.observed.outputFp });
         output = 'present';
-        return event();
+      } else {
+        const r = await deps.materializer.materialize({
+          blob: store.blobPath(digest!),
+          outputRoot: deps.outputRoot,
+          relPath: a.path,
+          link: a.link,
+          executable: a.executable,
+        });
+        method = r.method;
+        deps.state.outputs.set(target, { digest: digest!, fp: fileFingerprint(lstatSync(target)) });
+        output = action === 'link' ? 'linked' : action === 'replace' ? 'replaced' : 'relinked';
       }
-      const r = await deps.materializer.materialize({
-        blob: store.blobPath(digest!),
-        outputRoot: deps.outputRoot,
-        relPath: a.path,
-        link: a.link,
-        executable: a.executable,
-      });
-      method = r.method;
-      deps.state.outputs.set(target, { digest: digest!, fp: fileFingerprint(lstatSync(target)) });
-      output = action === 'link' ? 'linked' : action === 'replace' ? 'replaced' : 'relinked';
-      return event();
     } catch (err) {
       output = 'failed';
-      return event({ error: errorInfo(err) });
+      outputError = errorInfo(err);
+    }
+
+    // 3. The container image.
+    if (!a.image) return event(outputError ? { error: outputError } : {});
+    const img = await ensureImage(p, digest as Digest);
+    return event({ ...(outputError ? { error: outputError } : {}), image: img.outcome, imageRef: a.image, ...(img.error ? { imageError: img.error } : {}) });
+  };
+
+  // One engine command at a time: imports of big images compete for the same disk anyway.
+  let engineQueue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = engineQueue.then(fn, fn);
+    engineQueue = run.catch(() => {});
+    return run;
+  };
+
+  const ensureImage = async (p: ArtifactPlan, digest: Digest): Promise<{ outcome: ImageOutcome; error?: ErrorInfo }> => {
+    const a = p.artifact;
+    const ref = a.image!;
+    const images = deps.images;
+    if (!images) return { outcome: 'skipped' };
+    if (!images.engine) {
+      return { outcome: 'failed', error: images.error ?? { code: 'E_ENGINE', message: 'no container engine available' } };
+    }
+    const engine = images.engine;
+    const seen = p.imageObserved?.info;
+    // An entry locked just now: the tag may already be the right image.
+    if (p.image === 'none' || (p.image === 'import' && seen && boundTo(seen, digest, engine.name, deps.state))) return { outcome: 'present' };
+    try {
+      const blob = store.blobPath(digest);
+      const hex = digest.slice(7);
+      let kind = deps.state.archives.get(hex);
+      if (!kind) {
+        kind = await images.support.classify(blob);
+        deps.state.archives.set(hex, kind);
+      }
+      const made = await serial(() => (kind === 'rootfs' ? engine.importRootfs(blob, ref, digest) : engine.load(blob, ref)));
+      deps.state.images.set(imageKey(engine.name, ref), { digest, id: made.id });
+      if (p.image === 'reimport' || p.image === 'force') return { outcome: 'reimported' };
+      return { outcome: kind === 'rootfs' ? 'imported' : 'loaded' };
+    } catch (err) {
+      return { outcome: 'failed', error: errorInfo(err) };
     }
   };
 
@@ -208,6 +251,10 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       type: 'artifact', name: a.name, path: a.path, digest: a.digest ?? null, size: a.size ?? null,
       blob: 'cached', output: 'present', bytesDownloaded: 0,
     };
+    if (a.image) {
+      ev.image = deps.images ? 'present' : 'skipped';
+      ev.imageRef = a.image;
+    }
     results[i] = ev;
     emit(ev);
   }

@@ -1,6 +1,6 @@
 import type { Digest } from '../core/digest.ts';
 import type { LinkMethod } from '../materialize/materialize.ts';
-import type { BlobAction, OutputAction } from './plan.ts';
+import type { BlobAction, ImageAction, OutputAction } from './plan.ts';
 
 /** What happened to an artifact's blob in the store. */
 export type BlobOutcome =
@@ -10,6 +10,15 @@ export type BlobOutcome =
   | 'adopted' // put back into the store from a verified output file, no network
   | 'failed'
   | 'skipped'; // --dry-run
+
+/** What happened to its container image. */
+export type ImageOutcome =
+  | 'present' // the engine has it, built from this digest: nothing run
+  | 'imported' // a root filesystem tarball, `import`ed with the digest as a label
+  | 'loaded' // a docker-save or OCI archive, `load`ed and tagged
+  | 'reimported' // the tag pointed at an image built from another file (or --force)
+  | 'failed'
+  | 'skipped'; // --no-images, or the artifact itself failed
 
 /** What happened to its output file. */
 export type OutputOutcome =
@@ -38,12 +47,15 @@ export type SyncEvent =
       output: OutputAction;
       blobReason?: string;
       outputReason?: string;
+      image?: ImageAction;
+      imageRef?: string;
+      imageReason?: string;
     }
-  | { type: 'check'; name: string; subject: 'blob' | 'output'; path: string; result: string }
+  | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
   | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' }
   | { type: 'progress'; name: string; received: number; total: number | null }
   | { type: 'waiting'; name: string; lockFile: string; holder: string }
-  | { type: 'warning'; name?: string; message: string }
+  | { type: 'warning'; name?: string; message: string; hint?: string }
   | {
       type: 'artifact';
       name: string;
@@ -56,6 +68,10 @@ export type SyncEvent =
       reason?: string;
       bytesDownloaded: number;
       error?: ErrorInfo;
+      /** Only for artifacts with an `image`. */
+      image?: ImageOutcome;
+      imageRef?: string;
+      imageError?: ErrorInfo;
     }
   | {
       type: 'summary';
@@ -70,6 +86,9 @@ export type SyncEvent =
       manifestUpdated: boolean;
       /** status and --dry-run: how many artifacts are not in sync. */
       outOfSync?: number;
+      imagesPresent: number;
+      /** Imported, loaded or re-imported. */
+      imagesImported: number;
     };
 
 export type Emit = (event: SyncEvent) => void;

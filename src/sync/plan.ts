@@ -1,4 +1,5 @@
 import type { Artifact } from '../manifest/types.ts';
+import type { ImageObservation } from './images.ts';
 import type { Observed } from './observe.ts';
 
 export type BlobAction =
@@ -17,11 +18,22 @@ export type OutputAction =
   | 'conflict' // someone else's file: left alone
   | 'check'; // a file is there and the digest is not known yet: compare after locking
 
+export type ImageAction =
+  | 'none' // no image, --no-images, or present and built from this digest
+  | 'import' // missing: import (rootfs) or load (image archive)
+  | 'reimport' // the tag exists but was built from another file
+  | 'force' // --force: import again even though it is current
+  | 'unavailable'; // the engine could not be asked: reported as a failure
+
 export interface ArtifactPlan {
   artifact: Artifact;
   observed: Observed;
   blob: BlobAction;
   output: OutputAction;
+  image: ImageAction;
+  imageReason?: string;
+  /** What the engine said about the tag, when asked. */
+  imageObserved?: ImageObservation;
   inSync: boolean;
 }
 
@@ -30,8 +42,11 @@ export interface PlanOptions {
 }
 
 /** Pure: what sync must do for each artifact, from the manifest and what is on disk. */
-export function plan(items: ReadonlyArray<{ artifact: Artifact; observed: Observed }>, opts: PlanOptions): ArtifactPlan[] {
-  return items.map(({ artifact, observed }) => {
+export function plan(
+  items: ReadonlyArray<{ artifact: Artifact; observed: Observed; image?: ImageObservation }>,
+  opts: PlanOptions,
+): ArtifactPlan[] {
+  return items.map(({ artifact, observed, image: img }) => {
     let blob: BlobAction;
     if (observed.blob === 'unlocked') blob = 'lock';
     else if (observed.blob === 'corrupt') blob = 'refetch';
@@ -56,6 +71,18 @@ export function plan(items: ReadonlyArray<{ artifact: Artifact; observed: Observ
         output = 'check';
         break;
     }
-    return { artifact, observed, blob, output, inSync: blob === 'none' && output === 'none' };
+    let image: ImageAction = 'none';
+    if (img) {
+      if (img.state === 'unavailable') image = 'unavailable';
+      else if (img.state === 'missing' || img.state === 'unlocked') image = 'import';
+      else if (img.state === 'stale') image = 'reimport';
+      else if (opts.force) image = 'force';
+    }
+    return {
+      artifact, observed, blob, output, image,
+      ...(img?.reason ? { imageReason: img.reason } : {}),
+      ...(img ? { imageObserved: img } : {}),
+      inSync: blob === 'none' && output === 'none' && image === 'none',
+    };
   });
 }

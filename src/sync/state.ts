@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
+import type { ArchiveKind } from '../engine/types.ts';
 import type { Fingerprint } from '../store/fingerprint.ts';
 import { storeLayout } from '../store/paths.ts';
 import { StateFile } from '../store/state-file.ts';
@@ -16,6 +17,10 @@ export function openSyncState(storeRoot: string) {
   return {
     outputs: new StateFile<OutputRecord>(path.join(state, 'outputs.json'), path.join(locks, 'state-outputs.lock')),
     manifests: new StateFile<{ added: string }>(path.join(state, 'manifests.json'), path.join(locks, 'state-manifests.lock')),
+    /** `<engine>:<ref>` → the image hoard made there, and the artifact digest it came from. */
+    images: new StateFile<{ digest: Digest; id: string }>(path.join(state, 'images.json'), path.join(locks, 'state-images.lock')),
+    /** Blob hex → what the archive holds; a blob never changes, so neither does this. */
+    archives: new StateFile<ArchiveKind>(path.join(state, 'archives.json'), path.join(locks, 'state-archives.lock')),
   };
 }
 export type SyncState = ReturnType<typeof openSyncState>;

@@ -9,6 +9,7 @@ import { createMaterializer } from '../materialize/materialize.ts';
 import { openStore } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
+import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState } from './state.ts';
@@ -28,6 +29,8 @@ export interface SyncOptions {
   jobs?: number;
   env?: Record<string, string | undefined>;
   emit?: Emit;
+  /** Container images: how to reach the engine. Absent (--no-images): images are skipped. */
+  images?: ImageSupport;
   /** Emit a `check` event for every cache check (--verbose). */
   checks?: boolean;
   signal?: AbortSignal;
@@ -89,11 +92,20 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false };
   const observed = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
-  const plans = plan(observed, { force: opts.force ?? false });
+  // One engine query for all images, only when some artifact has one.
+  const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
+  if (img?.error) emit({ type: 'warning', message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
+  if (img && opts.checks) {
+    for (const [name, o] of img.images) emit({ type: 'check', name, subject: 'image', path: o.info?.ref ?? '', result: o.reason ? `${o.state}: ${o.reason}` : o.state });
+  }
+  const plans = plan(
+    img ? observed.map((o) => ({ ...o, ...(img.images.has(o.artifact.name) ? { image: img.images.get(o.artifact.name)! } : {}) })) : observed,
+    { force: opts.force ?? false },
+  );
 
   const summary: Summary = {
     type: 'summary', artifacts: artifacts.length, hits: 0, misses: 0, failed: 0, conflicts: 0,
-    bytesDownloaded: 0, bytesSaved: 0, elapsedMs: 0, manifestUpdated: false,
+    bytesDownloaded: 0, bytesSaved: 0, elapsedMs: 0, manifestUpdated: false, imagesPresent: 0, imagesImported: 0,
   };
 
   if (opts.mode !== 'sync') {
@@ -102,7 +114,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
         ...(p.observed.blobReason ? { blobReason: p.observed.blobReason } : {}),
         ...(p.observed.outputReason ? { outputReason: p.observed.outputReason } : {}),
+        ...(p.artifact.image && opts.images ? { image: p.image, imageRef: p.artifact.image } : {}),
+        ...(p.imageReason ? { imageReason: p.imageReason } : {}),
       });
+      if (p.image === 'unavailable') summary.failed++;
+      if (p.artifact.image && opts.images && p.image === 'none') summary.imagesPresent++;
       if (p.output === 'conflict') summary.conflicts++;
     }
     summary.outOfSync = plans.filter((p) => !p.inSync).length;
@@ -120,6 +136,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       store, state, outputRoot,
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher())),
       materializer: createMaterializer(),
+      ...(opts.images && img ? { images: { support: opts.images, engine: img.engine, error: img.error } } : {}),
       env: opts.env ?? {},
       jobs: opts.jobs ?? 4,
       force: opts.force ?? false,
@@ -138,7 +155,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
     if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
-    await Promise.all([store.flush(), state.outputs.flush(), state.manifests.flush()]);
+    await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
   }
 
   for (const r of results) {
@@ -149,6 +166,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     summary.bytesDownloaded += r.bytesDownloaded;
     if (r.blob === 'failed' || r.output === 'failed') summary.failed++;
     if (r.output === 'conflict') summary.conflicts++;
+    if (r.image === 'present') summary.imagesPresent++;
+    else if (r.image === 'imported' || r.image === 'loaded' || r.image === 'reimported') summary.imagesImported++;
+    else if (r.image === 'failed' && r.blob !== 'failed' && r.output !== 'failed') summary.failed++;
   }
   summary.elapsedMs = Math.round(performance.now() - started);
   emit(summary);
