@@ -15,7 +15,7 @@ let cachedData;
 try {
   cachedData = readFileSync(`${file}.cache`);
 } catch {}
-const script = new Script(`(function (exports, require, module, __filename, __dirname, __hoardImport) {${readFileSync(file, 'utf8')}\n})`, {
+const script = new Script(`(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`, {
   filename: file,
   cachedData,
 });
@@ -25,5 +25,4 @@ if (process.env.HOARD_BUILD_CODE_CACHE === '1') {
   process.once('exit', () => writeFileSync(`${file}.cache`, script.createCachedData()));
 }
 const mod = { exports: {} };
-// The bundle's import() calls (execa, an ES module) go through this module's own import().
-script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname, (specifier) => import(specifier));
+script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
