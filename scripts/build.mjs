@@ -62,6 +62,11 @@ await esbuild.build({
   format: 'esm',
   banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
+// Code run through vm.Script cannot import() an ES module from node_modules: externals must
+// be reached with a static import in a lazily imported module (esbuild makes that a require).
+if (/\bimport\(["']/.test(readFileSync(path.join(staging, 'hoard-main.cjs'), 'utf8'))) {
+  throw new Error('dist/hoard-main.cjs calls import() on an external module; import it statically from a lazily imported module instead');
+}
 copyFileSync(path.join(root, 'scripts/bin-loader.cjs'), path.join(staging, 'hoard.cjs'));
 chmodSync(path.join(staging, 'hoard.cjs'), 0o755);
 

@@ -77,6 +77,7 @@ export async function runAdd(
   o: {
     url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean;
     headers?: Record<string, string>;
+    checksumUrl?: string;
   } & ImageOptions,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
@@ -94,6 +95,21 @@ export async function runAdd(
   if (o.link) entry.link = o.link;
   if (o.executable) entry.executable = true;
   if (o.headers) entry.headers = o.headers;
+  if (o.checksumUrl) {
+    // The published checksum is verified in the same pass as the download, and recorded.
+    const { fetchText, parseChecksumFile } = await import('../download/checksum.ts');
+    const { expandHeaders } = await import('../download/headers.ts');
+    const sameOrigin = new URL(o.checksumUrl).origin === new URL(o.url).origin;
+    const text = await fetchText(o.checksumUrl, sameOrigin && o.headers ? expandHeaders(o.headers, env, name) : {});
+    const fileOf = o.path ? path.posix.basename(o.path) : fileName ?? name;
+    const { algorithm, hex } = parseChecksumFile(text, fileOf, o.checksumUrl);
+    if (algorithm === 'sha256') {
+      if (entry.digest && entry.digest !== `sha256:${hex}`) {
+        throw new HoardError('E_INTEGRITY', `--sha256 and ${o.checksumUrl} disagree`, { details: { sha256: entry.digest, published: hex } });
+      }
+      entry.digest = `sha256:${hex}`;
+    } else entry.checksums = { [algorithm]: hex };
+  }
   const doc: ManifestDoc = { ...manifest.doc, artifacts: { ...manifest.doc.artifacts, [name]: entry } };
   // Validate the new entry exactly as if it were in the file (the file itself is not touched yet).
   checkManifest(manifest.file, doc);

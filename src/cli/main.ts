@@ -27,7 +27,7 @@ function globals(y: Argv) {
 /** Options that HOARD_* variables may set; any other HOARD_* variable is the user's own (a token, say). */
 const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
-  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable',
+  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url',
 ];
 
 const BOOLEAN_ENV = new Set(
@@ -137,6 +137,10 @@ async function main(argv: string[]): Promise<number> {
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
             .options(IMAGE_OPTIONS)
+            .option('checksum-url', {
+              type: 'string', requiresArg: true,
+              describe: 'published checksum file (coreutils "<hex>  <file>", BSD, or bare hex; sha512/sha256/sha1/md5): verified and recorded',
+            })
             .option('header', {
               alias: 'H', type: 'string', array: true, requiresArg: true,
               describe: 'request header "Name: value", recorded in hoard.json; write secrets as ${VAR}, expanded at request time',
@@ -150,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
             link: args.link, executable: args.executable, headers: parseHeaders((args.header as string[] | undefined) ?? []),
-            images: args.images, engine: args.engine,
+            images: args.images, engine: args.engine, checksumUrl: args.checksumUrl,
           });
         },
       )
