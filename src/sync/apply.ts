@@ -1,6 +1,8 @@
-import { lstatSync } from 'node:fs';
+import { lstatSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { formatBytes } from '../core/format.ts';
 import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
-import { HoardError } from '../core/errors.ts';
+import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
 import type { Fetcher } from '../download/http.ts';
@@ -40,6 +42,29 @@ export function errorInfo(err: unknown): ErrorInfo {
   return { code: e?.code ?? 'E_INTERNAL', message: e?.message ?? String(err) };
 }
 
+/** Free bytes on the filesystem that holds `dir` (or its nearest existing parent). */
+async function freeBytes(dir: string): Promise<number | null> {
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      const s = await fs.statfs(d);
+      return s.bavail * s.bsize;
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR') || path.dirname(d) === d) return null;
+    }
+  }
+}
+
+/** Fails before a download that cannot fit, saying how much is needed (a full disk mid-way helps nobody). */
+async function ensureSpace(storeRoot: string, size: number, name: string): Promise<void> {
+  const free = await freeBytes(storeRoot);
+  if (free !== null && free < size) {
+    throw new HoardError('E_STORE', `not enough space for ${name}: it needs ${formatBytes(size)}, ${formatBytes(free)} free on the store's filesystem (${storeRoot})`, {
+      hint: 'free some space, or point --store (HOARD_STORE) at a larger disk',
+      details: { needed: size, free },
+    });
+  }
+}
+
 /** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
 export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -59,6 +84,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const { store, emit } = deps;
 
   const download = async (a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', replace: boolean) => {
+    if (expected.size !== undefined) await ensureSpace(store.root, expected.size, a.name);
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
