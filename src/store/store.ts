@@ -50,8 +50,12 @@ export interface Store {
   flush(): Promise<void>;
 }
 
-/** Writes are batched into buffers of this size before they reach the disk. */
-const BATCH_BYTES = 8 * 1024 * 1024;
+/** A writer copies what it is given into buffers of this size and writes each when full... */
+const BUFFER_BYTES = 1024 * 1024;
+/** ...except its first, small one (most artifacts need no more; a big allocation per small file costs)... */
+const FIRST_BUFFER_BYTES = 64 * 1024;
+/** ...and has at most this many (the most a download holds in memory: about 7 MiB). */
+const MAX_BUFFERS = 8;
 
 export function integrityError(what: string, expected: Expected, found: { digest: Digest; size: number; checksums: Checksums }, source?: string): HoardError | null {
   let problem: string | null = null;
@@ -107,33 +111,90 @@ export function openStore(root: string): Store {
     const tmpPath = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
     const fh = await fs.open(tmpPath, 'wx', 0o644);
     const hash = new MultiHash(algorithms);
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    let pending: Promise<void> | null = null;
-    let closed = false;
+    // Bytes are hashed the moment they arrive, while they are still in the CPU's cache, and
+    // copied into a few fixed buffers: the caller may reuse its chunk as soon as write()
+    // returns, and memory stays the same however fast the bytes come. A full buffer is written
+    // (one write at a time, on libuv's thread pool) while the next one fills; the caller waits
+    // only when every buffer is full and on its way to the disk.
+    const spare: Buffer[] = [];
+    let buffers = 0;
+    let current: Buffer | null = null;
+    let fill = 0;
+    const full: Array<{ buf: Buffer; len: number }> = [];
+    let offset = 0;
+    let writing = false;
+    let stopped = false;
     let failed: unknown = null;
+    let closed = false;
+    let waiting: Array<() => void> = [];
 
-    const writeAll = async (bufs: Uint8Array[], total: number): Promise<void> => {
-      let written = 0;
-      while (written < total) {
-        const { bytesWritten } = await fh.writev(written === 0 ? bufs : remainder(bufs, written));
+    /** Resolves when the write in flight is done (or failed). */
+    const writeDone = () => new Promise<void>((resolve) => waiting.push(resolve));
+    const wake = () => {
+      const w = waiting;
+      waiting = [];
+      for (const resolve of w) resolve();
+    };
+    const writeAll = async (buf: Buffer, len: number, at: number): Promise<void> => {
+      for (let done = 0; done < len; ) {
+        const { bytesWritten } = await fh.write(buf, done, len - done, at + done);
         if (bytesWritten === 0) throw new Error('write returned 0 bytes');
-        written += bytesWritten;
+        done += bytesWritten;
       }
     };
-    const flushBatch = (): void => {
-      if (batchBytes === 0) return;
-      const bufs = batch;
-      const total = batchBytes;
-      batch = [];
-      batchBytes = 0;
-      pending = writeAll(bufs, total).catch((err) => {
-        failed = err;
-      });
+    const pump = (): void => {
+      if (writing || stopped || failed || full.length === 0) return;
+      const { buf, len } = full.shift()!;
+      const at = offset;
+      offset += len;
+      writing = true;
+      writeAll(buf, len, at).then(
+        () => {
+          writing = false;
+          spare.push(buf);
+          pump();
+          wake();
+        },
+        (err: unknown) => {
+          failed ??= err;
+          writing = false;
+          wake();
+        },
+      );
     };
-    const drain = async () => {
-      if (pending) await pending;
-      pending = null;
+    const queueCurrent = (): void => {
+      if (current && fill > 0) full.push({ buf: current, len: fill });
+      else if (current) spare.push(current);
+      current = null;
+      fill = 0;
+      pump();
+    };
+    /** Copies `chunk` from `from` on, as far as there is room; returns where it stopped. */
+    const copy = (chunk: Uint8Array, from: number): number => {
+      if (stopped) return chunk.byteLength; // aborted while the caller waited: drop the rest
+      while (from < chunk.byteLength) {
+        if (!current) {
+          current = spare.pop() ?? (buffers < MAX_BUFFERS ? Buffer.allocUnsafeSlow(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
+          if (!current) return from;
+        }
+        const n = Math.min(current.byteLength - fill, chunk.byteLength - from);
+        current.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), fill);
+        fill += n;
+        from += n;
+        if (fill === current.byteLength) queueCurrent();
+      }
+      return from;
+    };
+    const copyRest = async (chunk: Uint8Array, from: number): Promise<void> => {
+      while ((from = copy(chunk, from)) < chunk.byteLength) {
+        await writeDone();
+        if (failed) throw storeWriteError(failed, tmpPath);
+      }
+    };
+    /** Writes out everything accepted so far. */
+    const drain = async (): Promise<void> => {
+      queueCurrent();
+      while ((writing || full.length > 0) && !failed) await writeDone();
       if (failed) throw storeWriteError(failed, tmpPath);
     };
     const close = async () => {
@@ -149,18 +210,16 @@ export function openStore(root: string): Store {
         return hash.size;
       },
       write(chunk) {
+        if (failed) throw storeWriteError(failed, tmpPath);
+        if (stopped) throw new Error('write() after commit() or abort()');
         hash.update(chunk);
-        batch.push(chunk);
-        batchBytes += chunk.byteLength;
-        if (batchBytes < BATCH_BYTES) return;
-        // One batch on its way to the disk while the next one fills: at most two in memory.
-        if (pending) return drain().then(flushBatch);
-        flushBatch();
+        const done = copy(chunk, 0);
+        if (done < chunk.byteLength) return copyRest(chunk, done);
       },
       async commit(expected, opts = {}) {
         try {
-          flushBatch();
           await drain();
+          stopped = true;
           await close();
           const found = { ...hash.digest(), size: hash.size };
           const err = integrityError('download is', expected, found);
@@ -168,12 +227,15 @@ export function openStore(root: string): Store {
           await publish(tmpPath, found.digest, opts.replace);
           return found.digest;
         } finally {
+          stopped = true;
           await close().catch(() => {});
           await fs.rm(tmpPath, { force: true });
         }
       },
       async abort() {
-        await drain().catch(() => {});
+        stopped = true;
+        full.length = 0;
+        while (writing) await writeDone();
         await close().catch(() => {});
         await fs.rm(tmpPath, { force: true });
       },
@@ -253,19 +315,6 @@ export function openStore(root: string): Store {
     flush: () => verified.flush(),
   };
   return store;
-}
-
-function remainder(bufs: Uint8Array[], skip: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (skip >= b.byteLength) {
-      skip -= b.byteLength;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
 }
 
 function storeWriteError(err: unknown, tmpPath: string): HoardError {
