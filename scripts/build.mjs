@@ -44,10 +44,71 @@ const common = {
   // Light replacements for two start-up costs of yargs (see the files).
   alias: { 'string-width': './src/cli/string-width.ts', assert: './src/cli/assert-shim.ts' },
 };
+// The TUI (Ink, React, yoga-layout) is a bundle of its own, dist/hoard-tui.cjs, required by the
+// CLI only when it draws on a terminal: the CLI bundle, and so every start of `hoard --help` or a
+// piped `hoard sync`, stays as small as before. It gets the engine as plain functions and data
+// (src/cli/ui.ts), so it carries no second copy of the engine (checked below).
+const tuiBundle = {
+  name: 'tui-bundle',
+  setup(build) {
+    build.onResolve({ filter: /\/tui\/index\.ts$/ }, (args) =>
+      args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: 'hoard-tui', namespace: 'tui-bundle' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'tui-bundle' }, () => ({
+      contents: "module.exports = require(require('node:path').join(__dirname, 'hoard-tui.cjs'));",
+      loader: 'js',
+    }));
+  },
+};
+// Ink is ES modules with top-level await, which CommonJS cannot express: yoga-layout awaits its
+// WebAssembly (src/tui/yoga.ts stands in, initialised before Ink lays out), and Ink's
+// reconciler awaits React devtools when DEV=true (left out). Ink also renders only a final
+// frame when it thinks it runs in CI; hoard draws only on a terminal, so that is always false.
+const inkForCommonJs = {
+  name: 'ink-for-commonjs',
+  setup(build) {
+    build.onResolve({ filter: /^yoga-layout$/ }, (args) =>
+      args.importer.includes(`${path.sep}node_modules${path.sep}`) ? { path: path.join(root, 'src/tui/yoga.ts') } : undefined,
+    );
+    build.onResolve({ filter: /^is-in-ci$/ }, () => ({ path: 'is-in-ci', namespace: 'ink-for-commonjs' }));
+    build.onLoad({ filter: /^is-in-ci$/, namespace: 'ink-for-commonjs' }, () => ({ contents: 'export default false;', loader: 'js' }));
+    build.onLoad({ filter: /[\\/]ink[\\/]build[\\/]reconciler\.js$/ }, (args) => {
+      let text = readFileSync(args.path, 'utf8');
+      for (const [from, to] of [
+        ["await import('./devtools.js');", '/* React devtools are not bundled */'],
+        ['? await loadPackageJson()', "? { name: 'ink', version: undefined }"],
+      ]) {
+        if (!text.includes(from)) throw new Error(`ink's reconciler.js changed: no "${from}" to replace (scripts/build.mjs, ink-for-commonjs)`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+await esbuild.build({
+  ...common,
+  entryPoints: ['src/tui/index.ts'],
+  outfile: path.join(staging, 'hoard-tui.cjs'),
+  format: 'cjs',
+  plugins: [inkForCommonJs],
+  // Not the CLI's start-up shims: Ink measures text with the real string-width, and
+  // signal-exit needs the real node:assert.
+  alias: {},
+  // React's production build; Ink's own import.meta.url (unused once patched) as in the CLI.
+  define: { ...common.define, 'process.env.NODE_ENV': '"production"', 'import.meta.url': '__hoardImportMetaUrl' },
+  banner: { js: "var __hoardImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+{
+  const tui = readFileSync(path.join(staging, 'hoard-tui.cjs'), 'utf8');
+  // A second copy of the engine would split its classes in two (instanceof HoardError fails).
+  if (/class HoardError|function sync\(|openStore/.test(tui)) throw new Error('dist/hoard-tui.cjs bundles engine code; pass it from src/cli/ui.ts instead');
+  if (/\bimport\(["']/.test(tui)) throw new Error('dist/hoard-tui.cjs calls import(), which the CommonJS loader cannot do');
+}
 // The CLI: one CommonJS bundle, so that the loader can run it through V8's code cache.
 await esbuild.build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
+  plugins: [tuiBundle],
   outfile: path.join(staging, 'hoard-main.cjs'),
   format: 'cjs',
   // yargs (an ES module) asks for import.meta.url; in the CommonJS bundle it is this file's URL.

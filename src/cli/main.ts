@@ -4,6 +4,7 @@ import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
 import { createPrinter, type Printer } from './print.ts';
 import { runAdd, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+import { runLive, runUiCommand, wantsLive } from './ui.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
@@ -179,11 +180,13 @@ async function main(argv: string[]): Promise<number> {
           const c = context(args);
           const jobs = Number(args.jobs);
           if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
-          code = await runSync(c.g, c.printer, c.env, controller.signal, {
+          const run = (printer: Printer) => runSync(c.g, printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: args.engine,
           });
+          // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
+          code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
         },
       )
       .command(
@@ -212,7 +215,23 @@ async function main(argv: string[]): Promise<number> {
           code = await runVerify(c.g, c.printer, { output: args.output });
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status or verify')
+      .command(
+        'ui',
+        'the interactive terminal interface: every artifact and its state; sync, force-sync and verify with a key',
+        (y) =>
+          y
+            .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
+            .options(IMAGE_OPTIONS)
+            .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
+        async (args) => {
+          const c = context(args);
+          const jobs = Number(args.jobs);
+          if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
+          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: args.engine });
+        },
+      )
+      .demandCommand(1, 'name a command: init, add, sync, status, verify or ui')
       .recommendCommands()
       .strict()
       .epilog(EPILOG)

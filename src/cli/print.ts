@@ -98,6 +98,9 @@ export function createPrinter(o: PrinterOptions) {
           drawProgress();
           return;
         }
+        case 'image':
+          if (o.verbose) line(dim(`  ${e.action} ${e.ref} (${e.name})`));
+          return;
         case 'waiting':
           clearProgress();
           o.err(`${yellow('waiting')} for ${e.lockFile} (held by ${e.holder}; another hoard is fetching ${e.name})\n`);

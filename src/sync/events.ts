@@ -47,6 +47,8 @@ export type SyncEvent =
       output: OutputAction;
       blobReason?: string;
       outputReason?: string;
+      /** The locked size, when known (the entry has one). */
+      size?: number;
       image?: ImageAction;
       imageRef?: string;
       imageReason?: string;
@@ -54,6 +56,8 @@ export type SyncEvent =
   | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
   | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' }
   | { type: 'progress'; name: string; received: number; total: number | null }
+  /** An engine command that makes an image starts (import of a rootfs, load of an archive). */
+  | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }
   | { type: 'waiting'; name: string; lockFile: string; holder: string }
   | { type: 'warning'; name?: string; message: string; hint?: string }
   | {

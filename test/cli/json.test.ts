@@ -1,0 +1,114 @@
+// --json output, as the CLI really prints it, checked against schemas/events.schema.json: every
+// kind of event the commands emit (sync, status, dry-run, verify, add, -v checks, failures,
+// conflicts, corrupt blobs, images, fatal errors) must be described by the schema.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { hoard, jsonLines, project, randomData, ROOT, sha256, startServer, tmpDir } from '../helpers.ts';
+
+const schema = JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8'));
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+
+/** Every stdout line parses, matches the schema, and the last is a summary (or an error). */
+function check(label: string, r: { stdout: string }, seen: Set<string>, last: 'summary' | 'error' = 'summary') {
+  const lines = r.stdout.split('\n').filter(Boolean);
+  assert.ok(lines.length > 0, `${label}: no output`);
+  const events = jsonLines(r.stdout);
+  for (const [i, e] of events.entries()) {
+    if (!validate(e)) assert.fail(`${label}: line ${i + 1} does not match the schema: ${JSON.stringify(e)}\n${JSON.stringify(validate.errors, null, 1).slice(0, 1500)}`);
+    seen.add(String(e.type) + (e.type === 'summary' && 'blobs' in e ? ':verify' : ''));
+  }
+  assert.equal(events.at(-1)!.type, last, `${label}: the last line`);
+  return events;
+}
+
+test('every --json line of sync, status, dry-run, add and verify matches schemas/events.schema.json', async (t) => {
+  const good = randomData(120_000);
+  const other = randomData(20_000);
+  const srv = await startServer(t, {
+    '/good.bin': good,
+    '/other.bin': other,
+    '/mirror-down.bin': { body: Buffer.from('no'), status: 503 },
+    '/tools.run': randomData(5_000),
+  });
+  const p = await project(t, {
+    version: 1,
+    artifacts: {
+      good: { url: srv.url('/mirror-down.bin'), mirrors: [srv.url('/good.bin')], digest: `sha256:${sha256(good)}`, size: good.length },
+      unlocked: { url: srv.url('/other.bin'), path: 'sub/other.bin', link: 'copy' },
+      missing: { url: srv.url('/nothing-here.bin') },
+    },
+  });
+  const seen = new Set<string>();
+
+  check('status before anything', await p.run('status', '--json', '-v'), seen);
+  check('dry run', await p.run('sync', '--dry-run', '--json'), seen);
+  const first = check('first sync, -v', await p.run('sync', '--json', '-v'), seen);
+  assert.ok(first.some((e) => e.type === 'artifact' && e.blob === 'failed' && (e.error as { code: string }).code === 'E_HTTP'));
+  assert.ok(first.some((e) => e.type === 'warning'), 'the failing mirror warns');
+  assert.ok(first.some((e) => e.type === 'progress'));
+
+  // Someone else's file at an output path, and a blob damaged in the store.
+  await fs.rm(path.join(p.dir, 'artifacts', 'sub', 'other.bin'));
+  await fs.writeFile(path.join(p.dir, 'artifacts', 'sub', 'other.bin'), 'mine');
+  const blob = path.join(p.store, 'v1', 'blobs', 'sha256', sha256(good));
+  await fs.chmod(blob, 0o644);
+  await fs.appendFile(blob, 'x');
+  await fs.chmod(blob, 0o444);
+  const status = check('status with drift', await p.run('status', '--json', '--verify'), seen);
+  assert.ok(status.some((e) => e.type === 'plan' && e.output === 'conflict'));
+  assert.ok(status.some((e) => e.type === 'plan' && e.blob === 'refetch'));
+  check('verify', await p.run('verify', '--json'), seen);
+  check('sync after verify', await p.run('sync', '--json'), seen);
+  check('verify, all good but the conflict', await p.run('verify', '--json', '-v'), seen);
+  check('add', await p.run('add', srv.url('/tools.run'), '--executable', '--json'), seen);
+  check('a fatal error', await p.run('sync', 'nope', '--json'), seen, 'error');
+
+  for (const type of ['start', 'plan', 'check', 'download', 'progress', 'warning', 'artifact', 'summary', 'verified', 'summary:verify', 'error']) {
+    assert.ok(seen.has(type), `no ${type} event was produced, so none was checked`);
+  }
+});
+
+test('the schema tells events apart: wrong fields and unknown types are rejected', () => {
+  assert.equal(validate({ type: 'progress', name: 'a', received: 1, total: null }), true);
+  assert.equal(validate({ type: 'progress', name: 'a', received: -1, total: null }), false);
+  assert.equal(validate({ type: 'artifact', name: 'a', path: 'a', digest: 'md5:x', size: 1, blob: 'cached', output: 'present', bytesDownloaded: 0 }), false);
+  assert.equal(validate({ type: 'summary', blobs: 1, bytes: 2, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 3 }), true, 'verify\'s summary');
+  assert.equal(validate({ type: 'summary', blobs: 1 }), false);
+  assert.equal(validate({ type: 'line', text: 'x' }), false, 'the TUI\'s own line events are not part of --json');
+});
+
+const havePodman = (() => {
+  try {
+    execFileSync('podman', ['version', '--format', '{{.Client.Version}}'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+test('images: the image event and the image fields match the schema', { skip: !havePodman && 'podman is not installed' }, async (t: TestContext) => {
+  const dir = tmpDir(t, 'hoard-rootfs-');
+  await fs.mkdir(path.join(dir, 'root', 'etc'), { recursive: true });
+  writeFileSync(path.join(dir, 'root', 'etc', 'release'), 'json schema test\n');
+  execFileSync('tar', ['-C', path.join(dir, 'root'), '-cf', path.join(dir, 'rootfs.tar'), '.']);
+  const tar = readFileSync(path.join(dir, 'rootfs.tar'));
+  const ref = `localhost/hoard-json-${randomBytes(4).toString('hex')}/img:1`;
+  t.after(() => {
+    try {
+      execFileSync('podman', ['rmi', '-f', ref], { stdio: 'ignore' });
+    } catch {}
+  });
+  const srv = await startServer(t, { '/rootfs.tar': tar });
+  const p = await project(t, { version: 1, artifacts: { img: { url: srv.url('/rootfs.tar'), image: ref } } });
+  const seen = new Set<string>();
+  check('status with an image', await p.run('status', '--json', '--engine', 'podman', '-v'), seen);
+  const events = check('sync with an image', await hoard(['sync', '--json', '--engine', 'podman'], { cwd: p.dir, store: p.store }), seen);
+  assert.deepEqual(events.filter((e) => e.type === 'image').map((e) => [e.name, e.ref, e.action]), [['img', ref, 'import']]);
+  assert.equal(events.find((e) => e.type === 'artifact')!.image, 'imported');
+  check('sync with the image present', await p.run('sync', '--json', '--engine', 'podman'), seen);
+});
