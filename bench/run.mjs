@@ -9,6 +9,8 @@
 //   BENCH_RUNS       measured runs per case, after one discarded warm-up (default 5;
 //                    the cheap cases b and e use three times as many)
 //   BENCH_SMALL      number of small artifacts in case b (default 1000)
+//
+// Case g compares with `aria2c` (Debian: apt-get install aria2) and is skipped without it.
 //   BENCH_NODE_ARGS  extra node flags for every hoard run, e.g.
 //                    "--cpu-prof --cpu-prof-dir=/tmp/hoard-prof"
 //   BENCH_TMPDIR     where test data goes (default: the OS temp folder); removed afterwards
@@ -32,9 +34,9 @@ const MiB = 1024 * 1024;
 const argv = process.argv.slice(2);
 const jsonOut = argv.includes('--json');
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : argv.find((a) => a.startsWith('--only='))?.slice(7);
-const only = new Set((onlyArg ?? 'a,b,c,d,e,f').split(',').map((s) => s.trim().toLowerCase()));
-if (![...only].every((c) => 'abcdef'.includes(c) && c.length === 1)) {
-  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e,f] [--json]  (got --only ${onlyArg})\n`);
+const only = new Set((onlyArg ?? 'a,b,c,d,e,f,g').split(',').map((s) => s.trim().toLowerCase()));
+if (![...only].every((c) => 'abcdefg'.includes(c) && c.length === 1)) {
+  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e,f,g] [--json]  (got --only ${onlyArg})\n`);
   process.exit(2);
 }
 const BIG = Math.round(Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB);
@@ -298,9 +300,66 @@ async function main(tmp) {
       if (spawnSync('podman', ['version'], { stdio: 'ignore' }).status !== 0) log('(f) skipped: podman is not installed');
       else await imagesCase(tmp, served, server);
     }
+
+    // (g) many small downloads from a slow server: parallel hoard vs a sequential curl loop and aria2c -j 8.
+    if (only.has('g')) await parallelCase(tmp, served, server);
   } finally {
     server.stop();
   }
+}
+
+async function parallelCase(tmp, served, server) {
+  const N = 60;
+  const SIZE = 1_000_000;
+  const DELAY = 50;
+  log(`(g) ${N} artifacts of 1 MB, the server waiting ${DELAY} ms before each answer: sync --jobs 8 vs a curl loop and aria2c -j 8`);
+  mkdirSync(path.join(served, 'g'), { recursive: true });
+  const files = [];
+  for (let i = 0; i < N; i++) {
+    const name = `g${String(i).padStart(2, '0')}.bin`;
+    const data = randomBytes(SIZE);
+    writeFileSync(path.join(served, 'g', name), data);
+    files.push({ name, url: `${server.origin}/delay/${DELAY}/g/${name}`, hex: createHash('sha256').update(data).digest('hex') });
+  }
+  const project = path.join(tmp, 'proj-g');
+  const store = path.join(tmp, 'store-g');
+  writeManifest(project, Object.fromEntries(files.map((f) => [f.name.slice(0, -4), { url: f.url, digest: `sha256:${f.hex}`, size: SIZE }])));
+  const curlDir = path.join(tmp, 'curl-g');
+  const ariaDir = path.join(tmp, 'aria-g');
+  const ariaList = path.join(tmp, 'aria-g.txt');
+  writeFileSync(ariaList, files.map((f) => `${f.url}\n  out=${f.name}\n  checksum=sha-256=${f.hex}\n`).join(''));
+  const curlLoop = `for u in ${files.map((f) => f.url).join(' ')}; do curl -sf -o "${curlDir}/\${u##*/}" "$u" || exit 1; done`;
+  const fresh = (dir) => () => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    flushDirty();
+  };
+  const hasAria = spawnSync('aria2c', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!hasAria) log('  aria2c is not installed (apt-get install aria2): compared with curl only');
+  const sides = [
+    {
+      name: 'hoard -j8',
+      setup: () => {
+        rmSync(store, { recursive: true, force: true });
+        fresh(path.join(project, 'artifacts'))();
+      },
+      cmd: () => hoard(['sync', '--jobs', '8', '--no-images'], { cwd: project, store }),
+    },
+    { name: 'curl loop', setup: fresh(curlDir), cmd: () => run('sh', ['-c', curlLoop]) },
+    ...(hasAria
+      ? [{
+          name: 'aria2c -j8',
+          setup: fresh(ariaDir),
+          cmd: () => run('aria2c', ['-q', '-j', '8', '-d', ariaDir, '-i', ariaList, '--file-allocation=none', '--allow-overwrite=true', '--auto-file-renaming=false']),
+        }]
+      : []),
+  ];
+  const [h, c, a] = await measure('g', RUNS, sides);
+  for (const f of files) {
+    if (statSync(path.join(project, 'artifacts', f.name)).size !== SIZE) throw new Error(`(g) ${f.name} was not synced`);
+  }
+  report('g', `${N}×1 MB, ${DELAY} ms latency: sync -j8 vs curl loop`, h, c, 0.35);
+  if (a) report('g', `${N}×1 MB, ${DELAY} ms latency: sync -j8 vs aria2c -j8`, h, a, 1.0);
 }
 
 async function imagesCase(tmp, served, server) {
@@ -353,7 +412,7 @@ async function imagesCase(tmp, served, server) {
 }
 
 function printTable() {
-  const order = 'abcdef';
+  const order = 'abcdefg';
   const rows = [...results].sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id)).map((r) => {
     const fmt = (v) => (v === null ? '—' : r.unit === 'MiB' ? `${v.toFixed(1)} MiB` : fmtMs(v));
     const goal = typeof r.goal === 'string' ? r.goal : r.unit === 'MiB' ? `≤ ${r.goal} MiB` : `≤ ${r.goal}`;

@@ -7,8 +7,16 @@ import path from 'node:path';
 
 const root = path.resolve(process.argv[2] ?? '.');
 
+// /delay/<ms>/<path> serves <path> after waiting <ms> (a server far away, or a slow CDN).
 const server = http.createServer((req, res) => {
-  const file = path.join(root, path.normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+  const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  const delayed = /^\/delay\/(\d+)(\/.*)$/.exec(pathname);
+  if (delayed) setTimeout(() => serve(req, res, delayed[2]), Number(delayed[1]));
+  else serve(req, res, pathname);
+});
+
+function serve(req, res, pathname) {
+  const file = path.join(root, path.normalize(pathname));
   if ((req.method !== 'GET' && req.method !== 'HEAD') || !file.startsWith(root + path.sep)) {
     res.writeHead(404).end();
     return;
@@ -27,7 +35,7 @@ const server = http.createServer((req, res) => {
       .on('error', () => res.destroy())
       .pipe(res);
   });
-});
+}
 
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
 process.stdin.on('end', () => process.exit(0)).resume();

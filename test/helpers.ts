@@ -29,18 +29,49 @@ export function randomData(size: number): Buffer {
 
 export interface Route {
   body: Buffer;
-  /** Send this many bytes of the body, then destroy the socket. */
+  /** Send this many bytes of the body (of this response, ranged or not), then destroy the socket. */
   dropAfter?: number;
   status?: number;
   headers?: Record<string, string>;
   /** Wait before answering (ms). */
   delay?: number;
+  /** Answer `Range: bytes=N-` with 206, as long as an `If-Range` matches the ETag or Last-Modified in `headers`. */
+  ranges?: boolean;
+}
+
+/** A route that answers by itself; `hit` counts this path's requests, from 1. */
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => void;
+
+/** Sends `route` as a well-behaved file server would (Range, If-Range), or misbehaves as it says. */
+export function serveRoute(req: http.IncomingMessage, res: http.ServerResponse, route: Route): void {
+  let body = route.body;
+  let status = route.status ?? 200;
+  const headers: Record<string, string> = { ...(route.headers ?? {}) };
+  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  const ifRange = req.headers['if-range'] as string | undefined;
+  const validators = [headers.etag, headers['last-modified']].filter(Boolean);
+  if (route.ranges && status === 200 && range && (ifRange === undefined || validators.includes(ifRange))) {
+    const start = Number(range[1]);
+    if (start >= body.length) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}`, 'content-length': '0' }).end();
+      return;
+    }
+    status = 206;
+    headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    body = body.subarray(start);
+  }
+  res.writeHead(status, { 'content-length': String(body.length), ...headers });
+  if (route.dropAfter !== undefined) {
+    res.write(body.subarray(0, route.dropAfter), () => setTimeout(() => req.socket.destroy(), 20));
+    return;
+  }
+  res.end(body);
 }
 
 export interface TestServer {
   origin: string;
   url(p: string): string;
-  routes: Map<string, Route>;
+  routes: Map<string, Route | Handler>;
   /** Requests seen per path (GET only), and every request's headers. */
   hits: Map<string, number>;
   log: Array<{ path: string; headers: http.IncomingHttpHeaders }>;
@@ -48,8 +79,8 @@ export interface TestServer {
 }
 
 /** A real HTTP server on 127.0.0.1:0 serving `routes`; closed after the test. */
-export async function startServer(t: TestContext, routes: Record<string, Route | Buffer> = {}): Promise<TestServer> {
-  const map = new Map<string, Route>();
+export async function startServer(t: TestContext, routes: Record<string, Route | Buffer | Handler> = {}): Promise<TestServer> {
+  const map = new Map<string, Route | Handler>();
   for (const [p, r] of Object.entries(routes)) map.set(p, Buffer.isBuffer(r) ? { body: r } : r);
   const hits = new Map<string, number>();
   const log: TestServer['log'] = [];
@@ -58,18 +89,10 @@ export async function startServer(t: TestContext, routes: Record<string, Route |
     log.push({ path: p, headers: req.headers });
     hits.set(p, (hits.get(p) ?? 0) + 1);
     const route = map.get(p);
+    if (typeof route === 'function') return route(req, res, hits.get(p)!);
     const answer = () => {
-      if (!route) {
-        res.writeHead(404).end('not found');
-        return;
-      }
-      const status = route.status ?? 200;
-      res.writeHead(status, { 'content-length': String(route.body.length), ...(route.headers ?? {}) });
-      if (route.dropAfter !== undefined) {
-        res.write(route.body.subarray(0, route.dropAfter), () => setTimeout(() => req.socket.destroy(), 20));
-        return;
-      }
-      res.end(route.body);
+      if (!route) res.writeHead(404).end('not found');
+      else serveRoute(req, res, route);
     };
     if (route?.delay) setTimeout(answer, route.delay);
     else answer();

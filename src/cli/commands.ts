@@ -7,13 +7,18 @@ import { writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, loadManifest } from '../manifest/load.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import { serializeManifest } from '../manifest/write.ts';
-import { sync } from '../sync/sync.ts';
+import { sync, type NetworkOptions } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { imageSupport } from './images.ts';
 import type { Printer } from './print.ts';
 
 /** --images/--no-images and --engine. */
+/** --retries and the timeouts, for commands that download. */
+export interface NetworkFlags {
+  network?: NetworkOptions;
+}
+
 export interface ImageOptions {
   images: boolean;
   engine: EngineChoice;
@@ -78,7 +83,7 @@ export async function runAdd(
     url: string; name?: string; path?: string; image?: string; sha256?: string; output?: string; link?: LinkMode; executable?: boolean;
     headers?: Record<string, string>;
     checksumUrl?: string;
-  } & ImageOptions,
+  } & ImageOptions & NetworkFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const fileName = fileNameFromUrl(o.url);
@@ -115,7 +120,7 @@ export async function runAdd(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal,
+    manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     emit: (e) => printer.event(e),
@@ -129,12 +134,12 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean } & ImageOptions,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean } & ImageOptions & NetworkFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
     manifest, storeRoot: g.store, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
-    force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose,
+    force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),

@@ -1,7 +1,9 @@
 // The only module that touches process.argv, process.env and process.exit.
+import { setMaxListeners } from 'node:events';
 import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
+import type { NetworkOptions } from '../sync/sync.ts';
 import { createPrinter, type Printer } from './print.ts';
 import { runAdd, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
@@ -12,6 +14,33 @@ const IMAGE_OPTIONS = {
   images: { type: 'boolean', default: true, describe: 'import or load container images (--no-images skips the engine entirely)' },
   engine: { choices: ['auto', 'docker', 'podman'], default: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
 } as const;
+
+const NETWORK_OPTIONS = {
+  retries: { type: 'number', default: 5, describe: 'retries after a network error, a stall, 408, 429 or 5xx (a try that brought new bytes does not count)' },
+  'retry-delay': { type: 'number', default: 1, describe: 'seconds before the first retry; doubles each time (max 30 s), with jitter; Retry-After wins' },
+  'connect-timeout': { type: 'number', default: 30, describe: 'seconds to wait for a connection' },
+  'response-timeout': { type: 'number', default: 60, describe: 'seconds to wait for the response headers' },
+  'stall-timeout': { type: 'number', default: 60, describe: 'seconds without a byte before a transfer counts as stalled (then retried)' },
+} as const;
+
+/** The network flags as the engine takes them; a bad value is a usage error naming the flag. */
+function networkOptions(args: Record<string, unknown>): NetworkOptions {
+  const num = (flag: string, key: string, min: number, integer = false): number => {
+    const v = Number(args[key]);
+    if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${String(args[key])}`);
+    }
+    return v;
+  };
+  const ms = (flag: string, key: string) => Math.round(num(flag, key, 0.001) * 1000);
+  return {
+    retries: num('retries', 'retries', 0, true),
+    retryDelayMs: Math.round(num('retry-delay', 'retryDelay', 0) * 1000),
+    connectTimeoutMs: ms('connect-timeout', 'connectTimeout'),
+    headersTimeoutMs: ms('response-timeout', 'responseTimeout'),
+    stallTimeoutMs: ms('stall-timeout', 'stallTimeout'),
+  };
+}
 
 const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
 
@@ -29,6 +58,7 @@ function globals(y: Argv) {
 const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url',
+  'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
 ];
 
 const BOOLEAN_ENV = new Set(
@@ -95,6 +125,8 @@ async function main(argv: string[]): Promise<number> {
 
   let code = 0;
   const controller = new AbortController();
+  // Every download in flight listens for Ctrl-C (--jobs of them, and more with retries).
+  setMaxListeners(0, controller.signal);
   const onSigint = () => {
     controller.abort();
     code = 130;
@@ -138,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
             .options(IMAGE_OPTIONS)
+            .options(NETWORK_OPTIONS)
             .option('checksum-url', {
               type: 'string', requiresArg: true,
               describe: 'published checksum file (coreutils "<hex>  <file>", BSD, or bare hex; sha512/sha256/sha1/md5): verified and recorded',
@@ -155,7 +188,7 @@ async function main(argv: string[]): Promise<number> {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
             link: args.link, executable: args.executable, headers: parseHeaders((args.header as string[] | undefined) ?? []),
-            images: args.images, engine: args.engine, checksumUrl: args.checksumUrl,
+            images: args.images, engine: args.engine, checksumUrl: args.checksumUrl, network: networkOptions(args),
           });
         },
       )
@@ -173,6 +206,7 @@ async function main(argv: string[]): Promise<number> {
             .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
             .options(IMAGE_OPTIONS)
+            .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
             .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
@@ -180,10 +214,11 @@ async function main(argv: string[]): Promise<number> {
           const c = context(args);
           const jobs = Number(args.jobs);
           if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
+          const network = networkOptions(args);
           const run = (printer: Printer) => runSync(c.g, printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
-            link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: args.engine,
+            link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: args.engine, network,
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -223,12 +258,14 @@ async function main(argv: string[]): Promise<number> {
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
             .options(IMAGE_OPTIONS)
+            .options(NETWORK_OPTIONS)
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
         async (args) => {
           const c = context(args);
           const jobs = Number(args.jobs);
           if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
-          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: args.engine });
+          const network = networkOptions(args);
+          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: args.engine, network });
         },
       )
       .demandCommand(1, 'name a command: init, add, sync, status, verify or ui')

@@ -35,7 +35,7 @@ export function createPrinter(o: PrinterOptions) {
   };
 
   // One progress line on stderr, rewritten in place; cleared before any other output.
-  const active = new Map<string, { received: number; total: number | null; started: number }>();
+  const active = new Map<string, { received: number; total: number | null; started: number; from: number }>();
   let progressShown = false;
   let lastDraw = 0;
   const clearProgress = () => {
@@ -49,7 +49,7 @@ export function createPrinter(o: PrinterOptions) {
     if (now - lastDraw < 100) return;
     lastDraw = now;
     const parts = [...active].map(([name, p]) => {
-      const rate = p.received / Math.max(0.001, (now - p.started) / 1000);
+      const rate = (p.received - p.from) / Math.max(0.001, (now - p.started) / 1000);
       const pct = p.total ? ` ${Math.floor((p.received / p.total) * 100)}%` : '';
       const eta = p.total && rate > 0 ? ` ETA ${formatDuration(((p.total - p.received) / rate) * 1000)}` : '';
       return `${name} ${formatBytes(p.received)}${p.total ? `/${formatBytes(p.total)}` : ''}${pct} ${formatBytes(rate)}/s${eta}`;
@@ -87,8 +87,17 @@ export function createPrinter(o: PrinterOptions) {
           if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
           return;
         case 'download':
-          if (o.progress) active.set(e.name, { received: 0, total: e.size, started: Date.now() });
-          if (o.verbose) line(dim(`  GET ${e.url} (${e.reason}${e.size !== null ? `, ${formatBytes(e.size)}` : ''})`));
+          if (o.progress) active.set(e.name, { received: e.resumeFrom ?? 0, total: e.size, started: Date.now(), from: e.resumeFrom ?? 0 });
+          if (o.verbose) {
+            const resume = e.resumeFrom ? `, resuming at ${formatBytes(e.resumeFrom)}` : '';
+            line(dim(`  GET ${e.url} (${e.reason}${e.size !== null ? `, ${formatBytes(e.size)}` : ''}${resume})`));
+          }
+          return;
+        case 'retry':
+          if (o.verbose) {
+            clearProgress();
+            o.err(`${yellow('retry')} ${e.name}: attempt ${e.attempt} failed (${e.message}); trying again in ${(e.delayMs / 1000).toFixed(1)} s, ${e.left} ${e.left === 1 ? 'retry' : 'retries'} left\n`);
+          }
           return;
         case 'progress': {
           const p = active.get(e.name);

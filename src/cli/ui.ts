@@ -8,7 +8,7 @@ import { exitCodeFor, HoardError, isErrno } from '../core/errors.ts';
 import { loadManifest } from '../manifest/load.ts';
 import { errorInfo } from '../sync/apply.ts';
 import type { LiveView, OpResult, UiEmit, UiEngine, UiEvent } from '../tui/index.ts';
-import { runStatus, runSync, runVerify, type GlobalOptions, type ImageOptions } from './commands.ts';
+import { runStatus, runSync, runVerify, type GlobalOptions, type ImageOptions, type NetworkFlags } from './commands.ts';
 import { createPrinter, type Printer } from './print.ts';
 
 type Env = Record<string, string | undefined>;
@@ -174,6 +174,7 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
       guard(() =>
         runSync(g, printerFor(emit, true), env, signal, {
           names: [...names], force, dryRun: false, frozen: false, jobs: o.jobs, verify: false, ...images, ...output,
+          ...(o.network ? { network: o.network } : {}),
         }),
       ),
     verify: (emit) => guard(() => runVerify({ ...g, json: false, quiet: false }, printerFor(emit, true), output)),
@@ -181,7 +182,7 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
   };
 }
 
-export interface UiOptions extends ImageOptions {
+export interface UiOptions extends ImageOptions, NetworkFlags {
   output?: string;
   jobs: number;
 }

@@ -1,6 +1,6 @@
 // undici is imported only here, and this module only when something must be downloaded.
 import { setFlagsFromString } from 'node:v8';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
@@ -28,112 +28,317 @@ export interface Source {
 }
 
 export interface FetchProgress {
+  /** Bytes of the file so far, including those resumed from an earlier attempt. */
   received: number;
   total: number | null;
 }
 
+export interface RetryInfo {
+  /** The attempt that failed (1 is the first request). */
+  attempt: number;
+  /** Retries left after this one. */
+  left: number;
+  delayMs: number;
+  error: HoardError;
+}
+
+export interface FetchOptions {
+  onProgress?: (p: FetchProgress) => void;
+  /** Called before each retry (for --verbose). */
+  onRetry?: (r: RetryInfo) => void;
+  signal?: AbortSignal;
+  /**
+   * The caller verifies the result against a known digest: bytes from an earlier attempt may
+   * be resumed even when the server gave no validator to check them with (If-Range).
+   */
+  verified?: boolean;
+}
+
+export interface FetchResult {
+  /** Bytes received over the network by this call (all attempts). */
+  bytes: number;
+  total: number | null;
+  /** Bytes that were already in the writer and were kept (a resumed download). */
+  resumedFrom: number;
+}
+
 export interface Fetcher {
-  /** Streams the body of `source` into `writer`; resolves with the bytes received. */
-  fetch(source: Source, writer: BlobWriter, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<{ bytes: number; total: number | null }>;
+  /**
+   * Streams the body of `source` into `writer`, retrying and resuming as needed. Bytes the
+   * writer already holds (a partial file from an earlier run) are continued with a Range request.
+   */
+  fetch(source: Source, writer: BlobWriter, opts?: FetchOptions): Promise<FetchResult>;
   close(): Promise<void>;
 }
 
 export interface FetcherOptions {
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
-  /** A body that sends nothing for this long is abandoned. */
+  /** A body that sends nothing for this long is abandoned (and retried). */
   stallTimeoutMs?: number;
+  /** Retries after a failure that got no further into the file than before (default 5); 0: none at all. */
+  retries?: number;
+  /** The first retry's delay; each next one doubles, up to 30 s, with jitter (default 1 s). */
+  retryDelayMs?: number;
   maxRedirects?: number;
   userAgent?: string;
+  /** Where HTTP_PROXY, HTTPS_PROXY and NO_PROXY are read (either case); default: no proxy. */
+  env?: Record<string, string | undefined>;
 }
 
+export const DEFAULT_RETRIES = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Progress is reported at most this often (and once at the end). */
 const PROGRESS_MS = 100;
 /** The body of a redirect or an error answer is read (to keep the connection) up to this size. */
 const DISCARD_LIMIT = 64 * 1024;
+const MAX_BACKOFF_MS = 30_000;
+/** A Retry-After longer than this is not waited for: the error is reported instead. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+/** However much progress each attempt makes, a download stops after this many. */
+const MAX_ATTEMPTS = 100;
 
-/** One GET: either its body went into the writer (status 200), or it was discarded. */
-type Answer = { status: number; location: string | undefined; received: number; total: number | null };
+/** What the server said about a response before its body. */
+interface Head {
+  status: number;
+  location: string | undefined;
+  /** Content-Length of this response. */
+  length: number | null;
+  etag: string | undefined;
+  lastModified: string | undefined;
+  /** Content-Range of a 206 or 416: first byte (null for `*`) and the file's full size. */
+  range: { start: number | null; size: number | null } | null;
+  retryAfter: string | undefined;
+}
+
+/** One GET: its head, and how many body bytes came (into the writer, or discarded). */
+type Answer = Head & { received: number; took: boolean };
+
+/** What to do with a response's body, decided from its head. */
+type Decision = 'write' | 'discard' | 'stop';
+
+/** The proxy settings, from the environment as curl and undici read it (lower case first). */
+function proxyFrom(env: Record<string, string | undefined>) {
+  const pick = (name: string) => env[name.toLowerCase()] ?? env[name.toUpperCase()] ?? '';
+  const httpProxy = pick('http_proxy');
+  const httpsProxy = pick('https_proxy');
+  return httpProxy || httpsProxy ? { httpProxy, httpsProxy, noProxy: pick('no_proxy') } : null;
+}
 
 export function createFetcher(opts: FetcherOptions = {}): Fetcher {
-  const agent = new Agent({
+  const agentOptions = {
     connectTimeout: opts.connectTimeoutMs ?? 30_000,
     headersTimeout: opts.headersTimeoutMs ?? 60_000,
     bodyTimeout: opts.stallTimeoutMs ?? 60_000,
     keepAliveTimeout: 4_000,
-  });
+  };
+  const proxy = proxyFrom(opts.env ?? {});
+  const agent: Dispatcher = proxy ? new EnvHttpProxyAgent({ ...agentOptions, ...proxy }) : new Agent(agentOptions);
   const maxRedirects = opts.maxRedirects ?? 10;
+  const retries = opts.retries ?? DEFAULT_RETRIES;
+  const baseDelay = opts.retryDelayMs ?? 1000;
 
-  return {
-    async fetch(source, writer, onProgress, signal) {
-      let url = source.url;
-      const origin = new URL(url).origin;
-      for (let hop = 0; ; hop++) {
-        const sameOrigin = new URL(url).origin === origin;
-        const headers: Record<string, string> = {
-          'user-agent': opts.userAgent ?? 'hoard',
-          'accept-encoding': 'identity',
-          ...(sameOrigin ? source.headers : {}),
-        };
-        const res = await get(agent, url, headers, writer, onProgress, signal);
-        if (REDIRECTS.has(res.status)) {
-          if (res.location === undefined || hop >= maxRedirects) {
-            throw new HoardError('E_HTTP', `GET ${redactUrl(url)}: ${hop >= maxRedirects ? 'too many redirects' : `${res.status} without a Location header`}`, {
-              details: { url: redactUrl(url), status: res.status },
-            });
-          }
-          url = new URL(res.location, url).toString();
-          continue;
+  /** One request and its redirects; the body goes into the writer. Throws what went wrong. */
+  const attempt = async (source: Source, writer: BlobWriter, o: FetchOptions, counted: { bytes: number }): Promise<number | null> => {
+    let url = source.url;
+    const origin = new URL(url).origin;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = {
+        'user-agent': opts.userAgent ?? 'hoard',
+        'accept-encoding': 'identity',
+        ...(new URL(url).origin === origin ? source.headers : {}),
+      };
+      // Continue from what the writer holds: with If-Range when the server gave a validator
+      // (it answers 200 and the whole file when that changed); without one only when a
+      // digest will check the result.
+      const offset = writer.bytesWritten;
+      const known = writer.source?.url === source.url ? writer.source : null;
+      const validator = known && (strongEtag(known.etag) ?? known.lastModified);
+      if (offset > 0 && (validator || o.verified)) {
+        headers.range = `bytes=${offset}-`;
+        if (validator) headers['if-range'] = validator;
+      }
+      let total: number | null = null;
+      const decide = (h: Head): Decision => {
+        if (h.status === 200) {
+          total = h.length;
+          // The whole file, from its first byte (a fresh start, a server that ignores Range,
+          // or a validator that changed): whatever the writer held goes.
+          writer.restart({ url: source.url, ...(h.etag ? { etag: h.etag } : {}), ...(h.lastModified ? { lastModified: h.lastModified } : {}) }).catch(() => {});
+          return 'write';
         }
-        if (res.status !== 200) throw httpError(url, res.status);
-        const { received, total } = res;
-        if (total !== null && received !== total) {
-          throw new HoardError('E_NETWORK', `GET ${redactUrl(url)}: connection closed after ${received} of ${total} bytes`, {
-            hint: 'the transfer was cut short; run the command again',
-            details: { url: redactUrl(url), received, total },
+        if (h.status === 206 && headers.range) {
+          const sameFile = !known?.etag || !h.etag || h.etag === known.etag;
+          if (h.range?.start === offset && sameFile) {
+            total = h.range.size ?? (h.length !== null ? offset + h.length : null);
+            return 'write';
+          }
+          return 'stop';
+        }
+        return REDIRECTS.has(h.status) || h.status >= 400 ? 'discard' : 'stop';
+      };
+      const progress = o.onProgress && ((received: number) => o.onProgress!({ received, total }));
+      const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted);
+      if (REDIRECTS.has(res.status)) {
+        if (res.location === undefined || hop >= maxRedirects) {
+          throw new HoardError('E_HTTP', `GET ${redactUrl(url)}: ${hop >= maxRedirects ? 'too many redirects' : `${res.status} without a Location header`}`, {
+            details: { url: redactUrl(url), status: res.status },
           });
         }
-        onProgress?.({ received, total });
-        return { bytes: received, total };
+        url = new URL(res.location, url).toString();
+        continue;
+      }
+      if (res.status === 416 && headers.range && res.range?.size === offset) return offset; // it was all there
+      if (!res.took) {
+        if (res.status === 206 || res.status === 416) {
+          // A range other than the one asked for, or another file behind the same URL: start over.
+          await writer.restart({ url: source.url });
+          throw new Restart();
+        }
+        throw httpError(url, res.status, res.retryAfter);
+      }
+      const received = writer.bytesWritten;
+      if (total !== null && received !== total) {
+        throw new HoardError('E_NETWORK', `GET ${redactUrl(url)}: connection closed after ${received} of ${total} bytes`, {
+          hint: 'the transfer was cut short; run the command again',
+          details: { url: redactUrl(url), received, total },
+        });
+      }
+      o.onProgress?.({ received, total });
+      return total;
+    }
+  };
+
+  return {
+    async fetch(source, writer, o = {}) {
+      const resumedFrom = writer.bytesWritten;
+      const counted = { bytes: 0 };
+      let failures = 0;
+      let restarts = 0;
+      /** The furthest into the file any attempt got. */
+      let furthest = writer.bytesWritten;
+      for (let n = 1; ; n++) {
+        try {
+          const total = await attempt(source, writer, o, counted);
+          return { bytes: counted.bytes, total, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
+        } catch (err) {
+          if (err instanceof Restart && restarts++ < 2) continue;
+          if (!(err instanceof HoardError) || !isRetryable(err)) throw err;
+          // A failure after getting further into the file than ever before does not use up a
+          // retry: a long download over a flaky link keeps going as long as it makes progress.
+          failures = writer.bytesWritten > furthest ? 0 : failures + 1;
+          furthest = Math.max(furthest, writer.bytesWritten);
+          if (retries === 0 || failures > retries || n >= MAX_ATTEMPTS) throw err;
+          const delayMs = retryDelay(err, failures, baseDelay);
+          if (delayMs === null) throw err;
+          o.onRetry?.({ attempt: n, left: retries - failures, delayMs, error: err });
+          await sleep(delayMs, o.signal, source.url);
+        }
       }
     },
     close: () => agent.close(),
   };
 }
 
+/** Thrown inside a fetch when the bytes so far had to be dropped: the next request starts over. */
+class Restart extends Error {}
+
+/** Network failures, 408, 429 and 5xx are worth another try; other answers are not. */
+function isRetryable(err: HoardError): boolean {
+  if (err.code === 'E_NETWORK') return true;
+  const status = err.details.status;
+  return err.code === 'E_HTTP' && typeof status === 'number' && (status === 408 || status === 429 || status >= 500);
+}
+
+/** The wait before retry number `n`: Retry-After when the server sent one, else backoff with jitter. */
+function retryDelay(err: HoardError, n: number, base: number): number | null {
+  const after = parseRetryAfter(err.details.retryAfter);
+  if (after !== null) return after > MAX_RETRY_AFTER_MS ? null : after;
+  const ceiling = Math.min(MAX_BACKOFF_MS, base * 2 ** (n - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+function parseRetryAfter(value: unknown): number | null {
+  if (typeof value !== 'string') return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+/** An ETag If-Range may use: weak ones (W/"…") may not be compared byte for byte. */
+function strongEtag(etag: string | undefined): string | undefined {
+  return etag && !etag.startsWith('W/') ? etag : undefined;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined, url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(interrupted(url, signal.reason));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(interrupted(url, signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function parseHead(status: number, h: Record<string, string | string[] | undefined>): Head {
+  const length = header(h, 'content-length');
+  const range = /^bytes (?:(\d+)-\d+|\*)\/(\d+|\*)$/.exec(header(h, 'content-range')?.trim() ?? '');
+  return {
+    status,
+    location: header(h, 'location'),
+    length: length !== undefined && /^\d+$/.test(length) ? Number(length) : null,
+    etag: header(h, 'etag'),
+    lastModified: header(h, 'last-modified'),
+    range: range ? { start: range[1] !== undefined ? Number(range[1]) : null, size: range[2] !== '*' ? Number(range[2]) : null } : null,
+    retryAfter: header(h, 'retry-after'),
+  };
+}
+
 /**
  * One GET through undici's lowest level: a handler that gets the body's chunks as the parser
- * produces them (no streams, no async iteration). A 200 body goes straight into `writer`;
- * while the writer is behind (its write() returned a promise) the socket is paused.
+ * produces them (no streams, no async iteration). `decide` looks at the head: a body to keep
+ * goes straight into `writer` (the socket paused while the writer is behind), another is read
+ * a little and dropped, or the request is ended there.
  */
 function get(
-  agent: Agent,
+  agent: Dispatcher,
   url: string,
   headers: Record<string, string>,
   writer: BlobWriter,
-  onProgress: ((p: FetchProgress) => void) | undefined,
+  decide: (h: Head) => Decision,
+  onProgress: ((received: number) => void) | undefined,
   signal: AbortSignal | undefined,
+  counted: { bytes: number },
 ): Promise<Answer> {
   if (signal?.aborted) return Promise.reject(interrupted(url, signal.reason));
   const target = new URL(url);
   return new Promise<Answer>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | null = null;
-    let status = 0;
-    let location: string | undefined;
-    let total: number | null = null;
+    let head: Head | null = null;
+    let took = false;
     let received = 0;
     let lastReport = 0;
     let settled = false;
     /** Set when hoard itself ends the request: the error to report instead of undici's. */
     let cause: HoardError | null = null;
 
-    const settle = (err: unknown, answer?: Answer) => {
+    const answer = (): Answer => ({ ...(head ?? parseHead(0, {})), received, took });
+    const settle = (err: unknown) => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
-      else resolve(answer!);
+      else resolve(answer());
     };
     const stop = (err: HoardError) => {
       cause ??= err;
@@ -153,20 +358,22 @@ function get(
         controller = c;
         if (cause) c.abort(cause);
       },
-      onResponseStart(_c, statusCode, resHeaders) {
-        status = statusCode;
-        const loc = resHeaders.location;
-        location = typeof loc === 'string' ? loc : undefined;
-        const length = resHeaders['content-length'];
-        total = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : null;
+      onResponseStart(c, statusCode, resHeaders) {
+        head = parseHead(statusCode, resHeaders);
+        const decision = decide(head);
+        took = decision === 'write';
+        if (decision === 'stop') {
+          settle(null);
+          c.abort(new Error('not wanted'));
+        }
       },
       onResponseData(c, chunk) {
-        if (status !== 200) {
+        if (!took) {
           // A redirect or an error page: read (and drop) a little of it, so the connection
           // can be reused; a large one is not worth the time.
           received += chunk.byteLength;
           if (received > DISCARD_LIMIT) {
-            settle(null, { status, location, received, total });
+            settle(null);
             c.abort(new Error('discarded'));
           }
           return;
@@ -179,6 +386,7 @@ function get(
           return;
         }
         received += chunk.byteLength;
+        counted.bytes += chunk.byteLength;
         if (wait) {
           c.pause();
           wait.then(resume, failWrite);
@@ -187,15 +395,16 @@ function get(
           const now = Date.now();
           if (now - lastReport >= PROGRESS_MS) {
             lastReport = now;
-            onProgress({ received, total });
+            onProgress(writer.bytesWritten);
           }
         }
       },
       onResponseEnd() {
-        settle(null, { status, location, received, total });
+        settle(null);
       },
       onResponseError(_c, err) {
-        settle(cause ?? (status !== 0 && status !== 200 ? null : networkError(url, err, received, total)), { status, location, received, total });
+        // An error page cut short is still an error page; a body we wanted, cut short, is a network error.
+        settle(cause ?? (head && !took ? null : networkError(url, err, received, head?.length ?? null)));
       },
     };
     try {
@@ -210,7 +419,7 @@ function interrupted(url: string, reason: unknown): HoardError {
   return new HoardError('E_INTERRUPTED', `GET ${redactUrl(url)}: interrupted`, { cause: reason });
 }
 
-function httpError(url: string, status: number): HoardError {
+function httpError(url: string, status: number, retryAfter?: string): HoardError {
   const hints: Record<number, string> = {
     401: 'the server wants credentials: set "headers" for this artifact (for example "Authorization": "Bearer ${TOKEN}") and export the variable',
     403: 'the server refused access: check the credentials in "headers" and that your account may download this file',
@@ -218,7 +427,7 @@ function httpError(url: string, status: number): HoardError {
   };
   return new HoardError('E_HTTP', `GET ${redactUrl(url)}: HTTP ${status}`, {
     hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later or add a mirror' : undefined),
-    details: { url: redactUrl(url), status },
+    details: { url: redactUrl(url), status, ...(retryAfter !== undefined ? { retryAfter } : {}) },
   });
 }
 

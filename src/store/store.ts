@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, statSync, type Stats } from 'node:fs';
+import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { digestHex, MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
@@ -21,15 +22,42 @@ export type BlobCheck =
   | { state: 'missing'; path: string }
   | { state: 'corrupt'; path: string; found: Digest | null; reason: string; stat?: Stats };
 
+/** Where a partial download's bytes came from: what a later request may resume from. */
+export interface PartialSource {
+  /** The URL the artifact was requested from (before redirects). */
+  url: string;
+  etag?: string;
+  lastModified?: string;
+}
+
 /** Where bytes go while they arrive: a temp file in the store, hashed as it is written. */
 export interface BlobWriter {
   readonly tmpPath: string;
+  /** Bytes accepted so far, including those found in a partial file at open. */
   readonly bytesWritten: number;
+  /** A resumable writer: where the bytes it found at open came from (null: it starts empty). */
+  readonly source: PartialSource | null;
   write(chunk: Uint8Array): Promise<void> | void;
+  /**
+   * Drops every byte so far and records where the next ones come from. Takes effect at once
+   * (bytes written after the call are the file's first); the promise reports a failure.
+   */
+  restart(source: PartialSource): Promise<void>;
   /** Verifies everything in `expected` and publishes the blob; the digest it is stored under. */
   commit(expected: Expected, opts?: { replace?: boolean }): Promise<Digest>;
-  /** Drops the temp file. Safe to call after commit or twice. */
-  abort(): Promise<void>;
+  /**
+   * Drops the temp file (safe after commit, or twice). With `keep`, a resumable writer instead
+   * writes out what it holds and leaves the partial file for the next attempt.
+   */
+  abort(opts?: { keep?: boolean }): Promise<void>;
+}
+
+export interface WriterOptions {
+  /**
+   * Makes the writer resumable: its file is `tmp/<key>.partial`, beside `<key>.partial.json`
+   * (the source), and outlives the process. The caller holds the store lock for this key.
+   */
+  resumeKey?: string;
 }
 
 export interface Store {
@@ -40,9 +68,10 @@ export interface Store {
   /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
   touchVerified(digest: Digest): Promise<void>;
   remove(digest: Digest): Promise<void>;
-  createWriter(algorithms?: Iterable<ChecksumAlgorithm>): Promise<BlobWriter>;
+  createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;
   /** Copies a local file into the store, verified against `expected`. */
   ingestFile(file: string, expected?: Expected): Promise<Digest>;
+  /** A per-digest lock between processes (or per resume key: any 64-hex name works). */
   lock(digest: Digest, onWait?: (info: LockWaitInfo) => void): Promise<() => Promise<void>>;
   /** Every digest in the store. */
   list(): Promise<Digest[]>;
@@ -106,11 +135,28 @@ export function openStore(root: string): Store {
     verified.set(digestHex(digest), blobFingerprint(st));
   };
 
-  const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = []): Promise<BlobWriter> => {
+  const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> => {
     await ensureDirs();
-    const tmpPath = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
-    const fh = await fs.open(tmpPath, 'wx', 0o644);
-    const hash = new MultiHash(algorithms);
+    const algs = [...algorithms];
+    let hash = new MultiHash(algs);
+    let source: PartialSource | null = null;
+    let tmpPath: string;
+    let metaPath: string | null = null;
+    let fh: FileHandle;
+    if (opts.resumeKey === undefined) {
+      tmpPath = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+      fh = await fs.open(tmpPath, 'wx', 0o644);
+    } else {
+      if (!/^[0-9a-f]{64}$/.test(opts.resumeKey)) throw new Error(`resume key must be 64 hex digits: ${opts.resumeKey}`);
+      tmpPath = path.join(layout.tmp, `${opts.resumeKey}.partial`);
+      metaPath = `${tmpPath}.json`;
+      // What a killed process left: its bytes are a prefix of what it was sent (writes go out
+      // in order), and the source file says where they came from. Without one, start over.
+      source = readPartialSource(metaPath);
+      fh = await openPartial(tmpPath);
+      if (source) await hashInto(fh, hash);
+      else await fh.truncate(0);
+    }
     // Bytes are hashed the moment they arrive, while they are still in the CPU's cache, and
     // copied into a few fixed buffers: the caller may reuse its chunk as soon as write()
     // returns, and memory stays the same however fast the bytes come. A full buffer is written
@@ -121,8 +167,10 @@ export function openStore(root: string): Store {
     let current: Buffer | null = null;
     let fill = 0;
     const full: Array<{ buf: Buffer; len: number }> = [];
-    let offset = 0;
+    let offset = hash.size;
     let writing = false;
+    /** A restart in progress: no write starts until the file is empty again. */
+    let truncating: Promise<void> | null = null;
     let stopped = false;
     let failed: unknown = null;
     let closed = false;
@@ -143,7 +191,7 @@ export function openStore(root: string): Store {
       }
     };
     const pump = (): void => {
-      if (writing || stopped || failed || full.length === 0) return;
+      if (writing || truncating || stopped || failed || full.length === 0) return;
       const { buf, len } = full.shift()!;
       const at = offset;
       offset += len;
@@ -194,7 +242,7 @@ export function openStore(root: string): Store {
     /** Writes out everything accepted so far. */
     const drain = async (): Promise<void> => {
       queueCurrent();
-      while ((writing || full.length > 0) && !failed) await writeDone();
+      while ((writing || truncating || full.length > 0) && !failed) await writeDone();
       if (failed) throw storeWriteError(failed, tmpPath);
     };
     const close = async () => {
@@ -204,10 +252,49 @@ export function openStore(root: string): Store {
       }
     };
 
+    const removeFiles = async () => {
+      await fs.rm(tmpPath, { force: true });
+      if (metaPath) await fs.rm(metaPath, { force: true });
+    };
+
     return {
       tmpPath,
       get bytesWritten() {
         return hash.size;
+      },
+      get source() {
+        return source;
+      },
+      restart(next) {
+        if (failed) return Promise.reject(storeWriteError(failed, tmpPath));
+        hash = new MultiHash(algs);
+        source = next;
+        for (const f of full) spare.push(f.buf);
+        full.length = 0;
+        fill = 0;
+        const previous = truncating;
+        const done = (async () => {
+          await previous?.catch(() => {});
+          while (writing) await writeDone();
+          // The order matters for a crash: the old bytes go before the new source is recorded.
+          await fh.truncate(0);
+          offset = 0;
+          if (metaPath) await writePartialSource(metaPath, next);
+        })().then(
+          () => {
+            if (truncating === done) truncating = null;
+            pump();
+            wake();
+          },
+          (err: unknown) => {
+            failed ??= err;
+            if (truncating === done) truncating = null;
+            wake();
+            throw storeWriteError(err, tmpPath);
+          },
+        );
+        truncating = done;
+        return done;
       },
       write(chunk) {
         if (failed) throw storeWriteError(failed, tmpPath);
@@ -229,15 +316,25 @@ export function openStore(root: string): Store {
         } finally {
           stopped = true;
           await close().catch(() => {});
-          await fs.rm(tmpPath, { force: true });
+          await removeFiles();
         }
       },
-      async abort() {
+      async abort(o = {}) {
+        if (o.keep && metaPath && source && !stopped && !failed && hash.size > 0) {
+          try {
+            await drain();
+            stopped = true;
+            await close();
+            return;
+          } catch {
+            // could not write it out: drop it below
+          }
+        }
         stopped = true;
         full.length = 0;
-        while (writing) await writeDone();
+        while (writing || truncating) await (truncating?.catch(() => {}) ?? writeDone());
         await close().catch(() => {});
-        await fs.rm(tmpPath, { force: true });
+        await removeFiles();
       },
     };
   };
@@ -315,6 +412,49 @@ export function openStore(root: string): Store {
     flush: () => verified.flush(),
   };
   return store;
+}
+
+/** The source file beside a partial download, or null when it is missing or unreadable. */
+function readPartialSource(file: string): PartialSource | null {
+  try {
+    const o = JSON.parse(readFileSync(file, 'utf8')) as Partial<PartialSource>;
+    if (typeof o.url !== 'string') return null;
+    return {
+      url: o.url,
+      ...(typeof o.etag === 'string' ? { etag: o.etag } : {}),
+      ...(typeof o.lastModified === 'string' ? { lastModified: o.lastModified } : {}),
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function writePartialSource(file: string, source: PartialSource): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(source));
+  await fs.rename(tmp, file);
+}
+
+/** Opens (or creates) a partial file for reading and writing; one a crash left read-only is replaced. */
+async function openPartial(file: string): Promise<FileHandle> {
+  try {
+    return await fs.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  } catch (err) {
+    if (!isErrno(err, 'EACCES', 'EPERM')) throw err;
+    await fs.rm(file, { force: true });
+    return fs.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  }
+}
+
+/** Feeds a file's bytes to `hash` (the prefix a resumed download continues). */
+async function hashInto(fh: FileHandle, hash: MultiHash): Promise<void> {
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let at = 0; ; ) {
+    const { bytesRead } = await fh.read(buf, 0, buf.byteLength, at);
+    if (bytesRead === 0) return;
+    hash.update(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead));
+    at += bytesRead;
+  }
 }
 
 function storeWriteError(err: unknown, tmpPath: string): HoardError {

@@ -1,7 +1,8 @@
 import { lstatSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../core/format.ts';
-import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
+import { createHash } from 'node:crypto';
+import { digestHex, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
@@ -9,6 +10,7 @@ import type { Fetcher } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
 import type { LinkMethod, Materializer } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
+import type { LockWaitInfo } from '../store/lock.ts';
 import type { Expected, Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import type { BlobOutcome, Emit, ErrorInfo, ImageOutcome, OutputOutcome, SyncEvent } from './events.ts';
@@ -65,6 +67,10 @@ async function ensureSpace(storeRoot: string, size: number, name: string): Promi
   }
 }
 
+function waiting(name: string, info: LockWaitInfo): SyncEvent {
+  return { type: 'waiting', name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' };
+}
+
 /** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
 export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -84,35 +90,52 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const { store, emit } = deps;
 
   const download = async (a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', replace: boolean) => {
-    if (expected.size !== undefined) await ensureSpace(store.root, expected.size, a.name);
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
     const sources = [a.url, ...a.mirrors];
     const algorithms = Object.keys(a.checksums) as ChecksumAlgorithm[];
+    // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
+    // and the next attempt continues from them. The key is the digest, or for an entry not
+    // locked yet its URL; the caller holds the digest's lock, this takes the URL's.
+    const key = expected.digest ? digestHex(expected.digest) : createHash('sha256').update(`url ${a.url}`).digest('hex');
+    const release = expected.digest ? null : await store.lock(`sha256:${key}`, (info) => emit(waiting(a.name, info)));
     let lastError: unknown;
-    for (const [i, url] of sources.entries()) {
-      emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason });
-      const writer = await store.createWriter(algorithms);
-      try {
-        const { bytes } = await fetcher.fetch(
-          { url, headers: new URL(url).origin === origin ? headers : {} },
-          writer,
-          (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
-          deps.signal,
-        );
-        const digest = await writer.commit(expected, { replace });
-        return { digest, size: writer.bytesWritten, bytes };
-      } catch (err) {
-        await writer.abort();
-        lastError = err;
-        if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
-          (err as HoardError & { details: Record<string, unknown> }).details.url = redactUrl(url);
-          err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
+    try {
+      for (const [i, url] of sources.entries()) {
+        for (let fresh = false; ; fresh = true) {
+          const writer = await store.createWriter(algorithms, { resumeKey: key });
+          const resumeFrom = writer.bytesWritten;
+          let keep = true;
+          try {
+            if (expected.size !== undefined) await ensureSpace(store.root, expected.size - resumeFrom, a.name);
+            emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
+            const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
+              onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
+              onRetry: (r) => emit({ type: 'retry', name: a.name, url: redactUrl(url), attempt: r.attempt, left: r.left, delayMs: r.delayMs, message: r.error.message }),
+              signal: deps.signal,
+              verified: expected.digest !== undefined,
+            });
+            keep = false;
+            const digest = await writer.commit(expected, { replace });
+            return { digest, size: writer.bytesWritten, bytes: r.bytes };
+          } catch (err) {
+            await writer.abort({ keep: keep && !(err instanceof HoardError && err.code === 'E_STORE') });
+            lastError = err;
+            if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
+              // Bytes resumed from an earlier attempt may be what is wrong: once more, from the start.
+              if (resumeFrom > 0 && !fresh) continue;
+              (err as HoardError & { details: Record<string, unknown> }).details.url = redactUrl(url);
+              err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
+            }
+            if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
+            if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; trying the next mirror` });
+            break;
+          }
         }
-        if (err instanceof HoardError && err.code === 'E_INTERRUPTED') throw err;
-        if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; trying the next mirror` });
       }
+    } finally {
+      await release?.();
     }
     throw lastError;
   };
@@ -146,9 +169,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         blob = 'downloaded';
       } else if (p.blob !== 'none') {
         const d = a.digest!;
-        const release = await store.lock(d, (info) =>
-          emit({ type: 'waiting', name: a.name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
-        );
+        const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
         try {
           // Another process may have fetched or repaired it while we waited.
           const now = p.blob === 'force' ? null : await store.check(d, expected.size !== undefined ? { size: expected.size } : {});

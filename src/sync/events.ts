@@ -54,7 +54,10 @@ export type SyncEvent =
       imageReason?: string;
     }
   | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
-  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' }
+  /** A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one. */
+  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked'; resumeFrom?: number }
+  /** A request failed and is tried again after `delayMs` (`left` more retries after this one). */
+  | { type: 'retry'; name: string; url: string; attempt: number; left: number; delayMs: number; message: string }
   | { type: 'progress'; name: string; received: number; total: number | null }
   /** An engine command that makes an image starts (import of a rootfs, load of an archive). */
   | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { HoardError } from '../core/errors.ts';
+import type { FetcherOptions } from '../download/http.ts';
 import type { Engine } from '../engine/types.ts';
 import { isInside } from '../core/fsutil.ts';
 import { resolveArtifacts } from '../manifest/load.ts';
@@ -34,8 +35,12 @@ export interface SyncOptions {
   images?: ImageSupport;
   /** Emit a `check` event for every cache check (--verbose). */
   checks?: boolean;
+  /** Retries and timeouts of downloads (defaults: see createFetcher). */
+  network?: NetworkOptions;
   signal?: AbortSignal;
 }
+
+export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
 
 export type Summary = Extract<SyncEvent, { type: 'summary' }>;
 
@@ -156,7 +161,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   try {
     results = await apply(plans, {
       store, state, outputRoot,
-      fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher())),
+      fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...opts.network, env: opts.env ?? {} }))),
       materializer: createMaterializer(),
       ...(opts.images && img ? { images: { support: opts.images, engine: img.engine && announced(img.engine, artifacts, emit), error: img.error } } : {}),
       env: opts.env ?? {},

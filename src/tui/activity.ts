@@ -6,6 +6,8 @@ export interface Download {
   name: string;
   received: number;
   total: number | null;
+  /** Bytes kept from an interrupted download (not counted in its speed). */
+  from?: number;
   /** When the download started and when its last progress arrived (ms, from the action). */
   started: number;
   at: number;
@@ -42,7 +44,8 @@ export function foldActivity(a: Activity, event: UiEvent, at: number): Activity 
       return event.dryRun ? a : { ...noActivity, total: event.artifacts };
     case 'download': {
       // A retry from a mirror restarts the row of the same artifact.
-      const d: Download = { name: event.name, received: 0, total: event.size, started: at, at };
+      const from = event.resumeFrom ?? 0;
+      const d: Download = { name: event.name, received: from, total: event.size, from, started: at, at };
       return { ...a, downloads: [...a.downloads.filter((x) => x.name !== event.name), d], firstStart: a.firstStart ?? at };
     }
     case 'progress':
@@ -69,9 +72,9 @@ export function foldActivity(a: Activity, event: UiEvent, at: number): Activity 
 }
 
 /** Bytes per second of one download (0 until some time has passed). */
-export function speedOf(d: Pick<Download, 'received' | 'started' | 'at'>): number {
+export function speedOf(d: Pick<Download, 'received' | 'from' | 'started' | 'at'>): number {
   const s = (d.at - d.started) / 1000;
-  return s > 0.05 ? d.received / s : 0;
+  return s > 0.05 ? (d.received - (d.from ?? 0)) / s : 0;
 }
 
 /** Remaining milliseconds at the current speed, when the size is known. */
