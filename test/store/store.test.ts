@@ -347,3 +347,77 @@ for (const [what, expected] of [
     assert.deepEqual(tmpIn(root), []);
   });
 }
+
+// Resumable writers: what a download continues from after a reset, Ctrl-C or kill -9.
+
+const KEY = 'ab'.repeat(32);
+
+async function feed(writer: Awaited<ReturnType<Store['createWriter']>>, data: Buffer, chunk = 100_000): Promise<void> {
+  for (let i = 0; i < data.length; i += chunk) {
+    const wait = writer.write(data.subarray(i, i + chunk));
+    if (wait) await wait;
+  }
+}
+
+test('resumable writer: abort({ keep }) leaves the bytes; a new writer continues from them to the right digest', async (t) => {
+  const { store, root } = newStore(t);
+  const data = randomData(5_000_000);
+  const first = await store.createWriter([], { resumeKey: KEY });
+  assert.equal(first.bytesWritten, 0);
+  assert.equal(first.source, null);
+  await first.restart({ url: 'http://x/a', etag: '"1"' });
+  await feed(first, data.subarray(0, 3_200_000));
+  await first.abort({ keep: true });
+  assert.deepEqual(tmpIn(root).sort(), [`${KEY}.partial`, `${KEY}.partial.json`]);
+  assert.deepEqual(readFileSync(path.join(root, 'v1', 'tmp', `${KEY}.partial`)), data.subarray(0, 3_200_000));
+
+  const second = await store.createWriter(['md5'], { resumeKey: KEY });
+  assert.equal(second.bytesWritten, 3_200_000);
+  assert.deepEqual(second.source, { url: 'http://x/a', etag: '"1"' });
+  await feed(second, data.subarray(3_200_000));
+  const digest = await second.commit({ digest: digestOf(data), size: data.length, checksums: { md5: hashHex('md5', data) } });
+  assert.equal(sha256(readFileSync(store.blobPath(digest))), sha256(data));
+  assert.deepEqual(tmpIn(root), [], 'the partial file and its source are gone once published');
+});
+
+test('resumable writer: restart() mid-way drops every byte so far, also those still being written', async (t) => {
+  const { store } = newStore(t);
+  const old = randomData(6_000_000);
+  const fresh = randomData(2_500_000);
+  const writer = await store.createWriter([], { resumeKey: KEY });
+  await writer.restart({ url: 'http://x/a' });
+  // No waiting on back-pressure: buffers are full and a write is in flight when restart() comes.
+  for (let i = 0; i < old.length; i += 1_000_000) void writer.write(old.subarray(i, i + 1_000_000));
+  const restarted = writer.restart({ url: 'http://x/a', etag: '"2"' });
+  assert.equal(writer.bytesWritten, 0);
+  await feed(writer, fresh);
+  await restarted;
+  const digest = await writer.commit({ size: fresh.length });
+  assert.equal(digest, digestOf(fresh));
+  assert.deepEqual(readFileSync(store.blobPath(digest)), fresh);
+});
+
+test('resumable writer: a partial file without its source file is not trusted: the writer starts empty', async (t) => {
+  const { store, root } = newStore(t);
+  const writer = await store.createWriter([], { resumeKey: KEY });
+  await writer.restart({ url: 'http://x/a' });
+  await feed(writer, randomData(300_000));
+  await writer.abort({ keep: true });
+  await fs.rm(path.join(root, 'v1', 'tmp', `${KEY}.partial.json`));
+  const again = await store.createWriter([], { resumeKey: KEY });
+  assert.equal(again.bytesWritten, 0);
+  assert.equal(statSync(again.tmpPath).size, 0);
+  await again.abort();
+  assert.deepEqual(tmpIn(root), []);
+});
+
+test('resumable writer: abort() without keep, or after a failed verification, removes the partial file', async (t) => {
+  const { store, root } = newStore(t);
+  const data = randomData(200_000);
+  const writer = await store.createWriter([], { resumeKey: KEY });
+  await writer.restart({ url: 'http://x/a' });
+  await feed(writer, data);
+  await assert.rejects(writer.commit({ digest: digestOf(randomData(10)) }), (e: unknown) => e instanceof HoardError && e.code === 'E_INTEGRITY');
+  assert.deepEqual(tmpIn(root), []);
+  assert.deepEqual(blobsIn(root), []);
+});
