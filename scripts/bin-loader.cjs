@@ -19,10 +19,11 @@ const script = new Script(`(function (exports, require, module, __filename, __di
   filename: file,
   cachedData,
 });
-if (process.env.HOARD_BUILD_CODE_CACHE === '1') {
-  // scripts/build.mjs: record what this run compiled.
-  delete process.env.HOARD_BUILD_CODE_CACHE;
-  process.once('exit', () => writeFileSync(`${file}.cache`, script.createCachedData()));
-}
+// scripts/build.mjs: record what this run compiled, in this bundle (1) or in the HTTP
+// client's bundle, dist/hoard-net.cjs, which its own loader caches the same way (net).
+const building = process.env.HOARD_BUILD_CODE_CACHE;
+delete process.env.HOARD_BUILD_CODE_CACHE;
+if (building === '1') process.once('exit', () => writeFileSync(`${file}.cache`, script.createCachedData()));
+if (building === 'net') globalThis[Symbol.for('hoard.buildNetCache')] = true;
 const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);

@@ -1,9 +1,10 @@
 // Builds hoard: compiles the manifest schema into a standalone validator (no ajv at run
-// time, no schema compilation on start-up) and bundles the CLI with esbuild, splitting
-// lazily imported modules (undici, …) into chunks so a no-op `hoard sync` never loads them.
-import { execFileSync } from 'node:child_process';
+// time, no schema compilation on start-up) and bundles the CLI with esbuild. What only some
+// runs need (the HTTP client, the TUI) is a bundle of its own, so a no-op `hoard sync` never loads it.
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -104,11 +105,44 @@ await esbuild.build({
   if (/class HoardError|function sync\(|openStore/.test(tui)) throw new Error('dist/hoard-tui.cjs bundles engine code; pass it from src/cli/ui.ts instead');
   if (/\bimport\(["']/.test(tui)) throw new Error('dist/hoard-tui.cjs calls import(), which the CommonJS loader cannot do');
 }
+// The HTTP client: the parts of undici hoard uses (src/download/undici.ts), one bundle of their
+// own, dist/hoard-net.cjs, required only when something is downloaded and run through a V8
+// code cache of its own (made below by a real download), like the CLI's.
+await esbuild.build({
+  ...common,
+  entryPoints: ['src/download/undici.ts'],
+  outfile: path.join(staging, 'hoard-net.cjs'),
+  format: 'cjs',
+  external: [],
+});
+const NET_LOADER = `
+const { readFileSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const path = require('node:path');
+const { Script } = require('node:vm');
+const file = path.join(__dirname, 'hoard-net.cjs');
+let cachedData;
+try { cachedData = readFileSync(file + '.cache'); } catch {}
+const script = new Script('(function (exports, require, module, __filename, __dirname) {' + readFileSync(file, 'utf8') + '\\n})', { filename: file, cachedData });
+if (globalThis[Symbol.for('hoard.buildNetCache')]) process.once('exit', () => writeFileSync(file + '.cache', script.createCachedData()));
+const mod = { exports: {} };
+script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
+module.exports = mod.exports;
+`;
+const netBundle = {
+  name: 'net-bundle',
+  setup(build) {
+    build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
+      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: 'hoard-net', namespace: 'net-bundle' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'net-bundle' }, () => ({ contents: NET_LOADER, loader: 'js' }));
+  },
+};
 // The CLI: one CommonJS bundle, so that the loader can run it through V8's code cache.
 await esbuild.build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
-  plugins: [tuiBundle],
+  plugins: [tuiBundle, netBundle],
   outfile: path.join(staging, 'hoard-main.cjs'),
   format: 'cjs',
   // yargs (an ES module) asks for import.meta.url; in the CommonJS bundle it is this file's URL.
@@ -125,8 +159,12 @@ await esbuild.build({
 });
 // Code run through vm.Script cannot import() an ES module from node_modules: externals must
 // be reached with a static import in a lazily imported module (esbuild makes that a require).
-if (/\bimport\(["']/.test(readFileSync(path.join(staging, 'hoard-main.cjs'), 'utf8'))) {
-  throw new Error('dist/hoard-main.cjs calls import() on an external module; import it statically from a lazily imported module instead');
+{
+  const main = readFileSync(path.join(staging, 'hoard-main.cjs'), 'utf8');
+  if (/\bimport\(["']/.test(main)) {
+    throw new Error('dist/hoard-main.cjs calls import() on an external module; import it statically from a lazily imported module instead');
+  }
+  if (/require\(["']undici/.test(main)) throw new Error('dist/hoard-main.cjs requires undici from node_modules; it must come from dist/hoard-net.cjs');
 }
 copyFileSync(path.join(root, 'scripts/bin-loader.cjs'), path.join(staging, 'hoard.cjs'));
 chmodSync(path.join(staging, 'hoard.cjs'), 0o755);
@@ -152,6 +190,30 @@ try {
     });
   run({}); // links the output
   run({ HOARD_BUILD_CODE_CACHE: '1' }); // the no-op, recorded
+
+  // The HTTP client's cache: a download from a loopback server, with a redirect and a retry.
+  const body = Buffer.from('hoard code cache download\n'.repeat(1000));
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits++;
+    if (req.url === '/moved') res.writeHead(302, { location: '/a.bin', 'content-length': '0' }).end();
+    else if (hits === 2) res.writeHead(503, { 'retry-after': '0', 'content-length': '0' }).end();
+    else res.writeHead(200, { 'content-length': String(body.length), etag: '"cache"' }).end(body);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/moved`;
+    writeFileSync(path.join(sample, 'hoard.json'), JSON.stringify({ version: 1, artifacts: { b: { url } } }));
+    const child = spawn(process.execPath, [path.join(staging, 'hoard.cjs'), 'sync', '--store', store, '--no-images', '--retry-delay', '0'], {
+      cwd: sample,
+      env: { ...process.env, NO_COLOR: '1', HOARD_BUILD_CODE_CACHE: 'net' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    if (code !== 0 || !existsSync(path.join(staging, 'hoard-net.cjs.cache'))) throw new Error(`the download that makes dist/hoard-net.cjs.cache failed (exit ${code})`);
+  } finally {
+    server.close();
+  }
 } finally {
   rmSync(sample, { recursive: true, force: true });
 }

@@ -105,7 +105,7 @@ export async function runAdd(
     const { fetchText, parseChecksumFile } = await import('../download/checksum.ts');
     const { expandHeaders } = await import('../download/headers.ts');
     const sameOrigin = new URL(o.checksumUrl).origin === new URL(o.url).origin;
-    const text = await fetchText(o.checksumUrl, sameOrigin && o.headers ? expandHeaders(o.headers, env, name) : {});
+    const text = await fetchText(o.checksumUrl, sameOrigin && o.headers ? expandHeaders(o.headers, env, name) : {}, { ...o.network, env });
     const fileOf = o.path ? path.posix.basename(o.path) : fileName ?? name;
     const { algorithm, hex } = parseChecksumFile(text, fileOf, o.checksumUrl);
     if (algorithm === 'sha256') {

@@ -1,8 +1,8 @@
 // Imported lazily by `hoard add --checksum-url` only, so undici loads only then.
-import { request } from 'undici';
 import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { redactUrl } from './headers.ts';
+import { createFetcher, type FetcherOptions, type Sink } from './http.ts';
 
 const BY_LENGTH: Record<number, ChecksumAlgorithm> = { 128: 'sha512', 64: 'sha256', 40: 'sha1', 32: 'md5' };
 
@@ -46,34 +46,31 @@ export function parseChecksumFile(text: string, fileName: string, sourceUrl: str
   return { algorithm, hex: chosen.hex };
 }
 
-/** Downloads a small text file (a checksum file), following redirects; at most 1 MiB. */
-export async function fetchText(url: string, headers: Record<string, string>): Promise<string> {
-  const origin = new URL(url).origin;
-  let current = url;
-  for (let hop = 0; hop < 10; hop++) {
-    let res;
-    try {
-      res = await request(current, { headers: { 'user-agent': 'hoard', ...(new URL(current).origin === origin ? headers : {}) }, headersTimeout: 30_000, bodyTimeout: 30_000 });
-    } catch (err) {
-      throw new HoardError('E_NETWORK', `GET ${redactUrl(current)}: ${(err as Error).message}`, { cause: err });
-    }
-    if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof res.headers.location === 'string') {
-      await res.body.dump();
-      current = new URL(res.headers.location, current).toString();
-      continue;
-    }
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new HoardError('E_HTTP', `GET ${redactUrl(current)}: HTTP ${res.statusCode}`, { details: { url: redactUrl(current), status: res.statusCode } });
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > 1024 * 1024) throw new HoardError('E_HTTP', `${redactUrl(current)} is larger than 1 MiB: not a checksum file`);
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks).toString('utf8');
+/** Downloads a small text file (a checksum file): at most 1 MiB, with the retries, timeouts and proxy of any download. */
+export async function fetchText(url: string, headers: Record<string, string>, opts: FetcherOptions = {}): Promise<string> {
+  const LIMIT = 1024 * 1024;
+  let chunks: Buffer[] = [];
+  let size = 0;
+  const sink: Sink = {
+    source: null,
+    get bytesWritten() {
+      return size;
+    },
+    write(chunk) {
+      size += chunk.byteLength;
+      if (size > LIMIT) throw new HoardError('E_HTTP', `${redactUrl(url)} is larger than 1 MiB: not a checksum file`);
+      chunks.push(Buffer.from(chunk));
+    },
+    async restart() {
+      chunks = [];
+      size = 0;
+    },
+  };
+  const fetcher = createFetcher(opts);
+  try {
+    await fetcher.fetch({ url, headers }, sink);
+  } finally {
+    await fetcher.close();
   }
-  throw new HoardError('E_HTTP', `GET ${redactUrl(url)}: too many redirects`);
+  return Buffer.concat(chunks).toString('utf8');
 }

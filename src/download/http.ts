@@ -1,6 +1,7 @@
-// undici is imported only here, and this module only when something must be downloaded.
+// undici is imported only here (through ./undici.ts), and this module only when something must be downloaded.
 import { setFlagsFromString } from 'node:v8';
-import { Agent, EnvHttpProxyAgent, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, errors as undiciErrors } from './undici.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
@@ -62,12 +63,15 @@ export interface FetchResult {
   resumedFrom: number;
 }
 
+/** Where a fetch puts the body: a store writer, or anything with the same four members. */
+export type Sink = Pick<BlobWriter, 'bytesWritten' | 'source' | 'write' | 'restart'>;
+
 export interface Fetcher {
   /**
    * Streams the body of `source` into `writer`, retrying and resuming as needed. Bytes the
    * writer already holds (a partial file from an earlier run) are continued with a Range request.
    */
-  fetch(source: Source, writer: BlobWriter, opts?: FetchOptions): Promise<FetchResult>;
+  fetch(source: Source, writer: Sink, opts?: FetchOptions): Promise<FetchResult>;
   close(): Promise<void>;
 }
 
@@ -139,7 +143,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const baseDelay = opts.retryDelayMs ?? 1000;
 
   /** One request and its redirects; the body goes into the writer. Throws what went wrong. */
-  const attempt = async (source: Source, writer: BlobWriter, o: FetchOptions, counted: { bytes: number }): Promise<number | null> => {
+  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }): Promise<number | null> => {
     let url = source.url;
     const origin = new URL(url).origin;
     for (let hop = 0; ; hop++) {
@@ -314,7 +318,7 @@ function get(
   agent: Dispatcher,
   url: string,
   headers: Record<string, string>,
-  writer: BlobWriter,
+  writer: Sink,
   decide: (h: Head) => Decision,
   onProgress: ((received: number) => void) | undefined,
   signal: AbortSignal | undefined,
