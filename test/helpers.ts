@@ -1,6 +1,6 @@
 // Shared test fixtures: temp folders, a real HTTP server on 127.0.0.1:0, and the built CLI
 // run as a child process. Nothing here is mocked.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -176,3 +176,13 @@ export async function listTree(dir: string): Promise<string[]> {
 export function jsonLines(stdout: string): Array<Record<string, unknown>> {
   return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/** Why the tests that drive podman for real are skipped, or false when podman is here (.ci/run installs it). */
+export const podmanSkip: string | false = (() => {
+  try {
+    execFileSync('podman', ['version', '--format', '{{.Client.Version}}'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'podman is not installed (apt-get install podman; .ci/run does)';
+  }
+})();

@@ -42,6 +42,12 @@ function networkOptions(args: Record<string, unknown>): NetworkOptions {
   };
 }
 
+function jobsOption(args: Record<string, unknown>): number {
+  const jobs = Number(args.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${String(args.jobs)}`);
+  return jobs;
+}
+
 const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
 
 function globals(y: Argv) {
@@ -212,8 +218,7 @@ async function main(argv: string[]): Promise<number> {
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
         async (args) => {
           const c = context(args);
-          const jobs = Number(args.jobs);
-          if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
+          const jobs = jobsOption(args);
           const network = networkOptions(args);
           const run = (printer: Printer) => runSync(c.g, printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
@@ -262,8 +267,7 @@ async function main(argv: string[]): Promise<number> {
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
         async (args) => {
           const c = context(args);
-          const jobs = Number(args.jobs);
-          if (!Number.isInteger(jobs) || jobs < 1) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${args.jobs}`);
+          const jobs = jobsOption(args);
           const network = networkOptions(args);
           code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: args.engine, network });
         },

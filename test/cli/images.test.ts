@@ -7,17 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { hoard, jsonLines, project, sha256, startServer, tmpDir } from '../helpers.ts';
+import { hoard, jsonLines, podmanSkip, project, sha256, startServer, tmpDir } from '../helpers.ts';
 
-const havePodman = (() => {
-  try {
-    execFileSync('podman', ['version', '--format', '{{.Client.Version}}'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = havePodman ? false : 'podman is not installed (apt-get install podman; .ci/run does)';
+const skip = podmanSkip;
 
 const podman = (...args: string[]) => execFileSync('podman', args, { encoding: 'utf8' }).trim();
 const inspectId = (ref: string) => `sha256:${podman('image', 'inspect', '--format', '{{.Id}}', ref)}`;

@@ -8,7 +8,7 @@ import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { hoard, jsonLines, project, randomData, ROOT, sha256, startServer, tmpDir } from '../helpers.ts';
+import { hoard, jsonLines, podmanSkip, project, randomData, ROOT, sha256, startServer, tmpDir } from '../helpers.ts';
 
 const schema = JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8'));
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
@@ -82,16 +82,8 @@ test('the schema tells events apart: wrong fields and unknown types are rejected
   assert.equal(validate({ type: 'line', text: 'x' }), false, 'the TUI\'s own line events are not part of --json');
 });
 
-const havePodman = (() => {
-  try {
-    execFileSync('podman', ['version', '--format', '{{.Client.Version}}'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
-test('images: the image event and the image fields match the schema', { skip: !havePodman && 'podman is not installed' }, async (t: TestContext) => {
+test('images: the image event and the image fields match the schema', { skip: podmanSkip }, async (t: TestContext) => {
   const dir = tmpDir(t, 'hoard-rootfs-');
   await fs.mkdir(path.join(dir, 'root', 'etc'), { recursive: true });
   writeFileSync(path.join(dir, 'root', 'etc', 'release'), 'json schema test\n');
