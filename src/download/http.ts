@@ -23,8 +23,21 @@ setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
 export interface Source {
   url: string;
-  /** Already expanded; sent only to the URL's own origin, dropped after a redirect elsewhere. */
+  /**
+   * Already expanded; sent only to the URL's own origin, dropped after a redirect elsewhere.
+   * May hold If-None-Match / If-Modified-Since: a 304 answer is then `notModified`.
+   */
   headers: Record<string, string>;
+}
+
+/** What a fetch got: the bytes written, and the validators to make the next request conditional. */
+export interface FetchResult {
+  bytes: number;
+  total: number | null;
+  /** The server answered 304 to a conditional request: nothing was written. */
+  notModified?: boolean;
+  etag?: string;
+  lastModified?: string;
 }
 
 export interface FetchProgress {
@@ -34,7 +47,7 @@ export interface FetchProgress {
 
 export interface Fetcher {
   /** Streams the body of `source` into `writer`; resolves with the bytes received. */
-  fetch(source: Source, writer: BlobWriter, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<{ bytes: number; total: number | null }>;
+  fetch(source: Source, writer: BlobWriter, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<FetchResult>;
   close(): Promise<void>;
 }
 
@@ -54,7 +67,7 @@ const PROGRESS_MS = 100;
 const DISCARD_LIMIT = 64 * 1024;
 
 /** One GET: either its body went into the writer (status 200), or it was discarded. */
-type Answer = { status: number; location: string | undefined; received: number; total: number | null };
+type Answer = { status: number; location: string | undefined; received: number; total: number | null; etag?: string; lastModified?: string };
 
 export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const agent = new Agent({
@@ -86,6 +99,8 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           url = new URL(res.location, url).toString();
           continue;
         }
+        const validators = { ...(res.etag ? { etag: res.etag } : {}), ...(res.lastModified ? { lastModified: res.lastModified } : {}) };
+        if (res.status === 304) return { bytes: 0, total: null, notModified: true, ...validators };
         if (res.status !== 200) throw httpError(url, res.status);
         const { received, total } = res;
         if (total !== null && received !== total) {
@@ -95,7 +110,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           });
         }
         onProgress?.({ received, total });
-        return { bytes: received, total };
+        return { bytes: received, total, ...validators };
       }
     },
     close: () => agent.close(),
@@ -122,6 +137,8 @@ function get(
     let status = 0;
     let location: string | undefined;
     let total: number | null = null;
+    let etag: string | undefined;
+    let lastModified: string | undefined;
     let received = 0;
     let lastReport = 0;
     let settled = false;
@@ -159,6 +176,8 @@ function get(
         location = typeof loc === 'string' ? loc : undefined;
         const length = resHeaders['content-length'];
         total = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : null;
+        etag = typeof resHeaders.etag === 'string' ? resHeaders.etag : undefined;
+        lastModified = typeof resHeaders['last-modified'] === 'string' ? resHeaders['last-modified'] : undefined;
       },
       onResponseData(c, chunk) {
         if (status !== 200) {
@@ -192,7 +211,7 @@ function get(
         }
       },
       onResponseEnd() {
-        settle(null, { status, location, received, total });
+        settle(null, { status, location, received, total, etag, lastModified });
       },
       onResponseError(_c, err) {
         settle(cause ?? (status !== 0 && status !== 200 ? null : networkError(url, err, received, total)), { status, location, received, total });
