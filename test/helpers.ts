@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist', 'hoard.cjs');
 
+/** An empty XDG_CONFIG_HOME for every CLI run of this test process. */
+export const NO_CONFIG = mkdtempSync(path.join(os.tmpdir(), 'hoard-test-config-'));
+process.on('exit', () => rmSync(NO_CONFIG, { recursive: true, force: true }));
+
 export function tmpDir(t: TestContext, prefix = 'hoard-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,6 +107,9 @@ export function hoard(args: string[], opts: { cwd: string; env?: Record<string, 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
   env.NO_COLOR = '1';
+  // Never the developer's own ~/.config/hoard/config.json: a folder with no configuration,
+  // unless the test passes its own XDG_CONFIG_HOME.
+  env.XDG_CONFIG_HOME = NO_CONFIG;
   if (opts.store) env.HOARD_STORE = opts.store;
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];

@@ -11,6 +11,8 @@ import { sync } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { imageSupport } from './images.ts';
+import type { Origin, ResolvedSettings } from './config.ts';
+import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
 
 /** --images/--no-images and --engine. */
@@ -22,6 +24,10 @@ export interface ImageOptions {
 export interface GlobalOptions {
   manifest: string;
   store: string;
+  /** The store is disabled (--no-store, HOARD_NO_STORE, "enabled": false): nothing is kept. */
+  noStore?: boolean;
+  /** The configuration file's "link": for artifacts whose entry chooses none. */
+  defaultLink?: LinkMode;
   json: boolean;
   verbose: boolean;
   quiet: boolean;
@@ -118,6 +124,7 @@ export async function runAdd(
     manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
+    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
   });
   // sync wrote hoard.json only if the entry got its digest and size; keep `manifest` in step.
@@ -138,6 +145,7 @@ export async function runSync(
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),
+    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
   });
   if (signal.aborted) return 130;
@@ -155,6 +163,7 @@ export async function runStatus(
     manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
+    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
   });
   // 1 when the state could not be told (the engine did not answer), 3 for drift.
@@ -170,7 +179,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
     if (!(err instanceof HoardError && err.code === 'E_MANIFEST' && String(err.message).startsWith('no manifest'))) throw err;
   }
   const summary = await verify({
-    storeRoot: g.store, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}),
+    storeRoot: g.store, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'verified') {
@@ -189,3 +198,27 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
 }
 
 export { DEFAULT_OUTPUT };
+
+/** Where a setting came from, in words: `flag --jobs`, `env HOARD_JOBS`, `config file <path>`, `default`. */
+export function describeOrigin(o: Origin): string {
+  if (o.kind === 'flag') return `flag ${o.source}`;
+  if (o.kind === 'env') return `env ${o.source}`;
+  if (o.kind === 'file') return `config file ${o.source}`;
+  return o.source === 'default' ? 'default' : `default (${o.source})`;
+}
+
+/** `hoard config`: the effective settings and where each came from. */
+export function runConfig(printer: Printer, r: ResolvedSettings): number {
+  const settings: Record<string, { value: unknown; origin: Origin['kind']; source: string }> = {};
+  for (const key of SETTING_KEYS) {
+    const o = r.origins[key];
+    settings[key] = { value: r.settings[key] ?? null, origin: o.kind, source: o.source };
+  }
+  printer.event({ type: 'config', file: r.file, fileFound: r.fileFound, settings });
+  const rows: Array<[string, string, string]> = [['config file', `${r.file}${r.fileFound ? '' : ' (none)'}`, '']];
+  for (const key of SETTING_KEYS) rows.push([key, String(r.settings[key] ?? 'none'), describeOrigin(r.origins[key])]);
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.slice(1).map((x) => x[1].length));
+  for (const [k, v, o] of rows) printer.info(o ? `${k.padEnd(w0)}  ${v.padEnd(w1)}  ${o}` : `${k.padEnd(w0)}  ${v}`);
+  return 0;
+}

@@ -26,7 +26,10 @@ export interface SyncOptions {
   force?: boolean;
   frozen?: boolean;
   verify?: boolean;
+  /** Every artifact's link mode (--link). */
   link?: LinkMode;
+  /** The link mode of artifacts whose entry has no "link" (the user's configuration). */
+  defaultLink?: LinkMode;
   jobs?: number;
   env?: Record<string, string | undefined>;
   emit?: Emit;
@@ -56,7 +59,7 @@ export function outputRootOf(manifest: Manifest, override?: string): string {
   return root;
 }
 
-export function selectArtifacts(manifest: Manifest, names: string[] = [], link?: LinkMode): Artifact[] {
+export function selectArtifacts(manifest: Manifest, names: string[] = [], link?: LinkMode, defaultLink?: LinkMode): Artifact[] {
   const all = resolveArtifacts(manifest.doc);
   const unknown = names.filter((n) => !(n in manifest.doc.artifacts));
   if (unknown.length > 0) {
@@ -65,7 +68,12 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
     });
   }
   const chosen = names.length ? all.filter((a) => names.includes(a.name)) : all;
-  return link ? chosen.map((a) => ({ ...a, link })) : chosen;
+  if (link) return chosen.map((a) => ({ ...a, link }));
+  // A hard link cannot be executable: such an entry keeps "auto".
+  if (defaultLink && defaultLink !== 'auto') {
+    return chosen.map((a) => (manifest.doc.artifacts[a.name]!.link || (defaultLink === 'hardlink' && a.executable) ? a : { ...a, link: defaultLink }));
+  }
+  return chosen;
 }
 
 /** The engine, telling listeners when a command that makes an image starts (the TUI shows a spinner). */
@@ -93,7 +101,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
-  const artifacts = selectArtifacts(manifest, opts.names, opts.link);
+  const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
   const outputRoot = outputRootOf(manifest, opts.output);
 
   if (opts.frozen) {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Manifest } from '../manifest/types.ts';
+import type { LinkMode, Manifest } from '../manifest/types.ts';
 import { openStore } from '../store/store.ts';
 import { observe } from './observe.ts';
 import { outputRootOf, selectArtifacts } from './sync.ts';
@@ -22,7 +22,7 @@ export type VerifyEvent =
  * their name, then re-hashes the outputs of `manifest` (when given) and reports the
  * ones that differ. Fingerprints are refreshed so later syncs trust what was checked.
  */
-export async function verify(opts: { storeRoot: string; manifest?: Manifest; output?: string; emit: (e: VerifyEvent) => void }) {
+export async function verify(opts: { storeRoot: string; manifest?: Manifest; output?: string; defaultLink?: LinkMode; emit: (e: VerifyEvent) => void }) {
   const started = performance.now();
   const store = openStore(opts.storeRoot);
   const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
@@ -42,7 +42,7 @@ export async function verify(opts: { storeRoot: string; manifest?: Manifest; out
     const state = openSyncState(store.root);
     const outputRoot = outputRootOf(opts.manifest, opts.output);
     const ctx = { store, state, outputRoot, verify: true, emit: () => {} };
-    for (const a of selectArtifacts(opts.manifest)) {
+    for (const a of selectArtifacts(opts.manifest, [], undefined, opts.defaultLink)) {
       const o = await observe(a, ctx);
       if (o.output === 'missing' || o.output === 'unknown') continue;
       summary.outputs++;
