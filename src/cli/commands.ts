@@ -121,7 +121,7 @@ export async function runAdd(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, names: [name], mode: 'sync', env, signal,
+    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], mode: 'sync', env, signal,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -140,7 +140,7 @@ export async function runSync(
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
-    manifest, storeRoot: g.store, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
@@ -160,7 +160,7 @@ export async function runStatus(
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
-    manifest, storeRoot: g.store, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
+    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -179,7 +179,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
     if (!(err instanceof HoardError && err.code === 'E_MANIFEST' && String(err.message).startsWith('no manifest'))) throw err;
   }
   const summary = await verify({
-    storeRoot: g.store, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
+    storeRoot: g.store, noStore: g.noStore ?? false, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'verified') {
@@ -189,7 +189,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
     },
   });
   printer.info(
-    `verified ${summary.blobs} blob${summary.blobs === 1 ? '' : 's'} (${formatBytes(summary.bytes)})` +
+    (g.noStore ? 'no store' : `verified ${summary.blobs} blob${summary.blobs === 1 ? '' : 's'} (${formatBytes(summary.bytes)})`) +
       `${summary.corrupt ? `, removed ${summary.corrupt} corrupt (run \`hoard sync\` to fetch again)` : ''}` +
       `${manifest ? `; ${summary.outputs} output${summary.outputs === 1 ? '' : 's'}${summary.outputsDiffering ? `, ${summary.outputsDiffering} differ (run \`hoard sync\`)` : ' ok'}` : ''}` +
       ` in ${formatDuration(summary.elapsedMs)}`,

@@ -38,6 +38,11 @@ export interface SyncOptions {
   /** Emit a `check` event for every cache check (--verbose). */
   checks?: boolean;
   signal?: AbortSignal;
+  /**
+   * The store is disabled (--no-store): artifacts are downloaded straight to their outputs,
+   * still verified and written atomically, and nothing is kept or recorded in the store.
+   */
+  noStore?: boolean;
 }
 
 export type Summary = Extract<SyncEvent, { type: 'summary' }>;
@@ -116,9 +121,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 
   const store = openStore(opts.storeRoot);
   const state = openSyncState(store.root);
-  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync' });
+  const noStore = opts.noStore ?? false;
+  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync', ...(noStore ? { noStore } : {}) });
 
-  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false };
+  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
   const observed = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.
@@ -129,7 +135,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   }
   const plans = plan(
     img ? observed.map((o) => ({ ...o, ...(img.images.has(o.artifact.name) ? { image: img.images.get(o.artifact.name)! } : {}) })) : observed,
-    { force: opts.force ?? false },
+    { force: opts.force ?? false, noStore },
   );
 
   const summary: Summary = {
@@ -172,6 +178,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       force: opts.force ?? false,
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      noStore,
       onLocked: (name, digest, size) => {
         doc ??= structuredClone(manifest.doc);
         const entry = doc.artifacts[name]!;
@@ -184,8 +191,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
-    if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
-    await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
+    // With the store disabled, nothing is written there: not even the record of this manifest.
+    if (!noStore) {
+      if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+      await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
+    }
   }
 
   for (const r of results) {

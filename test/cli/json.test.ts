@@ -67,6 +67,12 @@ test('every --json line of sync, status, dry-run, add and verify matches schemas
   check('verify, all good but the conflict', await p.run('verify', '--json', '-v'), seen);
   check('add', await p.run('add', srv.url('/tools.run'), '--executable', '--json'), seen);
   check('a fatal error', await p.run('sync', 'nope', '--json'), seen, 'error');
+  // The store disabled: written straight to another output folder, then found up to date there.
+  const elsewhere = path.join(tmpDir(t), 'out');
+  const direct = check('--no-store', await p.run('sync', 'good', '--no-store', '--json', '--output', elsewhere), seen);
+  assert.equal(direct.find((e) => e.type === 'artifact')!.output, 'written');
+  const direct2 = check('--no-store again', await p.run('sync', 'good', '--no-store', '--json', '--output', elsewhere), seen);
+  assert.equal(direct2.find((e) => e.type === 'artifact')!.blob, 'none');
 
   for (const type of ['start', 'plan', 'check', 'download', 'progress', 'warning', 'artifact', 'summary', 'verified', 'summary:verify', 'error']) {
     assert.ok(seen.has(type), `no ${type} event was produced, so none was checked`);
