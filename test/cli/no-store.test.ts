@@ -59,7 +59,7 @@ test('--no-store: downloads go straight to the outputs, verified; no store folde
 test('--no-store still verifies: wrong bytes, a wrong checksum or a short body is exit 1 with no output file, and an existing output is untouched', async (t) => {
   const good = randomData(100_000);
   const bad = Buffer.from(good);
-  bad[500] ^= 0xff;
+  bad[500] = bad[500]! ^ 0xff;
   const srv = await startServer(t, {
     '/wrong.bin': bad,
     '/md5.bin': good,
