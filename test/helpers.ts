@@ -36,6 +36,7 @@ export interface Route {
   /** Send this many bytes of the body, then destroy the socket. */
   dropAfter?: number;
   status?: number;
+  /** Sent with the answer. An `etag` or `last-modified` here makes a matching conditional request a 304. */
   headers?: Record<string, string>;
   /** Wait before answering (ms). */
   delay?: number;
@@ -68,6 +69,14 @@ export async function startServer(t: TestContext, routes: Record<string, Route |
         return;
       }
       const status = route.status ?? 200;
+      const etag = route.headers?.etag;
+      const lastModified = route.headers?.['last-modified'];
+      const ifNoneMatch = req.headers['if-none-match'];
+      // As HTTP says: If-None-Match decides when present, else If-Modified-Since (exact match here).
+      if (status === 200 && (ifNoneMatch !== undefined ? etag !== undefined && ifNoneMatch === etag : lastModified !== undefined && req.headers['if-modified-since'] === lastModified)) {
+        res.writeHead(304, { ...(etag ? { etag } : {}), ...(lastModified ? { 'last-modified': lastModified } : {}) }).end();
+        return;
+      }
       res.writeHead(status, { 'content-length': String(route.body.length), ...(route.headers ?? {}) });
       if (route.dropAfter !== undefined) {
         res.write(route.body.subarray(0, route.dropAfter), () => setTimeout(() => req.socket.destroy(), 20));

@@ -7,6 +7,8 @@ import { writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, loadManifest } from '../manifest/load.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import { serializeManifest } from '../manifest/write.ts';
+import { expandHeaders } from '../download/headers.ts';
+import { fetchUrl } from '../fetch/fetch.ts';
 import { sync } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
 import type { EngineChoice } from '../engine/types.ts';
@@ -198,6 +200,48 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
 }
 
 export { DEFAULT_OUTPUT };
+
+/** `hoard fetch <url>`: a cached download without a manifest; prints the file's path. */
+export async function runFetch(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: { url: string; output?: string; sha256?: string; refresh: boolean; force: boolean; link?: LinkMode; executable: boolean; headers?: Record<string, string> },
+): Promise<number> {
+  if (!/^https?:\/\//i.test(o.url)) {
+    throw new HoardError('E_USAGE', `not an http:// or https:// URL: ${o.url}`, { hint: 'for a local file, use it directly (or `hoard store add <file>`)' });
+  }
+  const link = o.link ?? g.defaultLink ?? 'auto';
+  if (link === 'hardlink' && o.executable) {
+    throw new HoardError('E_USAGE', '--executable cannot be a hard link (it shares the read-only blob)', { hint: 'use --link auto or --link copy' });
+  }
+  const name = nameFromFile(o.output ? path.basename(o.output) : fileNameFromUrl(o.url) ?? 'download');
+  const headers = o.headers ? expandHeaders(o.headers, env, name) : {};
+  const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
+  try {
+    const r = await fetchUrl({
+      url: o.url, storeRoot: g.store, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal,
+      ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
+      ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
+      fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher())),
+      emit: (e) => {
+        if (g.json || e.type !== 'download') printer.event(e);
+        // The request line goes to stderr: stdout is for the path.
+        else if (g.verbose) printer.note(`GET ${e.url} (${e.reason})`);
+        else printer.event(e); // starts the progress line on a terminal
+      },
+    });
+    printer.event(r);
+    const what = r.result === 'cached' ? 'cached, no request' : r.result === 'not-modified' ? 'not modified (304), cached copy' : `downloaded ${formatBytes(r.bytesDownloaded)}`;
+    const out = r.output === 'present' ? ', up to date' : r.output === 'written' ? ', written (no store)' : r.output ? `, ${r.output}${r.method ? ` (${r.method})` : ''}` : '';
+    printer.note(`${name}  ${what}${out}`);
+    printer.result(r.path);
+    return 0;
+  } finally {
+    if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
+  }
+}
 
 /** Where a setting came from, in words: `flag --jobs`, `env HOARD_JOBS`, `config file <path>`, `default`. */
 export function describeOrigin(o: Origin): string {

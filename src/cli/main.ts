@@ -2,8 +2,9 @@
 import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
+import type { LinkMode } from '../manifest/types.ts';
 import { createPrinter, type Printer } from './print.ts';
-import { runAdd, runConfig, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+import { runAdd, runConfig, runFetch, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 
@@ -34,10 +35,11 @@ function globals(y: Argv) {
 const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url',
+  'refresh', 'output-file',
 ];
 
 const BOOLEAN_ENV = new Set(
-  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
+  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
 );
 
 async function main(argv: string[]): Promise<number> {
@@ -260,6 +262,43 @@ async function main(argv: string[]): Promise<number> {
         },
       )
       .command(
+        'fetch <url>',
+        'download a URL once into the store, verified, without a manifest; print the file\'s path',
+        (y) =>
+          y
+            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL' })
+            .option('output-file', {
+              alias: 'o', type: 'string', requiresArg: true,
+              describe: 'put the file here too (made from the blob like sync\'s outputs, atomically) and print this path instead of the blob\'s',
+            })
+            .option('sha256', { type: 'string', requiresArg: true, describe: 'expected SHA-256 (hex): the download must match; with a blob of that digest in the store, no request at all' })
+            .option('refresh', { type: 'boolean', default: false, describe: 'ask the server whether the URL changed since it was fetched (ETag / Last-Modified); download only if so' })
+            .option('force', { type: 'boolean', default: false, describe: 'replace a file at -o that hoard did not write, or that was changed since' })
+            .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, defaultDescription: '"link" of the config file, else auto', describe: 'how the -o file is made from the blob' })
+            .option('executable', { type: 'boolean', default: false, describe: 'make the -o file executable (a copy or reflink of its own)' })
+            .option('header', {
+              alias: 'H', type: 'string', array: true, requiresArg: true,
+              describe: 'request header "Name: value"; write secrets as ${VAR}, expanded from the environment (never stored)',
+            })
+            .example('$0 fetch https://example.com/tool-1.2.tar.gz', 'the first time: download; then: no request. Prints the blob\'s path')
+            .example('tar xf "$($0 fetch https://example.com/tool-1.2.tar.gz)"', 'use it in a script')
+            .example('$0 fetch https://example.com/tool.run -o bin/tool.run --executable', 'put it into a file as well')
+            .example('$0 fetch https://example.com/latest.iso --refresh -o latest.iso', 'download again only if the server has a new one')
+            .example('$0 fetch https://example.com/x.tar.xz --sha256 <hex>', 'the digest decides: no request when the store has it')
+            .example("$0 fetch https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)')
+            .epilog('Progress and a one-line note go to stderr; stdout is only the path. An existing -o file with other content is\nnot overwritten without --force (unless hoard wrote it: then a refreshed download replaces it).\nExit codes: 0 ok, 1 download, verification or conflict, 2 usage.'),
+        async (args) => {
+          const c = context(args);
+          code = await runFetch(c.g, c.printer, c.env, controller.signal, {
+            url: String(args.url), refresh: Boolean(args.refresh), force: Boolean(args.force), executable: Boolean(args.executable),
+            ...(args.outputFile !== undefined ? { output: String(args.outputFile) } : {}),
+            ...(args.sha256 !== undefined ? { sha256: String(args.sha256) } : {}),
+            ...(args.link ? { link: args.link as LinkMode } : {}),
+            ...(args.header ? { headers: parseHeaders(args.header as string[]) ?? {} } : {}),
+          });
+        },
+      )
+      .command(
         'config',
         'show the effective settings and where each comes from: flag, HOARD_* variable, config file or default',
         (y) =>
@@ -282,7 +321,7 @@ async function main(argv: string[]): Promise<number> {
           code = runConfig(c.printer, resolved!);
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui or config')
+      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
       .recommendCommands()
       .strict()
       .epilog(EPILOG)

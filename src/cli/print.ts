@@ -209,6 +209,17 @@ export function createPrinter(o: PrinterOptions) {
       if (o.json || o.quiet) return;
       line(text);
     },
+    /** A remark for people on stderr (stdout carries a result, such as hoard fetch's path). */
+    note(text: string) {
+      if (o.json || o.quiet) return;
+      clearProgress();
+      o.err(`${text}\n`);
+    },
+    /** The command's result on stdout: shown even with --quiet, replaced by events with --json. */
+    result(text: string) {
+      if (o.json) return;
+      line(text);
+    },
     finish() {
       clearProgress();
     },

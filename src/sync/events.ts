@@ -57,7 +57,8 @@ export type SyncEvent =
       imageReason?: string;
     }
   | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
-  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' }
+  /** reason `refresh`: hoard fetch --refresh asks whether the URL changed (a conditional request). */
+  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' | 'refresh' }
   | { type: 'progress'; name: string; received: number; total: number | null }
   /** An engine command that makes an image starts (import of a rootfs, load of an archive). */
   | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }
