@@ -204,9 +204,11 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
       if (!o.force) throw conflict(target, lst.isSymbolicLink() ? 'is a symbolic link' : 'is not a regular file');
       action = 'replace';
     } else if (lst) {
+      // hoard's own file: unchanged since it was written (fingerprint), or still holding what it wrote
+      // (a hard link's ctime changes when the blob is linked elsewhere).
       const rec = outputs.get(target);
-      const ours = rec?.fp === fileFingerprint(lst);
-      const content = ours ? rec!.digest : (await hashFile(target)).digest;
+      const content = rec && rec.fp === fileFingerprint(lst) ? rec.digest : (await hashFile(target)).digest;
+      const ours = rec !== undefined && content === rec.digest;
       const modeOk = ((lst.mode & 0o111) !== 0) === executable;
       const sharesBlob = lst.ino === lstatSync(blob).ino;
       const linkOk = !sharesBlob || link === 'auto' || link === 'hardlink';
