@@ -88,6 +88,10 @@ test('--refresh asks the server with the ETag: 304 keeps the cached copy; a chan
   assert.equal(srv.total(), 2);
   assert.deepEqual(readFileSync(out), v1);
 
+  // Another link to the blob (a project syncing the same file) changes a hard link's ctime: the
+  // output is still hoard's, since it holds what hoard wrote.
+  await fs.link(f.blob(v1), path.join(f.base, 'elsewhere.iso'));
+
   // With --refresh: the server says it changed (200), the new bytes are stored and replace the output.
   const changed = await f.run([url, '--refresh', '-o', 'latest.iso', '--json']);
   assert.equal(changed.code, 0, changed.stderr);
