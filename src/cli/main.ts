@@ -286,7 +286,12 @@ async function main(argv: string[]): Promise<number> {
             .example('$0 fetch https://example.com/latest.iso --refresh -o latest.iso', 'download again only if the server has a new one')
             .example('$0 fetch https://example.com/x.tar.xz --sha256 <hex>', 'the digest decides: no request when the store has it')
             .example("$0 fetch https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)')
-            .epilog('Progress and a one-line note go to stderr; stdout is only the path. An existing -o file with other content is\nnot overwritten without --force (unless hoard wrote it: then a refreshed download replaces it).\nExit codes: 0 ok, 1 download, verification or conflict, 2 usage.'),
+            .epilog(
+              'Progress and a one-line note go to stderr; stdout is only the path.\n' +
+                'An existing -o file with other content is not overwritten without --force\n' +
+                '(a file hoard wrote there, unchanged since, is replaced when the URL gives new bytes).\n' +
+                'Exit codes: 0 ok, 1 download, verification or conflict, 2 usage.',
+            ),
         async (args) => {
           const c = context(args);
           code = await runFetch(c.g, c.printer, c.env, controller.signal, {
@@ -311,10 +316,11 @@ async function main(argv: string[]): Promise<number> {
             .example('HOARD_JOBS=8 $0 config --json', 'as one JSON object')
             .epilog(
               'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
-                '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy", "engine": "podman", "enabled": true}\n' +
-                'Every key is optional. A flag wins over a HOARD_* variable, which wins over the file.\n' +
+                '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
+                'Keys: store, maxSize, jobs, link, engine, enabled; every one is optional.\n' +
+                'A flag wins over a HOARD_* variable, which wins over the file.\n' +
                 '"link" in the file applies to artifacts whose entry has no "link"; --link and HOARD_LINK to all.\n' +
-                '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs, nothing is kept.',
+                '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs.',
             ),
         async (args) => {
           const c = context(args);
