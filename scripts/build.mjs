@@ -185,7 +185,8 @@ try {
   const run = (env) =>
     execFileSync(process.execPath, [path.join(staging, 'hoard.cjs'), 'sync', '--store', store], {
       cwd: sample,
-      env: { ...process.env, NO_COLOR: '1', ...env },
+      // (XDG_CONFIG_HOME: the sample must not depend on the builder's configuration file.)
+      env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: path.join(sample, 'config'), ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
   run({}); // links the output

@@ -45,9 +45,11 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'hoard-demo-'));
 const project = path.join(tmp, 'lab');
 const store = path.join(tmp, 'store');
 
-// The child sees HOARD_STORE and nothing else of the caller's HOARD_* settings.
+// The child sees HOARD_STORE and nothing else of the caller's HOARD_* settings, nor their
+// configuration file.
 const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOARD_')));
 childEnv.HOARD_STORE = store;
+childEnv.XDG_CONFIG_HOME = path.join(tmp, 'config');
 
 let current = null;
 /** Runs `hoard <args>` in the project with inherited stdio; resolves with its exit code. */

@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist', 'hoard.cjs');
 
+/** An empty XDG_CONFIG_HOME for every CLI run of this test process. */
+export const NO_CONFIG = mkdtempSync(path.join(os.tmpdir(), 'hoard-test-config-'));
+process.on('exit', () => rmSync(NO_CONFIG, { recursive: true, force: true }));
+
 export function tmpDir(t: TestContext, prefix = 'hoard-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +36,7 @@ export interface Route {
   /** Send this many bytes of the body (of this response, ranged or not), then destroy the socket. */
   dropAfter?: number;
   status?: number;
+  /** Sent with the answer. An `etag` or `last-modified` here makes a matching conditional request a 304. */
   headers?: Record<string, string>;
   /** Wait before answering (ms). */
   delay?: number;
@@ -47,6 +52,13 @@ export function serveRoute(req: http.IncomingMessage, res: http.ServerResponse, 
   let body = route.body;
   let status = route.status ?? 200;
   const headers: Record<string, string> = { ...(route.headers ?? {}) };
+  const { etag, 'last-modified': lastModified } = headers;
+  const ifNoneMatch = req.headers['if-none-match'];
+  // As HTTP says: If-None-Match decides when present, else If-Modified-Since (exact match here).
+  if (status === 200 && (ifNoneMatch !== undefined ? etag !== undefined && ifNoneMatch === etag : lastModified !== undefined && req.headers['if-modified-since'] === lastModified)) {
+    res.writeHead(304, { ...(etag ? { etag } : {}), ...(lastModified ? { 'last-modified': lastModified } : {}) }).end();
+    return;
+  }
   const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
   const ifRange = req.headers['if-range'] as string | undefined;
   const validators = [headers.etag, headers['last-modified']].filter(Boolean);
@@ -126,6 +138,9 @@ export function hoard(args: string[], opts: { cwd: string; env?: Record<string, 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
   env.NO_COLOR = '1';
+  // Never the developer's own ~/.config/hoard/config.json: a folder with no configuration,
+  // unless the test passes its own XDG_CONFIG_HOME.
+  env.XDG_CONFIG_HOME = NO_CONFIG;
   if (opts.store) env.HOARD_STORE = opts.store;
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];

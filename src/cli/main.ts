@@ -4,15 +4,17 @@ import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
 import type { NetworkOptions } from '../sync/sync.ts';
+import type { LinkMode } from '../manifest/types.ts';
 import { createPrinter, type Printer } from './print.ts';
-import { runAdd, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+import { runAdd, runConfig, runFetch, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
 const IMAGE_OPTIONS = {
   images: { type: 'boolean', default: true, describe: 'import or load container images (--no-images skips the engine entirely)' },
-  engine: { choices: ['auto', 'docker', 'podman'], default: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
+  engine: { choices: ENGINES, defaultDescription: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
 } as const;
 
 const NETWORK_OPTIONS = {
@@ -48,12 +50,16 @@ function jobsOption(args: Record<string, unknown>): number {
   return jobs;
 }
 
-const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
+const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard, HOARD_NO_STORE=1);\n' +
+  'store, jobs, link, engine and max-size also in $XDG_CONFIG_HOME/hoard/config.json (see `hoard config --help`).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
 
 function globals(y: Argv) {
   return y
     .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file', requiresArg: true })
-    .option('store', { alias: 'cache-dir', type: 'string', describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]', requiresArg: true })
+    .option('store', {
+      alias: 'cache-dir', type: 'string', requiresArg: true,
+      describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]; --no-store: keep nothing, download straight to the outputs',
+    })
     .option('json', { type: 'boolean', default: false, describe: 'one JSON event per line on stdout' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show each cache check, request and stack traces' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only errors' })
@@ -65,19 +71,23 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
+  'refresh', 'output-file',
 ];
 
 const BOOLEAN_ENV = new Set(
-  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
+  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
 );
 
 async function main(argv: string[]): Promise<number> {
   // Header values may use any variable, so they read this copy; yargs reads process.env for HOARD_*.
   const env: Record<string, string | undefined> = { ...process.env };
   const known = new Set(ENV_OPTIONS.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
+  // The settings the configuration file can also hold are resolved in one place (config.ts),
+  // which must tell a flag from a variable: yargs sees only the command line for them.
+  const settingVariables = new Set<string>(SETTING_VARIABLES);
   for (const k of Object.keys(process.env)) {
     if (!k.startsWith('HOARD_')) continue;
-    if (!known.has(k)) delete process.env[k];
+    if (!known.has(k) || settingVariables.has(k)) delete process.env[k];
     // Booleans as people write them in CI files: 1/0, yes/no, on/off.
     else if (BOOLEAN_ENV.has(k) && /^(1|yes|on)$/i.test(process.env[k]!)) process.env[k] = 'true';
     else if (BOOLEAN_ENV.has(k) && /^(0|no|off)$/i.test(process.env[k]!)) process.env[k] = 'false';
@@ -117,16 +127,23 @@ async function main(argv: string[]): Promise<number> {
     });
     return printer;
   };
+  // Set by the middleware below, before any command runs.
+  let resolved: ResolvedSettings | null = null;
   const context = (args: Record<string, unknown>) => {
+    const { settings, origins } = resolved!;
     const g: GlobalOptions = {
       manifest: String(args.manifest),
-      store: (args.store as string | undefined) ?? defaultStore(env),
+      store: settings.store,
+      noStore: !settings.enabled,
+      // --link and HOARD_LINK apply to every artifact (args.link); the file's "link" is the
+      // user's default, for entries that do not choose one (a VM disk's "copy" stays a copy).
+      ...(origins.link.kind === 'file' ? { defaultLink: settings.link } : {}),
       json: Boolean(args.json),
       verbose: Boolean(args.verbose),
       quiet: Boolean(args.quiet),
       color: Boolean(args.color),
     };
-    return { g, printer: makePrinter(g), env };
+    return { g, printer: makePrinter(g), env, settings };
   };
 
   let code = 0;
@@ -152,6 +169,19 @@ async function main(argv: string[]): Promise<number> {
     await globals(y)
       .scriptName('hoard')
       .env('HOARD')
+      // Flag > HOARD_* > config file > default, for the options the file can set; commands
+      // read the effective values from args as if they had been given.
+      .middleware((args) => {
+        resolved = resolveSettings(
+          { store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined },
+          env,
+        );
+        const { settings, origins } = resolved;
+        args.jobs = settings.jobs;
+        args.engine = settings.engine;
+        if (origins.link.kind === 'flag' || origins.link.kind === 'env') args.link = settings.link;
+        if (settings.maxSize !== undefined) args.maxSize = args['max-size'] = settings.maxSize;
+      })
       .usage('$0 <command> [options]\n\nDownload big artifacts once, verify them by SHA-256, keep them in a shared store and link them into your project.')
       .command(
         'init',
@@ -194,7 +224,7 @@ async function main(argv: string[]): Promise<number> {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
             link: args.link, executable: args.executable, headers: parseHeaders((args.header as string[] | undefined) ?? []),
-            images: args.images, engine: args.engine, checksumUrl: args.checksumUrl, network: networkOptions(args),
+            images: args.images, engine: c.settings.engine, checksumUrl: args.checksumUrl, network: networkOptions(args),
           });
         },
       )
@@ -209,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
             .option('frozen', { type: 'boolean', default: false, describe: 'fail (exit 2) if an entry has no digest; never write hoard.json' })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'link mode for every artifact' })
-            .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
+            .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
@@ -223,7 +253,7 @@ async function main(argv: string[]): Promise<number> {
           const run = (printer: Printer) => runSync(c.g, printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
-            link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: args.engine, network,
+            link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -242,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
         async (args) => {
           const c = context(args);
           code = await runStatus(c.g, c.printer, c.env, {
-            names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify), images: args.images, engine: args.engine,
+            names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine,
           });
         },
       )
@@ -261,7 +291,7 @@ async function main(argv: string[]): Promise<number> {
         (y) =>
           y
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
-            .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'parallel downloads' })
+            .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
@@ -269,10 +299,78 @@ async function main(argv: string[]): Promise<number> {
           const c = context(args);
           const jobs = jobsOption(args);
           const network = networkOptions(args);
-          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: args.engine, network });
+          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: c.settings.engine, network });
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status, verify or ui')
+      .command(
+        'fetch <url>',
+        'download a URL once into the store, verified, without a manifest; print the file\'s path',
+        (y) =>
+          y
+            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL' })
+            .option('output-file', {
+              alias: 'o', type: 'string', requiresArg: true,
+              describe: 'put the file here too (made from the blob like sync\'s outputs, atomically) and print this path instead of the blob\'s',
+            })
+            .option('sha256', { type: 'string', requiresArg: true, describe: 'expected SHA-256 (hex): the download must match; with a blob of that digest in the store, no request at all' })
+            .option('refresh', { type: 'boolean', default: false, describe: 'ask the server whether the URL changed since it was fetched (ETag / Last-Modified); download only if so' })
+            .option('force', { type: 'boolean', default: false, describe: 'replace a file at -o that hoard did not write, or that was changed since' })
+            .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, defaultDescription: '"link" of the config file, else auto', describe: 'how the -o file is made from the blob' })
+            .option('executable', { type: 'boolean', default: false, describe: 'make the -o file executable (a copy or reflink of its own)' })
+            .options(NETWORK_OPTIONS)
+            .option('header', {
+              alias: 'H', type: 'string', array: true, requiresArg: true,
+              describe: 'request header "Name: value"; write secrets as ${VAR}, expanded from the environment (never stored)',
+            })
+            .example('$0 fetch https://example.com/tool-1.2.tar.gz', 'the first time: download; then: no request. Prints the blob\'s path')
+            .example('tar xf "$($0 fetch https://example.com/tool-1.2.tar.gz)"', 'use it in a script')
+            .example('$0 fetch https://example.com/tool.run -o bin/tool.run --executable', 'put it into a file as well')
+            .example('$0 fetch https://example.com/latest.iso --refresh -o latest.iso', 'download again only if the server has a new one')
+            .example('$0 fetch https://example.com/x.tar.xz --sha256 <hex>', 'the digest decides: no request when the store has it')
+            .example("$0 fetch https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)')
+            .epilog(
+              'Progress and a one-line note go to stderr; stdout is only the path.\n' +
+                'An existing -o file with other content is not overwritten without --force\n' +
+                '(a file hoard wrote there, unchanged since, is replaced when the URL gives new bytes).\n' +
+                'Exit codes: 0 ok, 1 download, verification or conflict, 2 usage.',
+            ),
+        async (args) => {
+          const c = context(args);
+          code = await runFetch(c.g, c.printer, c.env, controller.signal, {
+            url: String(args.url), refresh: Boolean(args.refresh), force: Boolean(args.force), executable: Boolean(args.executable),
+            ...(args.outputFile !== undefined ? { output: String(args.outputFile) } : {}),
+            ...(args.sha256 !== undefined ? { sha256: String(args.sha256) } : {}),
+            ...(args.link ? { link: args.link as LinkMode } : {}),
+            ...(args.header ? { headers: parseHeaders(args.header as string[]) ?? {} } : {}),
+            network: networkOptions(args),
+          });
+        },
+      )
+      .command(
+        'config',
+        'show the effective settings and where each comes from: flag, HOARD_* variable, config file or default',
+        (y) =>
+          y
+            .option('jobs', { alias: 'j', type: 'number', describe: 'as for sync' })
+            .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'as for sync' })
+            .option('engine', { choices: ENGINES, describe: 'as for sync' })
+            .option('max-size', { type: 'string', requiresArg: true, describe: 'as for sync and gc' })
+            .example('$0 config', 'the settings, and where each comes from')
+            .example('HOARD_JOBS=8 $0 config --json', 'as one JSON object')
+            .epilog(
+              'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
+                '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
+                'Keys: store, maxSize, jobs, link, engine, enabled; every one is optional.\n' +
+                'A flag wins over a HOARD_* variable, which wins over the file.\n' +
+                '"link" in the file applies to artifacts whose entry has no "link"; --link and HOARD_LINK to all.\n' +
+                '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs.',
+            ),
+        async (args) => {
+          const c = context(args);
+          code = runConfig(c.printer, resolved!);
+        },
+      )
+      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
       .recommendCommands()
       .strict()
       .epilog(EPILOG)
@@ -310,11 +408,6 @@ function parseHeaders(values: string[]): Record<string, string> | undefined {
     headers[v.slice(0, i).trim()] = v.slice(i + 1).trim();
   }
   return headers;
-}
-
-function defaultStore(env: Record<string, string | undefined>): string {
-  if (env.XDG_CACHE_HOME) return `${env.XDG_CACHE_HOME}/hoard`;
-  return `${env.HOME ?? '.'}/.cache/hoard`;
 }
 
 main(process.argv.slice(2)).then(

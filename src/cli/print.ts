@@ -81,7 +81,7 @@ export function createPrinter(o: PrinterOptions) {
       switch (e.type) {
         case 'start':
           outputPrefix = `${rel(e.output)}${path.sep}`;
-          if (o.verbose) line(dim(`store ${e.store}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
+          if (o.verbose) line(dim(`${e.noStore ? 'no store' : `store ${e.store}`}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
           return;
         case 'check':
           if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
@@ -156,9 +156,11 @@ export function createPrinter(o: PrinterOptions) {
           if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
           else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`;
           else if (e.blob === 'adopted') text = 'restored to the store from the output';
+          else if (e.blob === 'none') text = e.output === 'present' ? 'up to date (no store)' : 'not downloaded';
           else text = e.blob;
           if (e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') text += `, ${e.output} (${e.method})`;
-          else if (e.output === 'present') text += ', up to date';
+          else if (e.output === 'written') text += ', written (no store)';
+          else if (e.output === 'present' && e.blob !== 'none') text += ', up to date';
           else if (e.output === 'conflict') text += ', conflict';
           if (e.image === 'imported' || e.image === 'loaded') text += `, ${e.image} as ${e.imageRef}`;
           else if (e.image === 'reimported') text += `, re-imported ${e.imageRef} (stale tag)`;
@@ -214,6 +216,17 @@ export function createPrinter(o: PrinterOptions) {
     },
     info(text: string) {
       if (o.json || o.quiet) return;
+      line(text);
+    },
+    /** A remark for people on stderr (stdout carries a result, such as hoard fetch's path). */
+    note(text: string) {
+      if (o.json || o.quiet) return;
+      clearProgress();
+      o.err(`${text}\n`);
+    },
+    /** The command's result on stdout: shown even with --quiet, replaced by events with --json. */
+    result(text: string) {
+      if (o.json) return;
       line(text);
     },
     finish() {

@@ -2,6 +2,7 @@
 export type ErrorCode =
   | 'E_USAGE' // bad flags or arguments
   | 'E_MANIFEST' // hoard.json cannot be read, parsed or validated
+  | 'E_CONFIG' // the configuration file cannot be read, parsed or validated
   | 'E_PATH' // a path escapes its folder
   | 'E_FROZEN' // --frozen and an entry has no digest
   | 'E_INTEGRITY' // bytes do not match the expected digest, size or checksum
@@ -42,6 +43,7 @@ export function exitCodeFor(err: unknown): number {
     switch (err.code) {
       case 'E_USAGE':
       case 'E_MANIFEST':
+      case 'E_CONFIG':
       case 'E_PATH':
       case 'E_FROZEN':
       case 'E_ENV':

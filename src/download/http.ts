@@ -24,7 +24,10 @@ setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
 export interface Source {
   url: string;
-  /** Already expanded; sent only to the URL's own origin, dropped after a redirect elsewhere. */
+  /**
+   * Already expanded; sent only to the URL's own origin, dropped after a redirect elsewhere.
+   * May hold If-None-Match / If-Modified-Since: a 304 answer is then `notModified`.
+   */
   headers: Record<string, string>;
 }
 
@@ -61,6 +64,11 @@ export interface FetchResult {
   total: number | null;
   /** Bytes that were already in the writer and were kept (a resumed download). */
   resumedFrom: number;
+  /** The server answered 304 to a conditional request: nothing was written. */
+  notModified?: boolean;
+  /** The validators of the answer, to make a later request conditional. */
+  etag?: string;
+  lastModified?: string;
 }
 
 /** Where a fetch puts the body: a store writer, or anything with the same four members. */
@@ -143,7 +151,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const baseDelay = opts.retryDelayMs ?? 1000;
 
   /** One request and its redirects; the body goes into the writer. Throws what went wrong. */
-  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }): Promise<number | null> => {
+  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }): Promise<Omit<FetchResult, 'bytes' | 'resumedFrom'>> => {
     let url = source.url;
     const origin = new URL(url).origin;
     for (let hop = 0; ; hop++) {
@@ -179,7 +187,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           }
           return 'stop';
         }
-        return REDIRECTS.has(h.status) || h.status >= 400 ? 'discard' : 'stop';
+        return REDIRECTS.has(h.status) || h.status === 304 || h.status >= 400 ? 'discard' : 'stop';
       };
       const progress = o.onProgress && ((received: number) => o.onProgress!({ received, total }));
       const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted);
@@ -192,7 +200,9 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         url = new URL(res.location, url).toString();
         continue;
       }
-      if (res.status === 416 && headers.range && res.range?.size === offset) return offset; // it was all there
+      const validators = { ...(res.etag ? { etag: res.etag } : {}), ...(res.lastModified ? { lastModified: res.lastModified } : {}) };
+      if (res.status === 304) return { total: null, notModified: true, ...validators };
+      if (res.status === 416 && headers.range && res.range?.size === offset) return { total: offset }; // it was all there
       if (!res.took) {
         if (res.status === 206 || res.status === 416) {
           // A range other than the one asked for, or another file behind the same URL: start over.
@@ -209,7 +219,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         });
       }
       o.onProgress?.({ received, total });
-      return total;
+      return { total, ...validators };
     }
   };
 
@@ -223,8 +233,8 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
       let furthest = writer.bytesWritten;
       for (let n = 1; ; n++) {
         try {
-          const total = await attempt(source, writer, o, counted);
-          return { bytes: counted.bytes, total, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
+          const got = await attempt(source, writer, o, counted);
+          return { ...got, bytes: counted.bytes, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
         } catch (err) {
           if (err instanceof Restart && restarts++ < 2) continue;
           if (!(err instanceof HoardError) || !isRetryable(err)) throw err;

@@ -8,14 +8,15 @@ import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
 import type { Fetcher } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
-import type { LinkMethod, Materializer } from '../materialize/materialize.ts';
+import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
+import { prepareTarget, type LinkMethod, type Materializer } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
-import type { Expected, Store } from '../store/store.ts';
+import type { BlobWriter, Expected, Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import type { BlobOutcome, Emit, ErrorInfo, ImageOutcome, OutputOutcome, SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
-import type { ArtifactPlan } from './plan.ts';
+import type { ArtifactPlan, OutputAction } from './plan.ts';
 import type { SyncState } from './state.ts';
 
 export interface ApplyDeps {
@@ -34,6 +35,19 @@ export interface ApplyDeps {
   /** Called when an unlocked entry's digest becomes known. */
   onLocked: (name: string, digest: Digest, size: number) => void;
   signal?: AbortSignal;
+  /** The store is disabled: downloads go straight to the outputs (verified, atomic); nothing is kept. */
+  noStore?: boolean;
+}
+
+/** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
+interface Sink<W extends BlobWriter> {
+  /** Checked for free space first. */
+  dir: string;
+  open(): Promise<W>;
+  /** Verifies (and for the store, publishes) what was written; the digest. */
+  finish(writer: W): Promise<Digest>;
+  /** A lock to hold while downloading (the URL's, for a resumable download of an entry not locked yet). */
+  hold?: () => Promise<() => Promise<void>>;
 }
 
 export type ArtifactEvent = Extract<SyncEvent, { type: 'artifact' }>;
@@ -57,10 +71,10 @@ async function freeBytes(dir: string): Promise<number | null> {
 }
 
 /** Fails before a download that cannot fit, saying how much is needed (a full disk mid-way helps nobody). */
-async function ensureSpace(storeRoot: string, size: number, name: string): Promise<void> {
+async function ensureSpace(storeRoot: string, size: number, name: string, where = "the store's filesystem"): Promise<void> {
   const free = await freeBytes(storeRoot);
   if (free !== null && free < size) {
-    throw new HoardError('E_STORE', `not enough space for ${name}: it needs ${formatBytes(size)}, ${formatBytes(free)} free on the store's filesystem (${storeRoot})`, {
+    throw new HoardError('E_STORE', `not enough space for ${name}: it needs ${formatBytes(size)}, ${formatBytes(free)} free on ${where} (${storeRoot})`, {
       hint: 'free some space, or point --store (HOARD_STORE) at a larger disk',
       details: { needed: size, free },
     });
@@ -69,6 +83,14 @@ async function ensureSpace(storeRoot: string, size: number, name: string): Promi
 
 function waiting(name: string, info: LockWaitInfo): SyncEvent {
   return { type: 'waiting', name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' };
+}
+
+function conflictInfo(target: string, name: string, reason: string | undefined): ErrorInfo {
+  return {
+    code: 'E_CONFLICT',
+    message: `${target} differs from ${name}: ${reason ?? 'someone else\'s file'}`,
+    hint: 'move the file away, or run `hoard sync --force` to replace it',
+  };
 }
 
 /** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
@@ -89,26 +111,36 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
 export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Promise<ArtifactEvent[]> {
   const { store, emit } = deps;
 
-  const download = async (a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', replace: boolean) => {
+  const toStore = (a: Artifact, expected: Expected, replace: boolean): Sink<BlobWriter> => {
+    // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
+    // and the next attempt continues from them. The key is the digest, or for an entry not
+    // locked yet its URL; the caller holds the digest's lock, the URL's is taken here.
+    const resumeKey = expected.digest ? digestHex(expected.digest) : createHash('sha256').update(`url ${a.url}`).digest('hex');
+    return {
+      dir: store.root,
+      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey }),
+      finish: (w) => w.commit(expected, { replace }),
+      ...(expected.digest ? {} : { hold: () => store.lock(`sha256:${resumeKey}`, (info) => emit(waiting(a.name, info))) }),
+    };
+  };
+
+  const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
     const sources = [a.url, ...a.mirrors];
-    const algorithms = Object.keys(a.checksums) as ChecksumAlgorithm[];
-    // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
-    // and the next attempt continues from them. The key is the digest, or for an entry not
-    // locked yet its URL; the caller holds the digest's lock, this takes the URL's.
-    const key = expected.digest ? digestHex(expected.digest) : createHash('sha256').update(`url ${a.url}`).digest('hex');
-    const release = expected.digest ? null : await store.lock(`sha256:${key}`, (info) => emit(waiting(a.name, info)));
+    const release = await sink.hold?.();
     let lastError: unknown;
     try {
       for (const [i, url] of sources.entries()) {
         for (let fresh = false; ; fresh = true) {
-          const writer = await store.createWriter(algorithms, { resumeKey: key });
+          const writer = await sink.open();
           const resumeFrom = writer.bytesWritten;
           let keep = true;
           try {
-            if (expected.size !== undefined) await ensureSpace(store.root, expected.size - resumeFrom, a.name);
+            if (expected.size !== undefined) {
+              await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
+            }
             emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
             const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
               onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
@@ -117,8 +149,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               verified: expected.digest !== undefined,
             });
             keep = false;
-            const digest = await writer.commit(expected, { replace });
-            return { digest, size: writer.bytesWritten, bytes: r.bytes };
+            const digest = await sink.finish(writer);
+            return { digest, size: writer.bytesWritten, bytes: r.bytes, writer };
           } catch (err) {
             await writer.abort({ keep: keep && !(err instanceof HoardError && err.code === 'E_STORE') });
             lastError = err;
@@ -162,7 +194,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         await store.ingestFile(target, expected);
         blob = 'adopted';
       } else if (p.blob === 'lock') {
-        const r = await download(a, expected, 'unlocked', false);
+        const r = await download(a, expected, 'unlocked', toStore(a, expected, false));
         digest = r.digest;
         size = r.size;
         bytesDownloaded = r.bytes;
@@ -181,7 +213,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               await store.remove(d);
             }
             const why = p.blob === 'force' ? 'force' : now?.state === 'corrupt' ? 'corrupt' : 'missing';
-            const r = await download(a, expected, why, p.blob === 'force');
+            const r = await download(a, expected, why, toStore(a, expected, p.blob === 'force'));
             bytesDownloaded = r.bytes;
             size = r.size;
             blob = why === 'missing' ? 'downloaded' : 'redownloaded';
@@ -213,11 +245,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       }
       if (action === 'conflict') {
         output = 'conflict';
-        outputError = {
-          code: 'E_CONFLICT',
-          message: `${target} differs from ${a.name}: ${p.observed.outputReason ?? 'someone else\'s file'}`,
-          hint: 'move the file away, or run `hoard sync --force` to replace it',
-        };
+        outputError = conflictInfo(target, a.name, p.observed.outputReason);
       } else if (action === 'none') {
         if (p.observed.outputFp) deps.state.outputs.set(target, { digest: digest!, fp: p.observed.outputFp });
         output = 'present';
@@ -240,8 +268,78 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
 
     // 3. The container image.
     if (!a.image) return event(outputError ? { error: outputError } : {});
-    const img = await ensureImage(p, digest as Digest);
+    const img = await ensureImage(p, digest as Digest, store.blobPath(digest as Digest));
     return event({ ...(outputError ? { error: outputError } : {}), image: img.outcome, imageRef: a.image, ...(img.error ? { imageError: img.error } : {}) });
+  };
+
+  /** The store is disabled: the download goes to a temp file beside the output, verified, then renamed. */
+  const applyDirect = async (p: ArtifactPlan): Promise<ArtifactEvent> => {
+    const a = p.artifact;
+    const target = p.observed.target;
+    let digest = a.digest ?? null;
+    let size = a.size ?? null;
+    let bytesDownloaded = 0;
+    let blob: BlobOutcome = 'none';
+    let output: OutputOutcome = 'present';
+    let error: ErrorInfo | undefined;
+    const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
+      type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output, bytesDownloaded,
+      ...(error ? { error } : {}), ...extra,
+    });
+
+    if (p.output === 'conflict') {
+      output = 'conflict';
+      error = conflictInfo(target, a.name, p.observed.outputReason);
+    } else if (p.blob !== 'none') {
+      let writer: DirectWriter | undefined;
+      try {
+        await prepareTarget(deps.outputRoot, a.path); // the folders, never through a symbolic link out of it
+        const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
+        const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
+          dir: deps.outputRoot,
+          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable),
+          finish: (w) => w.verify(expected),
+        });
+        writer = r.writer;
+        digest = r.digest;
+        size = r.size;
+        bytesDownloaded = r.bytes;
+        blob = 'downloaded';
+        if (a.digest !== digest || a.size === undefined) deps.onLocked(a.name, digest, size);
+        let action: OutputAction = p.output;
+        if (action === 'check') {
+          // The digest was unknown when planning; compare the file that is there now.
+          const found = await hashFile(target).then((h) => h.digest, (err: unknown) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
+          action = found === digest ? 'none' : found === null || p.observed.ours ? 'relink' : deps.force ? 'replace' : 'conflict';
+        }
+        if (action === 'none' || action === 'conflict') {
+          await writer.abort();
+          if (action === 'conflict') {
+            output = 'conflict';
+            error = conflictInfo(target, a.name, p.observed.outputReason);
+          }
+        } else {
+          await writer.publish();
+          output = 'written';
+        }
+      } catch (err) {
+        await writer?.abort();
+        blob = blob === 'downloaded' ? blob : 'failed';
+        output = blob === 'failed' ? 'skipped' : 'failed';
+        error = errorInfo(err);
+        return event(a.image ? { image: 'skipped', imageRef: a.image } : {});
+      }
+    } else if (digest && a.size === undefined) {
+      // An entry with a digest but no size, its output already right: record the size.
+      size = lstatSync(target).size;
+      deps.onLocked(a.name, digest as Digest, size);
+    }
+
+    if (!a.image) return event();
+    // The image is made from the output file; not from someone else's file in its place.
+    if (output === 'conflict') return event({ image: 'skipped', imageRef: a.image });
+    const img = await ensureImage(p, digest as Digest, target);
+    return event({ image: img.outcome, imageRef: a.image, ...(img.error ? { imageError: img.error } : {}) });
   };
 
   // One engine command at a time: imports of big images compete for the same disk anyway.
@@ -252,7 +350,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     return run;
   };
 
-  const ensureImage = async (p: ArtifactPlan, digest: Digest): Promise<{ outcome: ImageOutcome; error?: ErrorInfo }> => {
+  /** `file`: the artifact's bytes (its blob, or with the store disabled its output). */
+  const ensureImage = async (p: ArtifactPlan, digest: Digest, file: string): Promise<{ outcome: ImageOutcome; error?: ErrorInfo }> => {
     const a = p.artifact;
     const ref = a.image!;
     const images = deps.images;
@@ -265,14 +364,13 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     // An entry locked just now: the tag may already be the right image.
     if (p.image === 'none' || (p.image === 'import' && seen && boundTo(seen, digest, engine.name, deps.state))) return { outcome: 'present' };
     try {
-      const blob = store.blobPath(digest);
       const hex = digest.slice(7);
       let kind = deps.state.archives.get(hex);
       if (!kind) {
-        kind = await images.support.classify(blob);
+        kind = await images.support.classify(file);
         deps.state.archives.set(hex, kind);
       }
-      const made = await serial(() => (kind === 'rootfs' ? engine.importRootfs(blob, ref, digest) : engine.load(blob, ref)));
+      const made = await serial(() => (kind === 'rootfs' ? engine.importRootfs(file, ref, digest) : engine.load(file, ref)));
       deps.state.images.set(imageKey(engine.name, ref), { digest, id: made.id });
       if (p.image === 'reimport' || p.image === 'force') return { outcome: 'reimported' };
       return { outcome: kind === 'rootfs' ? 'imported' : 'loaded' };
@@ -296,7 +394,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     if (p.observed.outputFp) deps.state.outputs.set(p.observed.target, { digest: a.digest!, fp: p.observed.outputFp });
     const ev: ArtifactEvent = {
       type: 'artifact', name: a.name, path: a.path, digest: a.digest ?? null, size: a.size ?? null,
-      blob: 'cached', output: 'present', bytesDownloaded: 0,
+      blob: deps.noStore ? 'none' : 'cached', output: 'present', bytesDownloaded: 0,
     };
     if (a.image) {
       ev.image = deps.images ? 'present' : 'skipped';
@@ -306,7 +404,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     emit(ev);
   }
   await pool(pending, deps.jobs, async (i) => {
-    const ev = await applyOne(plans[i]!);
+    const ev = await (deps.noStore ? applyDirect : applyOne)(plans[i]!);
     results[i] = ev;
     emit(ev);
   });

@@ -9,7 +9,8 @@ export type BlobOutcome =
   | 'redownloaded' // the stored blob was corrupt, or --force
   | 'adopted' // put back into the store from a verified output file, no network
   | 'failed'
-  | 'skipped'; // --dry-run
+  | 'skipped' // --dry-run
+  | 'none'; // the store is disabled, and the output was already right: nothing fetched, nothing kept
 
 /** What happened to its container image. */
 export type ImageOutcome =
@@ -26,6 +27,7 @@ export type OutputOutcome =
   | 'linked' // created
   | 'relinked' // replaced hoard's older or damaged file
   | 'replaced' // replaced someone else's file, with --force
+  | 'written' // the store is disabled: downloaded straight to the output
   | 'conflict' // someone else's file is in the way
   | 'failed'
   | 'skipped';
@@ -37,7 +39,8 @@ export interface ErrorInfo {
 }
 
 export type SyncEvent =
-  | { type: 'start'; artifacts: number; store: string; output: string; dryRun: boolean }
+  /** `noStore`: the store is disabled (--no-store); `store` is where it would be. */
+  | { type: 'start'; artifacts: number; store: string; output: string; dryRun: boolean; noStore?: boolean }
   | {
       type: 'plan';
       name: string;
@@ -54,8 +57,11 @@ export type SyncEvent =
       imageReason?: string;
     }
   | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
-  /** A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one. */
-  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked'; resumeFrom?: number }
+  /**
+   * A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one.
+   * reason `refresh`: hoard fetch --refresh asks whether the URL changed (a conditional request).
+   */
+  | { type: 'download'; name: string; url: string; size: number | null; reason: 'missing' | 'corrupt' | 'force' | 'unlocked' | 'refresh'; resumeFrom?: number }
   /** A request failed and is tried again after `delayMs` (`left` more retries after this one). */
   | { type: 'retry'; name: string; url: string; attempt: number; left: number; delayMs: number; message: string }
   | { type: 'progress'; name: string; received: number; total: number | null }

@@ -37,6 +37,8 @@ export interface ObserveContext {
   emit: Emit;
   /** Emit a `check` event per look (for --verbose); off, a no-op sync builds no such strings. */
   checks?: boolean;
+  /** The store is disabled: it is not looked at (blobs count as missing). */
+  noStore?: boolean;
 }
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
@@ -49,7 +51,8 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   let blob: BlobState = 'unlocked';
   let blobReason: string | undefined;
   let blobIno: number | null = null;
-  if (a.digest) {
+  if (a.digest && ctx.noStore) blob = 'missing';
+  else if (a.digest) {
     const c = await ctx.store.check(a.digest, { verify: ctx.verify, size: a.size });
     blob = c.state;
     if (c.state === 'ok') {

@@ -39,6 +39,11 @@ export interface ArtifactPlan {
 
 export interface PlanOptions {
   force: boolean;
+  /**
+   * The store is disabled: a download goes straight to the output, so the blob action only
+   * says whether one is needed ('lock', 'fetch' or 'force'), and an intact output is enough.
+   */
+  noStore?: boolean;
 }
 
 /** Pure: what sync must do for each artifact, from the manifest and what is on disk. */
@@ -70,6 +75,10 @@ export function plan(
       case 'unknown':
         output = 'check';
         break;
+    }
+    if (opts.noStore && blob !== 'lock') {
+      // Nothing to download when the output is right, or when someone else's file is in the way.
+      blob = output === 'none' || output === 'conflict' ? 'none' : opts.force ? 'force' : 'fetch';
     }
     let image: ImageAction = 'none';
     if (img) {

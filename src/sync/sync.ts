@@ -27,7 +27,10 @@ export interface SyncOptions {
   force?: boolean;
   frozen?: boolean;
   verify?: boolean;
+  /** Every artifact's link mode (--link). */
   link?: LinkMode;
+  /** The link mode of artifacts whose entry has no "link" (the user's configuration). */
+  defaultLink?: LinkMode;
   jobs?: number;
   env?: Record<string, string | undefined>;
   emit?: Emit;
@@ -38,6 +41,11 @@ export interface SyncOptions {
   /** Retries and timeouts of downloads (defaults: see createFetcher). */
   network?: NetworkOptions;
   signal?: AbortSignal;
+  /**
+   * The store is disabled (--no-store): artifacts are downloaded straight to their outputs,
+   * still verified and written atomically, and nothing is kept or recorded in the store.
+   */
+  noStore?: boolean;
 }
 
 export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
@@ -61,7 +69,7 @@ export function outputRootOf(manifest: Manifest, override?: string): string {
   return root;
 }
 
-export function selectArtifacts(manifest: Manifest, names: string[] = [], link?: LinkMode): Artifact[] {
+export function selectArtifacts(manifest: Manifest, names: string[] = [], link?: LinkMode, defaultLink?: LinkMode): Artifact[] {
   const all = resolveArtifacts(manifest.doc);
   const unknown = names.filter((n) => !(n in manifest.doc.artifacts));
   if (unknown.length > 0) {
@@ -70,7 +78,12 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
     });
   }
   const chosen = names.length ? all.filter((a) => names.includes(a.name)) : all;
-  return link ? chosen.map((a) => ({ ...a, link })) : chosen;
+  if (link) return chosen.map((a) => ({ ...a, link }));
+  // A hard link cannot be executable: such an entry keeps "auto".
+  if (defaultLink && defaultLink !== 'auto') {
+    return chosen.map((a) => (manifest.doc.artifacts[a.name]!.link || (defaultLink === 'hardlink' && a.executable) ? a : { ...a, link: defaultLink }));
+  }
+  return chosen;
 }
 
 /** The engine, telling listeners when a command that makes an image starts (the TUI shows a spinner). */
@@ -98,7 +111,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
-  const artifacts = selectArtifacts(manifest, opts.names, opts.link);
+  const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
   const outputRoot = outputRootOf(manifest, opts.output);
 
   if (opts.frozen) {
@@ -113,9 +126,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 
   const store = openStore(opts.storeRoot);
   const state = openSyncState(store.root);
-  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync' });
+  const noStore = opts.noStore ?? false;
+  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync', ...(noStore ? { noStore } : {}) });
 
-  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false };
+  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
   const observed = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.
@@ -126,7 +140,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   }
   const plans = plan(
     img ? observed.map((o) => ({ ...o, ...(img.images.has(o.artifact.name) ? { image: img.images.get(o.artifact.name)! } : {}) })) : observed,
-    { force: opts.force ?? false },
+    { force: opts.force ?? false, noStore },
   );
 
   const summary: Summary = {
@@ -169,6 +183,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       force: opts.force ?? false,
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      noStore,
       onLocked: (name, digest, size) => {
         doc ??= structuredClone(manifest.doc);
         const entry = doc.artifacts[name]!;
@@ -181,8 +196,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
-    if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
-    await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
+    // With the store disabled, nothing is written there: not even the record of this manifest.
+    if (!noStore) {
+      if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+      await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
+    }
   }
 
   for (const r of results) {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Manifest } from '../manifest/types.ts';
+import type { LinkMode, Manifest } from '../manifest/types.ts';
 import { openStore } from '../store/store.ts';
 import { observe } from './observe.ts';
 import { outputRootOf, selectArtifacts } from './sync.ts';
@@ -21,12 +21,13 @@ export type VerifyEvent =
  * Re-hashes every blob in the store, removing those whose content no longer matches
  * their name, then re-hashes the outputs of `manifest` (when given) and reports the
  * ones that differ. Fingerprints are refreshed so later syncs trust what was checked.
+ * With the store disabled (`noStore`), only the outputs are checked and nothing is recorded.
  */
-export async function verify(opts: { storeRoot: string; manifest?: Manifest; output?: string; emit: (e: VerifyEvent) => void }) {
+export async function verify(opts: { storeRoot: string; noStore?: boolean; manifest?: Manifest; output?: string; defaultLink?: LinkMode; emit: (e: VerifyEvent) => void }) {
   const started = performance.now();
   const store = openStore(opts.storeRoot);
   const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
-  for (const digest of await store.list()) {
+  for (const digest of opts.noStore ? [] : await store.list()) {
     const c = await store.check(digest, { verify: true });
     summary.blobs++;
     if (c.state === 'ok') {
@@ -41,8 +42,8 @@ export async function verify(opts: { storeRoot: string; manifest?: Manifest; out
   if (opts.manifest) {
     const state = openSyncState(store.root);
     const outputRoot = outputRootOf(opts.manifest, opts.output);
-    const ctx = { store, state, outputRoot, verify: true, emit: () => {} };
-    for (const a of selectArtifacts(opts.manifest)) {
+    const ctx = { store, state, outputRoot, verify: true, emit: () => {}, noStore: opts.noStore ?? false };
+    for (const a of selectArtifacts(opts.manifest, [], undefined, opts.defaultLink)) {
       const o = await observe(a, ctx);
       if (o.output === 'missing' || o.output === 'unknown') continue;
       summary.outputs++;
@@ -51,9 +52,9 @@ export async function verify(opts: { storeRoot: string; manifest?: Manifest; out
       if (o.outputFp && a.digest) state.outputs.set(o.target, { digest: a.digest, fp: o.outputFp });
       opts.emit({ type: 'verified', subject: 'output', name: a.name, path: o.target, ok, ...(ok ? {} : { reason: o.outputReason ?? o.output }) });
     }
-    await state.outputs.flush();
+    if (!opts.noStore) await state.outputs.flush();
   }
-  await store.flush();
+  if (!opts.noStore) await store.flush();
   summary.elapsedMs = Math.round(performance.now() - started);
   opts.emit(summary);
   return summary;

@@ -287,7 +287,7 @@ function onEvent(s: UiState, e: UiEvent, at: number): UiState {
       return next.incoming ? { ...next, incoming: [...next.incoming, rowFromPlan(e)] } : next;
     case 'artifact': {
       // Done well: show it in sync at once; the status run that follows has the last word.
-      const ok = e.blob !== 'failed' && (e.output === 'present' || e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced') &&
+      const ok = e.blob !== 'failed' && (e.output === 'present' || e.output === 'linked' || e.output === 'relinked' || e.output === 'replaced' || e.output === 'written') &&
         (e.image === undefined || e.image === 'present' || e.image === 'imported' || e.image === 'loaded' || e.image === 'reimported');
       if (!ok) return next;
       return { ...next, rows: next.rows.map((r) => (r.name === e.name ? { name: r.name, path: r.path, size: e.size ?? r.size, state: 'in sync', ...(r.image ? { image: r.image } : {}) } : r)) };

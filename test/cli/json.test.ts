@@ -14,7 +14,7 @@ const schema = JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema
 const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
 
 /** Every stdout line parses, matches the schema, and the last is a summary (or an error). */
-function check(label: string, r: { stdout: string }, seen: Set<string>, last: 'summary' | 'error' = 'summary') {
+function check(label: string, r: { stdout: string }, seen: Set<string>, last: 'summary' | 'error' | 'fetched' | 'config' = 'summary') {
   const lines = r.stdout.split('\n').filter(Boolean);
   assert.ok(lines.length > 0, `${label}: no output`);
   const events = jsonLines(r.stdout);
@@ -67,8 +67,18 @@ test('every --json line of sync, status, dry-run, add and verify matches schemas
   check('verify, all good but the conflict', await p.run('verify', '--json', '-v'), seen);
   check('add', await p.run('add', srv.url('/tools.run'), '--executable', '--json'), seen);
   check('a fatal error', await p.run('sync', 'nope', '--json'), seen, 'error');
+  // The store disabled: written straight to another output folder, then found up to date there.
+  const elsewhere = path.join(tmpDir(t), 'out');
+  const direct = check('--no-store', await p.run('sync', 'good', '--no-store', '--json', '--output', elsewhere), seen);
+  assert.equal(direct.find((e) => e.type === 'artifact')!.output, 'written');
+  const direct2 = check('--no-store again', await p.run('sync', 'good', '--no-store', '--json', '--output', elsewhere), seen);
+  assert.equal(direct2.find((e) => e.type === 'artifact')!.blob, 'none');
+  // hoard fetch (a download, then the cache with -o) and hoard config.
+  check('fetch', await p.run('fetch', srv.url('/other.bin'), '--json', '--refresh'), seen, 'fetched');
+  check('fetch -o', await p.run('fetch', srv.url('/other.bin'), '--json', '-o', path.join(elsewhere, 'fetched.bin')), seen, 'fetched');
+  check('config', await p.run('config', '--json'), seen, 'config');
 
-  for (const type of ['start', 'plan', 'check', 'download', 'progress', 'warning', 'artifact', 'summary', 'verified', 'summary:verify', 'error']) {
+  for (const type of ['start', 'plan', 'check', 'download', 'progress', 'warning', 'artifact', 'summary', 'verified', 'summary:verify', 'error', 'fetched', 'config']) {
     assert.ok(seen.has(type), `no ${type} event was produced, so none was checked`);
   }
 });

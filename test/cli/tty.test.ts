@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, NO_CONFIG, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
 const CURSOR_ESCAPES = /\x1b\[\d*(;\d*)*[ABCDEFGHJKST]|\x1b\[\?(1049|25|2026)[hl]|\x1b\[2K|\r(?!\n)/;
@@ -32,6 +32,7 @@ function piped(args: string[], o: { cwd: string; store: string; nodeArgs?: strin
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_') && k !== 'NO_COLOR') env[k] = v;
   env.HOARD_STORE = o.store;
+  env.XDG_CONFIG_HOME = NO_CONFIG;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], { cwd: o.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.end();
@@ -122,7 +123,7 @@ function haveTmux(): boolean {
 async function terminal(t: TestContext, command: string, o: { cwd: string; env: Record<string, string>; width?: number; height?: number }) {
   const socket = `hoard-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
-  const env = Object.entries(o.env).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  const env = Object.entries({ XDG_CONFIG_HOME: NO_CONFIG, ...o.env }).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
   // The pane stays open after the command, so the screen can be read to the end.
   tmux('-f', '/dev/null', 'new-session', '-d', '-s', 'hoard', '-x', String(o.width ?? 100), '-y', String(o.height ?? 30), '-c', o.cwd,
     `env ${env} ${command}; echo EXIT=$? > exit-code; sleep 600`);
