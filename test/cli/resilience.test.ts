@@ -331,3 +331,24 @@ test('kill -9 at random moments during one download: no wrong blob, no blocking 
     assert.equal(sha256(await fs.readFile(blobFile(p.store, f))), f);
   }
 });
+
+test('--no-store: a dropped connection is retried straight into the output, which ends up whole and verified', async (t) => {
+  const data = randomData(3_000_000);
+  const locked = randomData(2_000_000);
+  const srv = await startServer(t, {
+    // Not locked: the retry cannot resume (no digest to check a join), so it starts over.
+    '/a.bin': (req, res, hit) => serveRoute(req, res, { body: data, ranges: true, ...(hit === 1 ? { dropAfter: 1_000_000 } : {}) }),
+    // Locked: the retry asks for the rest only.
+    '/b.bin': (req, res, hit) => serveRoute(req, res, { body: locked, ranges: true, ...(hit === 1 ? { dropAfter: 700_000 } : {}) }),
+  });
+  const p = await project(t, {
+    version: 1,
+    artifacts: { a: { url: srv.url('/a.bin') }, b: { url: srv.url('/b.bin'), digest: `sha256:${sha256(locked)}`, size: locked.length } },
+  });
+  const r = await p.run('sync', '--no-store', ...FAST);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'a.bin')), data);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'b.bin')), locked);
+  assert.deepEqual(srv.log.filter((l) => l.path === '/b.bin').map((l) => l.headers.range), [undefined, 'bytes=700000-']);
+  assert.deepEqual(await listTree(p.dir), ['artifacts', 'artifacts/a.bin', 'artifacts/b.bin', 'hoard.json']);
+});
