@@ -93,6 +93,36 @@ function conflictInfo(target: string, name: string, reason: string | undefined):
   };
 }
 
+/** At most `n` holders at a time; acquire() resolves with the function that releases. */
+function semaphore(n: number): { acquire(): Promise<() => void> } {
+  let free = n;
+  const queue: Array<() => void> = [];
+  const release = () => {
+    const next = queue.shift();
+    if (next) next();
+    else free++;
+  };
+  return {
+    acquire() {
+      if (free > 0) {
+        free--;
+        return Promise.resolve(once(release));
+      }
+      return new Promise((resolve) => queue.push(() => resolve(once(release))));
+    },
+  };
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) {
+      done = true;
+      fn();
+    }
+  };
+}
+
 /** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
 export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -124,6 +154,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     };
   };
 
+  const transfers = semaphore(deps.jobs);
+
   const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
@@ -134,7 +166,14 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     try {
       for (const [i, url] of sources.entries()) {
         for (let fresh = false; ; fresh = true) {
-          const writer = await sink.open();
+          // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
+          // the image do not, so the next download starts as soon as this one's bytes are in.
+          const freeSlot = await transfers.acquire();
+          let slotHeld = true;
+          const writer = await sink.open().catch((err: unknown) => {
+            freeSlot();
+            throw err;
+          });
           const resumeFrom = writer.bytesWritten;
           let keep = true;
           try {
@@ -149,9 +188,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               verified: expected.digest !== undefined,
             });
             keep = false;
+            freeSlot();
+            slotHeld = false;
             const digest = await sink.finish(writer);
             return { digest, size: writer.bytesWritten, bytes: r.bytes, writer };
           } catch (err) {
+            if (slotHeld) freeSlot();
             await writer.abort({ keep: keep && !(err instanceof HoardError && err.code === 'E_STORE') });
             lastError = err;
             if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
@@ -403,7 +445,9 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     results[i] = ev;
     emit(ev);
   }
-  await pool(pending, deps.jobs, async (i) => {
+  // Twice as many artifacts as transfers: while some are verified, linked or imported, as many
+  // others download (each holds a few MiB of buffers at most).
+  await pool(pending, deps.jobs * 2, async (i) => {
     const ev = await (deps.noStore ? applyDirect : applyOne)(plans[i]!);
     results[i] = ev;
     emit(ev);

@@ -208,3 +208,24 @@ test('an invalid image reference is a manifest error (exit 2) before anything ru
   assert.match(r.stderr, /\/artifacts\/a\/image/);
   assert.equal(srv.total(), 0);
 });
+
+test('a slow image import does not hold up downloads: with --jobs 1 the next artifact downloads meanwhile', { skip }, async (t) => {
+  const work = tmpDir(t);
+  const data = rootfsTarXz(work, 'slow');
+  const other = Buffer.from('an installer\n'.repeat(1000));
+  const ref = imageName(t);
+  const srv = await startServer(t, { '/a.tar.xz': data, '/b.run': other });
+  const p = await project(t, { version: 1, artifacts: { a: { url: srv.url('/a.tar.xz'), image: ref }, b: { url: srv.url('/b.run') } } });
+  // A podman whose `import` takes 1.5 s longer.
+  const dir = tmpDir(t, 'hoard-shim-');
+  const real = execFileSync('sh', ['-c', 'command -v podman'], { encoding: 'utf8' }).trim();
+  writeFileSync(path.join(dir, 'podman'), `#!/bin/sh\n[ "$1" = import ] && sleep 1.5\nexec ${real} "$@"\n`);
+  chmodSync(path.join(dir, 'podman'), 0o755);
+  const r = await hoard(['sync', '--jobs', '1', '--json', '--engine', 'podman'], { cwd: p.dir, store: p.store, env: { PATH: `${dir}:${process.env.PATH}` } });
+  assert.equal(r.code, 0, r.stderr);
+  const events = jsonLines(r.stdout);
+  const at = (type: string, name: string) => events.findIndex((e) => e.type === type && e.name === name);
+  assert.ok(at('image', 'a') >= 0, 'a was imported');
+  assert.ok(at('download', 'b') < at('artifact', 'a'), 'b waited for a\'s import to finish');
+  assert.equal(label(ref), `sha256:${sha256(data)}`);
+});
