@@ -31,6 +31,11 @@ export interface ApplyDeps {
   images?: { support: ImageSupport; engine: Engine | null; error: ErrorInfo | null };
   /** Called when an unlocked entry's digest becomes known. */
   onLocked: (name: string, digest: Digest, size: number) => void;
+  /**
+   * Called with each downloaded blob's digest just before it is published (sync pins it for
+   * gc); `locked` tells whether this process holds the blob's lock at that moment.
+   */
+  beforePublish?: (digest: Digest, locked: boolean) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -101,7 +106,9 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
           deps.signal,
         );
-        const digest = await writer.commit(expected, { replace });
+        // Every download but an unlocked entry's runs under the blob's lock (see applyOne).
+        const before = deps.beforePublish;
+        const digest = await writer.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, reason !== 'unlocked') } : {}) });
         return { digest, size: writer.bytesWritten, bytes };
       } catch (err) {
         await writer.abort();

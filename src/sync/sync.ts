@@ -7,9 +7,10 @@ import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { writeManifest } from '../manifest/write.ts';
 import { createMaterializer } from '../materialize/materialize.ts';
-import { openStore } from '../store/store.ts';
+import { openStore, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
+import { evict } from './gc.ts';
 import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
@@ -21,8 +22,8 @@ export interface SyncOptions {
   /** Absolute output folder from --output; otherwise the manifest's `output`. */
   output?: string;
   names?: string[];
-  /** 'status' and 'dry-run' plan and report; nothing is written anywhere. */
-  mode: 'sync' | 'status' | 'dry-run';
+  /** 'status' and 'dry-run' plan and report; nothing is written anywhere. Default: 'sync'. */
+  mode?: 'sync' | 'status' | 'dry-run';
   force?: boolean;
   frozen?: boolean;
   verify?: boolean;
@@ -35,6 +36,11 @@ export interface SyncOptions {
   /** Emit a `check` event for every cache check (--verbose). */
   checks?: boolean;
   signal?: AbortSignal;
+  /**
+   * A size limit for the store (bytes, --max-size): after a sync, blobs are evicted least
+   * recently used first until the store fits, except the blobs of this manifest.
+   */
+  maxSize?: number;
 }
 
 export type Summary = Extract<SyncEvent, { type: 'summary' }>;
@@ -106,9 +112,15 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     }
   }
 
+  const mode = opts.mode ?? 'sync';
   const store = openStore(opts.storeRoot);
   const state = openSyncState(store.root);
-  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync' });
+  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: mode !== 'sync' });
+  if (mode === 'sync' && !state.manifests.get(manifest.file)) {
+    // Known to gc before anything is linked from the store (see src/sync/gc.ts).
+    state.manifests.set(manifest.file, { added: new Date().toISOString() });
+    await state.manifests.flush();
+  }
 
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false };
   const observed = [];
@@ -129,7 +141,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     bytesDownloaded: 0, bytesSaved: 0, elapsedMs: 0, manifestUpdated: false, imagesPresent: 0, imagesImported: 0,
   };
 
-  if (opts.mode !== 'sync') {
+  if (mode !== 'sync') {
     for (const p of plans) {
       emit({
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
@@ -152,7 +164,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // The manifest as it will be written back, copied only once an entry gets locked.
   let doc: Manifest['doc'] | null = null;
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
-  let results: ArtifactEvent[];
+  let results: ArtifactEvent[] = [];
+  // Blobs downloaded by this sync stay pinned until hoard.json names them (gc leaves them alone).
+  const pins: Array<() => Promise<void>> = [];
   try {
     results = await apply(plans, {
       store, state, outputRoot,
@@ -164,6 +178,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       force: opts.force ?? false,
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      beforePublish: async (digest, locked) => {
+        pins.push(await store.pin(digest, { locked }));
+      },
       onLocked: (name, digest, size) => {
         doc ??= structuredClone(manifest.doc);
         const entry = doc.artifacts[name]!;
@@ -176,8 +193,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
-    if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+    markUsed(store, results);
     await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
+    for (const unpin of pins) await unpin();
   }
 
   for (const r of results) {
@@ -192,7 +210,22 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     else if (r.image === 'imported' || r.image === 'loaded' || r.image === 'reimported') summary.imagesImported++;
     else if (r.image === 'failed' && r.blob !== 'failed' && r.output !== 'failed') summary.failed++;
   }
+  if (opts.maxSize !== undefined) {
+    // The blobs this manifest needs are never evicted by its own sync: it would fetch them again next time.
+    const protect = new Set<string>(Object.values(manifest.doc.artifacts).flatMap((e) => (e.digest ? [e.digest] : [])));
+    for (const r of results) if (r.digest) protect.add(r.digest);
+    const r = await evict(store, { maxSize: opts.maxSize, protect, emit });
+    summary.evicted = r.evicted;
+    summary.bytesEvicted = r.bytesEvicted;
+    await store.flush();
+  }
   summary.elapsedMs = Math.round(performance.now() - started);
   emit(summary);
   return { plans, results, summary };
+}
+
+/** "Used" for LRU eviction: every artifact whose blob is in the store after this sync. */
+function markUsed(store: Store, results: readonly ArtifactEvent[]): void {
+  const now = Date.now();
+  for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
 }
