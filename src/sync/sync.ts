@@ -7,14 +7,14 @@ import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { writeManifest } from '../manifest/write.ts';
 import { createMaterializer } from '../materialize/materialize.ts';
-import { openStore, type Store } from '../store/store.ts';
+import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
 import { evict } from './gc.ts';
 import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
-import { openSyncState } from './state.ts';
+import { openSyncState, type SyncState } from './state.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -193,7 +193,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
-    markUsed(store, results);
+    markUsed(store, state, manifest.file, results, (opts.names?.length ?? 0) === 0);
     await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
     for (const unpin of pins) await unpin();
   }
@@ -224,8 +224,16 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   return { plans, results, summary };
 }
 
-/** "Used" for LRU eviction: every artifact whose blob is in the store after this sync. */
-function markUsed(store: Store, results: readonly ArtifactEvent[]): void {
+/**
+ * "Used", for LRU eviction: every artifact whose blob is in the store after this sync. Kept
+ * cheap: a full sync of a manifest whose blobs were all marked less than USED_GRANULARITY_MS
+ * ago does nothing (manifests.json is read anyway; used.json is not even read). Blobs that
+ * were downloaded or adopted are marked when published, whatever this says.
+ */
+function markUsed(store: Store, state: SyncState, file: string, results: readonly ArtifactEvent[], full: boolean): void {
   const now = Date.now();
+  const known = state.manifests.get(file);
+  if (full && known?.used !== undefined && now - known.used < USED_GRANULARITY_MS && now >= known.used) return;
   for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
+  if (full) state.manifests.set(file, { added: known?.added ?? new Date(now).toISOString(), used: now });
 }
