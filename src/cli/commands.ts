@@ -305,7 +305,7 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
   const size = statSync(store.blobPath(digest), { throwIfNoEntry: false })?.size ?? 0;
   const lastUsed = store.lastUsed(digest);
   const removed = await store.delete(digest, (info) =>
-    printer.event({ type: 'waiting', name: 'store-rm', lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
+    printer.event({ type: 'waiting', name: digest.slice(7), lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
   );
   if (!removed) {
     throw new HoardError('E_STORE', `no blob ${digest} in the store at ${store.root}`, {
