@@ -34,6 +34,34 @@ const ENV_OPTIONS = [
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
 ];
 
+/**
+ * The command options each command has: a HOARD_* variable for an option the command being
+ * run does not have is left out, as yargs' strict mode would reject it (`HOARD_MAX_SIZE=5GB`
+ * exported in a shell must not break `hoard status`).
+ */
+const COMMAND_ENV: Record<string, readonly string[]> = {
+  init: ['output'],
+  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url'],
+  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size'],
+  status: ['output', 'verify', 'images', 'engine'],
+  verify: ['output'],
+  gc: ['dry-run', 'max-size'],
+  store: [],
+  ui: ['output', 'jobs', 'images', 'engine'],
+};
+const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color'];
+
+/** The command named on the command line (the first word that is not an option or its value). */
+function commandOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (/^(-m|--manifest|--store|--cache-dir)$/.test(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 const MAX_SIZE_OPTION = {
   type: 'string',
   requiresArg: true,
@@ -59,7 +87,9 @@ const BOOLEAN_ENV = new Set(
 async function main(argv: string[]): Promise<number> {
   // Header values may use any variable, so they read this copy; yargs reads process.env for HOARD_*.
   const env: Record<string, string | undefined> = { ...process.env };
-  const known = new Set(ENV_OPTIONS.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
+  const command = commandOf(argv);
+  const forCommand = command !== undefined && command in COMMAND_ENV ? [...GLOBAL_ENV, ...COMMAND_ENV[command]!] : ENV_OPTIONS;
+  const known = new Set(forCommand.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
   for (const k of Object.keys(process.env)) {
     if (!k.startsWith('HOARD_')) continue;
     if (!known.has(k)) delete process.env[k];

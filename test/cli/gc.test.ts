@@ -326,3 +326,13 @@ test('a --max-size that is not a size is a usage error (exit 2) naming the accep
   }
   assert.ok(!existsSync(path.join(l.store, 'v1', 'blobs')), 'nothing ran');
 });
+
+test('HOARD_MAX_SIZE (or any HOARD_* option) exported in a shell does not break commands that lack the option', async (t) => {
+  const l = await lab(t);
+  const p = await l.make('p', {});
+  const env = { HOARD_MAX_SIZE: '5GB', HOARD_FROZEN: 'true', HOARD_NAME: 'x' };
+  for (const args of [['status'], ['verify'], ['store', 'du'], ['gc', '--dry-run'], ['sync'], ['-m', 'hoard.json', 'status']]) {
+    const r = await hoard(args, { cwd: p.dir, store: l.store, env });
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+});
