@@ -321,6 +321,9 @@ async function gcCase(tmp) {
   mkdirSync(blobs, { recursive: true });
   mkdirSync(path.join(store, 'v1', 'state'), { recursive: true });
   const known = {};
+  // State as syncs leave it: a fingerprint and a last use per blob.
+  const fingerprints = {};
+  const used = {};
   const perManifest = Math.ceil(GC_BLOBS / GC_MANIFESTS);
   for (let m = 0, i = 0; m < GC_MANIFESTS; m++) {
     const artifacts = {};
@@ -328,6 +331,9 @@ async function gcCase(tmp) {
       const data = randomBytes(512 + ((i * 7919) % 4096));
       const hex = createHash('sha256').update(data).digest('hex');
       writeFileSync(path.join(blobs, hex), data, { mode: 0o444 });
+      const st = statSync(path.join(blobs, hex));
+      fingerprints[hex] = `${st.size}:${st.ino}:${st.mtimeMs}:${(st.mode & 0o7777).toString(8)}`;
+      used[hex] = Date.now() - i * 1000;
       artifacts[`a${String(k).padStart(4, '0')}`] = { url: `http://127.0.0.1:9/m${m}/a${k}.bin`, digest: `sha256:${hex}`, size: data.length };
     }
     const dir = path.join(tmp, 'gc-projects', `p${m}`);
@@ -335,6 +341,8 @@ async function gcCase(tmp) {
     known[path.join(dir, 'hoard.json')] = { added: new Date().toISOString() };
   }
   writeFileSync(path.join(store, 'v1', 'state', 'manifests.json'), `${JSON.stringify(known)}\n`);
+  writeFileSync(path.join(store, 'v1', 'state', 'blobs.json'), `${JSON.stringify(fingerprints)}\n`);
+  writeFileSync(path.join(store, 'v1', 'state', 'used.json'), `${JSON.stringify(used)}\n`);
   const first = lastSummary((await hoard(['gc', '--json'], { cwd: tmp, store })).stdout).summary;
   if (first.blobsAfter !== GC_BLOBS || first.manifests !== GC_MANIFESTS || first.removed !== 0) throw new Error(`(g) unexpected gc: ${JSON.stringify(first)}`);
   const [h, d, n] = await measure('g', RUNS * 3, [

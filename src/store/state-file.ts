@@ -37,6 +37,18 @@ export class StateFile<V> {
     return this.changes.size > 0 && this.changes.has(key) ? this.changes.get(key) : this.data[key];
   }
 
+  /** Every key, this process's changes included. */
+  keys(): string[] {
+    this.data ??= this.read();
+    if (this.changes.size === 0) return Object.keys(this.data);
+    const all = new Set(Object.keys(this.data));
+    for (const [k, v] of this.changes) {
+      if (v === undefined) all.delete(k);
+      else all.add(k);
+    }
+    return [...all];
+  }
+
   /** Every key and value, this process's changes included. */
   entries(): Array<[string, V]> {
     this.data ??= this.read();

@@ -117,7 +117,10 @@ export interface Store {
   blobs(): Promise<BlobInfo[]>;
   /** Files in v1/tmp/. */
   tmpFiles(): Promise<TmpFile[]>;
-  /** Drops what the store remembers (fingerprints, last use) about blobs that are not in `present`. */
+  /**
+   * Drops what the store remembers (fingerprints, last use) about blobs that are gone:
+   * those not in `present` (hex digests listed earlier) and not there now either.
+   */
   forgetMissing(present: ReadonlySet<string>): void;
   /** Persists fingerprints and use times recorded by this process. */
   flush(): Promise<void>;
@@ -474,8 +477,9 @@ export function openStore(root: string): Store {
     },
 
     forgetMissing(present) {
-      for (const [hex] of verified.entries()) if (!present.has(hex)) verified.set(hex, undefined);
-      for (const [hex] of used.entries()) if (!present.has(hex)) used.set(hex, undefined);
+      const gone = (hex: string) => !present.has(hex) && !statSync(blobPrefix + hex, { throwIfNoEntry: false });
+      for (const hex of verified.keys()) if (gone(hex)) verified.set(hex, undefined);
+      for (const hex of used.keys()) if (gone(hex)) used.set(hex, undefined);
     },
 
     async has(digest) {

@@ -185,8 +185,9 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   summary.blobsAfter = summary.blobs - gone.size;
   summary.bytesFreed = summary.bytesRemoved + summary.bytesEvicted + summary.tmpBytes;
   if (!dryRun) {
-    // Fingerprints and use times of blobs that are gone (removed now, or by hand earlier).
-    store.forgetMissing(new Set((await store.list()).map((d) => d.slice(7))));
+    // State files are rewritten anyway when blobs were removed: then also drop what they say
+    // about blobs removed by hand earlier. (Not otherwise: a gc that removes nothing stays cheap.)
+    if (gone.size > 0) store.forgetMissing(new Set(digests.filter((d) => !gone.has(d)).map((d) => d.slice(7))));
     await Promise.all([store.flush(), state.manifests.flush()]);
   }
   summary.elapsedMs = Math.round(performance.now() - started);
