@@ -105,8 +105,11 @@ export interface Store {
   tryLock(digest: Digest): Promise<(() => Promise<void>) | null>;
   /** Hex digests pinned by live processes now. */
   pinned(): Promise<Set<string>>;
-  /** Whether a live process holds the blob's lock or a pin on it (for --dry-run, which takes nothing). */
-  inUse(digest: Digest): Promise<boolean>;
+  /**
+   * Whether a live process holds the blob's lock or a pin on it (for --dry-run, which takes
+   * nothing); `pinned` is a `pinned()` taken earlier, to ask about many blobs at once.
+   */
+  inUse(digest: Digest, pinned?: ReadonlySet<string>): Promise<boolean>;
   /** Records that a blob was used (synced, linked); written only when the record is older than USED_GRANULARITY_MS. */
   markUsed(digest: Digest, now?: number): void;
   /** When the blob was last used, as recorded (ms since the epoch); null when never recorded. */
@@ -419,8 +422,8 @@ export function openStore(root: string): Store {
       return out;
     },
 
-    async inUse(digest) {
-      return (await lockState(lockFile(digest))).state === 'held' || (await store.pinned()).has(digestHex(digest));
+    async inUse(digest, pinned) {
+      return (await lockState(lockFile(digest))).state === 'held' || (pinned ?? (await store.pinned())).has(digestHex(digest));
     },
 
     markUsed(digest, now = Date.now()) {

@@ -124,9 +124,10 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     const held = new Map<Digest, () => Promise<void>>();
     try {
       const locked: Digest[] = [];
+      const pinnedNow = dryRun && candidates.length > 0 ? await store.pinned() : undefined;
       for (const d of candidates) {
         if (dryRun) {
-          if (await store.inUse(d)) keep(d);
+          if (await store.inUse(d, pinnedNow)) keep(d);
           else locked.push(d);
           continue;
         }
@@ -233,11 +234,12 @@ export async function evict(store: Store, o: EvictOptions) {
   const out = { evicted: 0, bytesEvicted: 0, inUse: 0, storeBytes: total, gone: [] as Digest[] };
   if (total <= o.maxSize) return out;
   const order = blobs.filter((b) => !o.protect?.has(b.digest)).sort((a, b) => a.lastUsed - b.lastUsed || (a.digest < b.digest ? -1 : 1));
+  const pinnedNow = o.dryRun ? await store.pinned() : undefined;
   for (const b of order) {
     if (total <= o.maxSize) break;
     let release: (() => Promise<void>) | null = null;
     let busy: boolean;
-    if (o.dryRun) busy = await store.inUse(b.digest);
+    if (o.dryRun) busy = await store.inUse(b.digest, pinnedNow);
     else {
       release = await store.tryLock(b.digest);
       // A pin is taken under the lock, so once we hold it the pins are final.
