@@ -9,6 +9,7 @@
 //   BENCH_RUNS       measured runs per case, after one discarded warm-up (default 5;
 //                    the cheap cases b and e use three times as many)
 //   BENCH_SMALL      number of small artifacts in case b (default 1000)
+//   BENCH_GC_BLOBS   blobs in case h's store (default 10000), named by BENCH_GC_MANIFESTS manifests (default 100)
 //
 // Case g compares with `aria2c` (Debian: apt-get install aria2) and is skipped without it.
 //   BENCH_NODE_ARGS  extra node flags for every hoard run, e.g.
@@ -34,14 +35,16 @@ const MiB = 1024 * 1024;
 const argv = process.argv.slice(2);
 const jsonOut = argv.includes('--json');
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : argv.find((a) => a.startsWith('--only='))?.slice(7);
-const only = new Set((onlyArg ?? 'a,b,c,d,e,f,g').split(',').map((s) => s.trim().toLowerCase()));
-if (![...only].every((c) => 'abcdefg'.includes(c) && c.length === 1)) {
-  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e,f,g] [--json]  (got --only ${onlyArg})\n`);
+const only = new Set((onlyArg ?? 'a,b,c,d,e,f,g,h').split(',').map((s) => s.trim().toLowerCase()));
+if (![...only].every((c) => 'abcdefgh'.includes(c) && c.length === 1)) {
+  process.stderr.write(`usage: node bench/run.mjs [--only a,b,c,d,e,f,g,h] [--json]  (got --only ${onlyArg})\n`);
   process.exit(2);
 }
 const BIG = Math.round(Number(process.env.BENCH_SIZE_MB ?? 1024) * MiB);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
 const SMALL = Number(process.env.BENCH_SMALL ?? 1000);
+const GC_BLOBS = Number(process.env.BENCH_GC_BLOBS ?? 10_000);
+const GC_MANIFESTS = Number(process.env.BENCH_GC_MANIFESTS ?? 100);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -294,6 +297,9 @@ async function main(tmp) {
       report('e', 'hoard --help vs node -e 0 (report only)', h, n, 1.8);
     }
 
+    // (h) hoard gc over a big store vs du -s of the same store.
+    if (only.has('h')) await gcCase(tmp);
+
     // (f) 20 artifacts whose images are all present: the engine's share of a sync should be
     // one process (a single `podman image inspect` for all tags), not twenty.
     if (only.has('f')) {
@@ -362,6 +368,54 @@ async function parallelCase(tmp, served, server) {
   if (a) report('g', `${N}×1 MB, ${DELAY} ms latency: sync -j8 vs aria2c -j8`, h, a, 1.0);
 }
 
+/**
+ * (h) `hoard gc` over GC_BLOBS blobs named by GC_MANIFESTS manifests, every one known to the
+ * store (as syncs record them), against `du -s` of the store. A steady-state gc: every blob is
+ * named, so it lists the blobs, reads and validates every manifest, and removes nothing.
+ */
+async function gcCase(tmp) {
+  log(`(h) hoard gc over ${GC_BLOBS} blobs and ${GC_MANIFESTS} manifests vs du -s`);
+  const store = path.join(tmp, 'store-gc');
+  const blobs = path.join(store, 'v1', 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  mkdirSync(path.join(store, 'v1', 'state'), { recursive: true });
+  const known = {};
+  // State as syncs leave it: a fingerprint and a last use per blob.
+  const fingerprints = {};
+  const used = {};
+  const perManifest = Math.ceil(GC_BLOBS / GC_MANIFESTS);
+  for (let m = 0, i = 0; m < GC_MANIFESTS; m++) {
+    const artifacts = {};
+    for (let k = 0; k < perManifest && i < GC_BLOBS; k++, i++) {
+      const data = randomBytes(512 + ((i * 7919) % 4096));
+      const hex = createHash('sha256').update(data).digest('hex');
+      writeFileSync(path.join(blobs, hex), data, { mode: 0o444 });
+      const st = statSync(path.join(blobs, hex));
+      fingerprints[hex] = `${st.size}:${st.ino}:${st.mtimeMs}:${(st.mode & 0o7777).toString(8)}`;
+      used[hex] = Date.now() - i * 1000;
+      artifacts[`a${String(k).padStart(4, '0')}`] = { url: `http://127.0.0.1:9/m${m}/a${k}.bin`, digest: `sha256:${hex}`, size: data.length };
+    }
+    const dir = path.join(tmp, 'gc-projects', `p${m}`);
+    writeManifest(dir, artifacts);
+    known[path.join(dir, 'hoard.json')] = { added: new Date().toISOString() };
+  }
+  writeFileSync(path.join(store, 'v1', 'state', 'manifests.json'), `${JSON.stringify(known)}\n`);
+  writeFileSync(path.join(store, 'v1', 'state', 'blobs.json'), `${JSON.stringify(fingerprints)}\n`);
+  writeFileSync(path.join(store, 'v1', 'state', 'used.json'), `${JSON.stringify(used)}\n`);
+  const first = lastSummary((await hoard(['gc', '--json'], { cwd: tmp, store })).stdout).summary;
+  if (first.blobsAfter !== GC_BLOBS || first.manifests !== GC_MANIFESTS || first.removed !== 0) throw new Error(`(h) unexpected gc: ${JSON.stringify(first)}`);
+  const [h, d, n] = await measure('h', RUNS * 3, [
+    { name: 'hoard gc', cmd: () => hoard(['gc'], { cwd: tmp, store }) },
+    { name: 'du -s', cmd: () => run('du', ['-s', store]) },
+    { name: 'node -e 0', cmd: () => run(process.execPath, ['-e', '0']) },
+  ]);
+  report('h', `gc, ${GC_BLOBS} blobs / ${GC_MANIFESTS} manifests vs du -s`, h, d, 3);
+  Object.assign(results.at(-1), {
+    note: `hoard gc takes ${fmtMs(median(h))}, of which node's own start-up (node -e 0) is ${fmtMs(median(n))}: ${fmtMs(median(h) - median(n))} of work vs ${fmtMs(median(d))} for du -s`,
+  });
+  rmSync(store, { recursive: true, force: true });
+}
+
 async function imagesCase(tmp, served, server) {
   const N = 20;
   log(`(f) sync of ${N} artifacts with images present vs --no-images`);
@@ -412,7 +466,7 @@ async function imagesCase(tmp, served, server) {
 }
 
 function printTable() {
-  const order = 'abcdefg';
+  const order = 'abcdefgh';
   const rows = [...results].sort((x, y) => order.indexOf(x.id) - order.indexOf(y.id)).map((r) => {
     const fmt = (v) => (v === null ? '—' : r.unit === 'MiB' ? `${v.toFixed(1)} MiB` : fmtMs(v));
     const goal = typeof r.goal === 'string' ? r.goal : r.unit === 'MiB' ? `≤ ${r.goal} MiB` : `≤ ${r.goal}`;
@@ -423,7 +477,7 @@ function printTable() {
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
   const notes = results.filter((r) => r.note).map((r) => `(${r.id}) ${r.note}`);
-  process.stdout.write(`\nhoard bench — medians of ${RUNS} runs (b, e: ${RUNS * 3}; f: ${RUNS * 2}), node ${process.version}, ${os.cpus().length} cores\n${out.join('\n')}\n${notes.join('\n')}${notes.length ? '\n' : ''}`);
+  process.stdout.write(`\nhoard bench — medians of ${RUNS} runs (b, e, g: ${RUNS * 3}; f: ${RUNS * 2}), node ${process.version}, ${os.cpus().length} cores\n${out.join('\n')}\n${notes.join('\n')}${notes.length ? '\n' : ''}`);
 }
 
 const tmp = mkdtempSync(path.join(process.env.BENCH_TMPDIR ?? os.tmpdir(), 'hoard-bench-'));

@@ -28,6 +28,18 @@ if (!existsSync(generated) || readFileSync(generated, 'utf8') !== text) {
 // Built beside dist/ and swapped in, so a CLI running from dist/ never sees it half-written.
 const staging = path.join(root, `.dist-${process.pid}`);
 rmSync(staging, { recursive: true, force: true });
+
+// The library's type declarations (dist/types/, the "types" of package.json's exports), made by
+// tsc in a process of its own while esbuild bundles.
+const types = new Promise((resolve, reject) => {
+  const tsc = spawn(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.types.json', '--outDir', path.join(staging, 'types')], {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  tsc.on('error', reject);
+  tsc.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tsc -p tsconfig.types.json failed (exit ${code})`))));
+});
+types.catch(() => {}); // awaited below
 const common = {
   absWorkingDir: root,
   bundle: true,
@@ -218,6 +230,8 @@ try {
 } finally {
   rmSync(sample, { recursive: true, force: true });
 }
+
+await types;
 
 const old = path.join(root, `.dist-old-${process.pid}`);
 try {

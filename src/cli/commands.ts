@@ -1,14 +1,18 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
-import { formatBytes, formatDuration } from '../core/format.ts';
+import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, loadManifest } from '../manifest/load.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
+import { openStore } from '../store/store.ts';
+import { gc } from '../sync/gc.ts';
+import { readKnownManifests } from '../sync/known.ts';
+import { openSyncState } from '../sync/state.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
 import type { EngineChoice } from '../engine/types.ts';
@@ -143,12 +147,13 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean } & ImageOptions & NetworkFlags,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const { summary } = await sync({
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
+    ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),
@@ -269,5 +274,134 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.slice(1).map((x) => x[1].length));
   for (const [k, v, o] of rows) printer.info(o ? `${k.padEnd(w0)}  ${v.padEnd(w1)}  ${o}` : `${k.padEnd(w0)}  ${v}`);
+  return 0;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number }): Promise<number> {
+  const s = await gc({
+    storeRoot: g.store,
+    dryRun: o.dryRun,
+    ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+    emit: (e) => {
+      if (g.json) return printer.event(e);
+      if (e.type === 'summary') return;
+      if (e.type === 'manifest') {
+        if (e.state === 'missing') printer.info(`${o.dryRun ? 'would forget' : 'forgot'} ${e.file} (it no longer exists)`);
+        else if (g.verbose) printer.info(`manifest ${e.file}: ${plural(e.digests, 'digest')}${e.state === 'ok' ? '' : ` (${e.state})`}`);
+        return;
+      }
+      printer.event(e);
+    },
+  });
+  const parts: string[] = [];
+  if (s.removed) parts.push(`${plural(s.removed, 'unreferenced blob')} (${formatBytes(s.bytesRemoved)})`);
+  if (s.evicted) parts.push(`${plural(s.evicted, 'least recently used blob')} (${formatBytes(s.bytesEvicted)})`);
+  if (s.tmpFiles) parts.push(`${plural(s.tmpFiles, 'temp file')} (${formatBytes(s.tmpBytes)})`);
+  if (s.locks) parts.push(plural(s.locks, 'stale lock'));
+  const what = parts.length
+    ? `${o.dryRun ? 'would free' : 'freed'} ${formatBytes(s.bytesFreed)}: ${parts.join(', ')}`
+    : 'nothing to remove';
+  const after = `${plural(s.blobsAfter, 'blob')}${s.storeBytes !== undefined ? ` (${formatBytes(s.storeBytes)} of ${formatBytes(s.maxSize!)} allowed)` : ''} for ${plural(s.manifests, 'known manifest')}` +
+    `${s.inUse ? `, ${s.inUse} in use left alone` : ''}`;
+  printer.info(`gc${o.dryRun ? ' --dry-run' : ''}: ${what}; ${after} ${o.dryRun && parts.length ? '(nothing was removed) ' : ''}in ${formatDuration(s.elapsedMs)}`);
+  return s.swept ? 0 : 1;
+}
+
+export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<number> {
+  const root = openStore(g.store).root;
+  if (g.json) printer.event({ type: 'store', path: root });
+  else printer.raw(`${root}\n`);
+  return 0;
+}
+
+/** Every blob with what references it, most recently used first. */
+export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<number> {
+  const store = openStore(g.store);
+  const refs = new Map<string, Array<{ manifest: string; artifacts: string[] }>>();
+  for (const m of await readKnownManifests(openSyncState(store.root))) {
+    for (const [d, names] of m.refs) {
+      const list = refs.get(d) ?? [];
+      list.push({ manifest: m.file, artifacts: names });
+      refs.set(d, list);
+    }
+  }
+  const blobs = (await store.blobs()).sort((a, b) => b.lastUsed - a.lastUsed || (a.digest < b.digest ? -1 : 1));
+  const width = Math.max(0, ...blobs.map((b) => formatBytes(b.size).length));
+  let bytes = 0;
+  let unreferenced = 0;
+  for (const b of blobs) {
+    bytes += b.size;
+    const by = refs.get(b.digest) ?? [];
+    if (by.length === 0) unreferenced++;
+    if (g.json) {
+      printer.event({ type: 'blob', digest: b.digest, path: b.path, size: b.size, lastUsed: new Date(b.lastUsed).toISOString(), references: by });
+      continue;
+    }
+    const named = by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`).join('; ') || '-';
+    printer.raw(`${b.digest}  ${formatBytes(b.size).padStart(width)}  ${formatTime(b.lastUsed)}  ${named}\n`);
+  }
+  const tmp = await store.tmpFiles();
+  if (g.json) printer.event(storeSummary(store.root, blobs.length, bytes, tmp));
+  else printer.info(`${plural(blobs.length, 'blob')}, ${formatBytes(bytes)}${unreferenced ? `; ${unreferenced} named by no known manifest (\`hoard gc\` removes them)` : ''}`);
+  return 0;
+}
+
+function storeSummary(root: string, blobs: number, bytes: number, tmp: ReadonlyArray<{ size: number }>) {
+  return { type: 'summary', store: root, blobs, bytes, tmpFiles: tmp.length, tmpBytes: tmp.reduce((n, f) => n + f.size, 0) };
+}
+
+export async function runStoreDu(g: GlobalOptions, printer: Printer): Promise<number> {
+  const store = openStore(g.store);
+  const blobs = await store.blobs();
+  const tmp = await store.tmpFiles();
+  const s = storeSummary(store.root, blobs.length, blobs.reduce((n, b) => n + b.size, 0), tmp);
+  if (g.json) printer.event(s);
+  else {
+    printer.raw(
+      `blobs       ${formatBytes(s.bytes)} in ${plural(s.blobs, 'blob')} (${s.bytes} bytes)\n` +
+        `temp files  ${formatBytes(s.tmpBytes)} in ${plural(s.tmpFiles, 'file')}\n` +
+        `store       ${s.store}\n`,
+    );
+  }
+  return 0;
+}
+
+export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file: string }): Promise<number> {
+  const file = path.resolve(o.file);
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile()) {
+    throw new HoardError('E_USAGE', st ? `${file} is not a regular file` : `no file at ${file}`, { hint: 'give the path of a local file: hoard store add ./cEOS-lab-4.32.1F.tar.xz' });
+  }
+  const store = openStore(g.store);
+  const digest = await store.put(file);
+  if (g.json) printer.event({ type: 'added', digest, path: store.blobPath(digest), size: st.size });
+  else printer.raw(`${digest}\n`);
+  return 0;
+}
+
+export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest: string }): Promise<number> {
+  const digest = parseDigest(o.digest);
+  const store = openStore(g.store);
+  const size = statSync(store.blobPath(digest), { throwIfNoEntry: false })?.size ?? 0;
+  const lastUsed = store.lastUsed(digest);
+  const removed = await store.delete(digest, (info) =>
+    printer.event({ type: 'waiting', name: digest.slice(7), lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
+  );
+  if (!removed) {
+    throw new HoardError('E_STORE', `no blob ${digest} in the store at ${store.root}`, {
+      hint: 'see `hoard store ls` for the digests it holds',
+      details: { digest },
+    });
+  }
+  printer.event({ type: 'removed', subject: 'blob', path: store.blobPath(digest), digest, bytes: size, reason: 'rm', ...(lastUsed !== null ? { lastUsed: new Date(lastUsed).toISOString() } : {}), dryRun: false });
+  const named = (await readKnownManifests(openSyncState(store.root))).filter((m) => m.refs.has(digest));
+  for (const m of named) {
+    printer.event({
+      type: 'warning',
+      message: `${m.file} still names it${m.refs.get(digest)!.length ? ` (${m.refs.get(digest)!.join(', ')})` : ''}: the next \`hoard sync\` there downloads it again`,
+    });
+  }
   return 0;
 }

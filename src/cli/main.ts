@@ -6,8 +6,12 @@ import { errorInfo } from '../sync/apply.ts';
 import type { NetworkOptions } from '../sync/sync.ts';
 import type { LinkMode } from '../manifest/types.ts';
 import { createPrinter, type Printer } from './print.ts';
-import { runAdd, runConfig, runFetch, runInit, runStatus, runSync, runVerify, type GlobalOptions } from './commands.ts';
+import {
+  runAdd, runConfig, runFetch, runGc, runInit, runStatus, runStoreAdd, runStoreDu, runStoreLs, runStorePath, runStoreRm, runSync, runVerify,
+  type GlobalOptions,
+} from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
+import { parseSize } from '../core/format.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
@@ -69,10 +73,59 @@ function globals(y: Argv) {
 /** Options that HOARD_* variables may set; any other HOARD_* variable is the user's own (a token, say). */
 const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
-  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url',
+  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
   'refresh', 'output-file',
 ];
+
+/**
+ * The command options each command has: a HOARD_* variable for an option the command being
+ * run does not have is left out, as yargs' strict mode would reject it (`HOARD_MAX_SIZE=5GB`
+ * exported in a shell must not break `hoard status`).
+ */
+const NETWORK_ENV = ['retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout'];
+const COMMAND_ENV: Record<string, readonly string[]> = {
+  init: ['output'],
+  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', ...NETWORK_ENV],
+  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
+  status: ['output', 'verify', 'images', 'engine'],
+  verify: ['output'],
+  gc: ['dry-run', 'max-size'],
+  store: [],
+  ui: ['output', 'jobs', 'images', 'engine', ...NETWORK_ENV],
+  fetch: ['output-file', 'sha256', 'refresh', 'force', 'link', 'executable', ...NETWORK_ENV],
+  config: [],
+};
+const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color'];
+
+/** The command named on the command line (the first word that is not an option or its value). */
+function commandOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (/^(-m|--manifest|--store|--cache-dir)$/.test(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+const MAX_SIZE_OPTION = {
+  type: 'string',
+  requiresArg: true,
+  describe: 'size limit for the store: evict least recently used blobs until it fits (5GB, 500MB, 2GiB, or bytes)',
+} as const;
+
+/** --max-size (or HOARD_MAX_SIZE) in bytes; undefined when not given. */
+function maxSizeOf(value: unknown): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const bytes = parseSize(String(value));
+  if (bytes === null) {
+    throw new HoardError('E_USAGE', `--max-size ${JSON.stringify(String(value))} is not a size`, {
+      hint: 'give bytes (5000000000) or a number with a unit: KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. --max-size 5GB (also HOARD_MAX_SIZE)',
+    });
+  }
+  return bytes;
+}
 
 const BOOLEAN_ENV = new Set(
   ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
@@ -81,7 +134,9 @@ const BOOLEAN_ENV = new Set(
 async function main(argv: string[]): Promise<number> {
   // Header values may use any variable, so they read this copy; yargs reads process.env for HOARD_*.
   const env: Record<string, string | undefined> = { ...process.env };
-  const known = new Set(ENV_OPTIONS.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
+  const command = commandOf(argv);
+  const forCommand = command !== undefined && command in COMMAND_ENV ? [...GLOBAL_ENV, ...COMMAND_ENV[command]!] : ENV_OPTIONS;
+  const known = new Set(forCommand.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
   // The settings the configuration file can also hold are resolved in one place (config.ts),
   // which must tell a flag from a variable: yargs sees only the command line for them.
   const settingVariables = new Set<string>(SETTING_VARIABLES);
@@ -241,19 +296,23 @@ async function main(argv: string[]): Promise<number> {
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'link mode for every artifact' })
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
+            .option('max-size', MAX_SIZE_OPTION)
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
+            .example('$0 sync --max-size 50GB', 'then evict least recently used blobs of other projects until the store fits')
             .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
         async (args) => {
           const c = context(args);
           const jobs = jobsOption(args);
           const network = networkOptions(args);
+          const maxSize = maxSizeOf(args.maxSize);
           const run = (printer: Printer) => runSync(c.g, printer, c.env, controller.signal, {
             names: (args.names as string[] | undefined) ?? [],
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
+            ...(maxSize !== undefined ? { maxSize } : {}),
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -284,6 +343,88 @@ async function main(argv: string[]): Promise<number> {
           const c = context(args);
           code = await runVerify(c.g, c.printer, { output: args.output });
         },
+      )
+      .command(
+        'gc',
+        'remove blobs no known manifest names, and temp files and locks of processes that are gone; --max-size evicts least recently used blobs',
+        (y) =>
+          y
+            .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'list what would be removed, and how many bytes; remove nothing' })
+            .option('max-size', MAX_SIZE_OPTION)
+            .example('$0 gc --dry-run', 'see what would go')
+            .example('$0 gc', 'remove blobs that no manifest synced with this store names any more')
+            .example('$0 gc --max-size 20GB', 'then evict least recently used blobs, referenced ones too, until the store fits')
+            .epilog(
+              'Known manifests are those synced with this store (v1/state/manifests.json). One that no longer exists is forgotten; ' +
+                'one that is not valid keeps every blob its text mentions; one that cannot be read stops the sweep. ' +
+                'A blob a running hoard holds is left alone.',
+            ),
+        async (args) => {
+          const c = context(args);
+          const maxSize = maxSizeOf(args.maxSize);
+          code = await runGc(c.g, c.printer, { dryRun: Boolean(args.dryRun), ...(maxSize !== undefined ? { maxSize } : {}) });
+        },
+      )
+      .command('store', 'look into and manage the store: path, ls, du, add, rm', (y) =>
+        y
+          .command(
+            'path',
+            'print the store folder',
+            (y) => y.example('$0 store path', 'where blobs live').example('du -sh "$(hoard store path)"', 'in a script'),
+            async (args) => {
+              const c = context(args);
+              code = await runStorePath(c.g, c.printer);
+            },
+          )
+          .command(
+            'ls',
+            'list blobs: digest, size, last used, and the manifests (artifact names) that reference each',
+            (y) => y.example('$0 store ls', 'most recently used first; "-" when no known manifest names it').example('$0 store ls --json', 'one "blob" event per blob, then a summary'),
+            async (args) => {
+              const c = context(args);
+              code = await runStoreLs(c.g, c.printer);
+            },
+          )
+          .command(
+            'du',
+            'how much the store holds: bytes and blob count, and temp files',
+            (y) => y.example('$0 store du', 'total size of the blobs').example('$0 store du --json', 'the same as one JSON object'),
+            async (args) => {
+              const c = context(args);
+              code = await runStoreDu(c.g, c.printer);
+            },
+          )
+          .command(
+            'add <file>',
+            'copy a local file into the store (verified, read-only) and print its digest',
+            (y) =>
+              y
+                .positional('file', { type: 'string', demandOption: true, describe: 'a local file' })
+                .example('$0 store add ./cEOS-lab-4.32.1F.tar.xz', 'a file downloaded by hand: a manifest entry with this digest now syncs without a download')
+                .epilog('A blob that no known manifest names is removed by the next `hoard gc`.'),
+            async (args) => {
+              const c = context(args);
+              code = await runStoreAdd(c.g, c.printer, { file: String(args.file) });
+            },
+          )
+          .command(
+            'rm <digest>',
+            'remove one blob (sha256:<hex> or the bare hex); waits while a running hoard uses it',
+            (y) =>
+              y
+                .positional('digest', { type: 'string', demandOption: true, describe: 'sha256:<64 hex> or <64 hex>' })
+                .example('$0 store rm sha256:3d429cea431f0de3d2e0ca9f9189a3542cdf56bfc1b5d8dcc0352f025a00f8f0', '')
+                .epilog('A sync of a manifest that names the blob downloads it again. Unknown digest: exit 1.'),
+            async (args) => {
+              const c = context(args);
+              code = await runStoreRm(c.g, c.printer, { digest: String(args.digest) });
+            },
+          )
+          .demandCommand(1, 'name a store command: path, ls, du, add or rm')
+          .example('$0 store ls', 'every blob, its size, when it was last used, and who references it')
+          .example('$0 store du', 'how big the store is')
+          .example('$0 store add ./cEOS-lab-4.32.1F.tar.xz', 'put a file downloaded by hand into the store; prints its digest')
+          .example('$0 store rm <digest>', 'remove one blob'),
       )
       .command(
         'ui',
@@ -371,6 +512,7 @@ async function main(argv: string[]): Promise<number> {
         },
       )
       .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
+      .demandCommand(1, 'name a command: init, add, sync, status, verify, gc, store or ui')
       .recommendCommands()
       .strict()
       .epilog(EPILOG)

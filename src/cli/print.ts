@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { formatBytes, formatDuration } from '../core/format.ts';
+import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
 
 export interface PrinterOptions {
@@ -177,6 +177,20 @@ export function createPrinter(o: PrinterOptions) {
           }
           return;
         }
+        case 'removed': {
+          if (o.quiet) return;
+          const verb = e.reason === 'lru' ? (e.dryRun ? 'would evict' : 'evicted') : e.dryRun ? 'would remove' : 'removed';
+          const when = e.lastUsed ? `last used ${formatTime(Date.parse(e.lastUsed))}` : '';
+          if (e.subject === 'blob') {
+            const why = e.reason === 'unreferenced' ? `no known manifest names it, ${when}` : e.reason === 'lru' ? `least recently used: ${when}` : when;
+            line(`${verb} ${e.digest}  ${formatBytes(e.bytes)}  ${dim(`(${why})`)}`);
+          } else if (e.subject === 'tmp') line(`${verb} temp file ${e.path}  ${formatBytes(e.bytes)}  ${dim('(its process is gone)')}`);
+          else line(`${verb} lock ${e.path}  ${dim('(its process is gone)')}`);
+          return;
+        }
+        case 'kept':
+          if (!o.quiet) line(`kept ${e.digest}  ${dim('(in use by a running hoard)')}`);
+          return;
         case 'summary': {
           if (o.quiet) return;
           const s = e;
@@ -196,6 +210,7 @@ export function createPrinter(o: PrinterOptions) {
           if (s.imagesPresent || s.imagesImported) bits.push(`images: ${s.imagesPresent} present, ${s.imagesImported} imported`);
           if (s.failed) bits.push(red(`${s.failed} failed`));
           if (s.conflicts) bits.push(red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`));
+          if (s.evicted) bits.push(`evicted ${s.evicted} blob${s.evicted === 1 ? '' : 's'} (${formatBytes(s.bytesEvicted ?? 0)})`);
           line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${s.manifestUpdated ? dim(' · hoard.json updated') : ''}`);
           return;
         }
@@ -228,6 +243,11 @@ export function createPrinter(o: PrinterOptions) {
     result(text: string) {
       if (o.json) return;
       line(text);
+    },
+    /** A command's result itself (a path, a digest, a listing): printed even with --quiet. */
+    raw(text: string) {
+      clearProgress();
+      o.out(text);
     },
     finish() {
       clearProgress();

@@ -99,6 +99,21 @@ export async function acquireLock(
   file: string,
   opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number } = {},
 ): Promise<() => Promise<void>> {
+  return (await takeLock(file, { ...opts, wait: true }))!;
+}
+
+/**
+ * Takes the lock only if nobody alive holds it (a dead holder's lock is recovered first);
+ * null when a live process holds it. gc uses it: a blob in use is skipped, not waited for.
+ */
+export function tryAcquireLock(file: string): Promise<(() => Promise<void>) | null> {
+  return takeLock(file, { wait: false });
+}
+
+async function takeLock(
+  file: string,
+  opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number; wait: boolean },
+): Promise<(() => Promise<void>) | null> {
   const started = Date.now();
   let notified = false;
   let delay = 25;
@@ -131,6 +146,7 @@ export async function acquireLock(
       await sleep(delay); // another process is recovering it
       continue;
     }
+    if (!opts.wait) return null;
     if (!notified && Date.now() - started >= (opts.notifyAfterMs ?? 3000)) {
       notified = true;
       opts.onWait?.({ file, owner });
@@ -138,4 +154,44 @@ export async function acquireLock(
     await sleep(delay);
     delay = Math.min(delay * 2, 250);
   }
+}
+
+/** Whether a process with this pid runs on this host (a pid that cannot be signalled counts as running). */
+export function pidAlive(pid: number): boolean {
+  return isAlive({ pid, host: self.host, start: null });
+}
+
+export type LockState = 'gone' | 'free' | 'held' | 'stale';
+
+/**
+ * What a lock file says without taking it: `held` by a live process (or by another host,
+ * or unreadable and young), `stale` when its holder is dead (or unreadable and older than
+ * a few seconds), `gone` when there is no such file.
+ */
+export async function lockState(file: string): Promise<{ state: LockState; owner: LockOwner | null }> {
+  const seen = await readLock(file);
+  if (seen === 'gone') return { state: 'gone', owner: null };
+  const owner = parseOwner(seen.text);
+  if (owner) return { state: isAlive(owner) ? 'held' : 'stale', owner };
+  const age = Date.now() - (await fs.stat(file).then((st) => st.mtimeMs, () => Date.now()));
+  return { state: age > 5000 ? 'stale' : 'held', owner: null };
+}
+
+/**
+ * Removes a lock left by a dead process (the same judgement and the same guarded recovery
+ * as a waiter's), and a recovery guard left by a dead recoverer. True when it removed it.
+ */
+export async function removeStaleLock(file: string): Promise<boolean> {
+  if (file.endsWith('.recover')) {
+    const age = Date.now() - (await fs.stat(file).then((st) => st.mtimeMs, () => Date.now()));
+    if (age <= 10_000) return false;
+    await fs.rm(file, { force: true });
+    return true;
+  }
+  const seen = await readLock(file);
+  if (seen === 'gone') return false;
+  const owner = parseOwner(seen.text);
+  const age = Date.now() - (await fs.stat(file).then((st) => st.mtimeMs, () => Date.now()));
+  if (!((owner && !isAlive(owner)) || (owner === null && age > 5000))) return false;
+  return recover(file, seen);
 }

@@ -16,6 +16,8 @@ export class StateFile<V> {
   constructor(
     private readonly file: string,
     private readonly lockFile: string,
+    /** How a value set here combines with the one in the file at flush (default: this one wins). */
+    private readonly merge?: (inFile: V | undefined, mine: V) => V,
   ) {}
 
   // Synchronous: a few kilobytes read once per run, before any parallel work starts.
@@ -35,6 +37,29 @@ export class StateFile<V> {
     return this.changes.size > 0 && this.changes.has(key) ? this.changes.get(key) : this.data[key];
   }
 
+  /** Every key, this process's changes included. */
+  keys(): string[] {
+    this.data ??= this.read();
+    if (this.changes.size === 0) return Object.keys(this.data);
+    const all = new Set(Object.keys(this.data));
+    for (const [k, v] of this.changes) {
+      if (v === undefined) all.delete(k);
+      else all.add(k);
+    }
+    return [...all];
+  }
+
+  /** Every key and value, this process's changes included. */
+  entries(): Array<[string, V]> {
+    this.data ??= this.read();
+    const all = new Map(Object.entries(this.data));
+    for (const [k, v] of this.changes) {
+      if (v === undefined) all.delete(k);
+      else all.set(k, v);
+    }
+    return [...all];
+  }
+
   set(key: string, value: V | undefined): void {
     this.changes.set(key, value);
   }
@@ -50,7 +75,7 @@ export class StateFile<V> {
       const current = this.read();
       for (const [k, v] of this.changes) {
         if (v === undefined) delete current[k];
-        else current[k] = v;
+        else current[k] = this.merge ? this.merge(current[k], v) : v;
       }
       await fs.mkdir(path.dirname(this.file), { recursive: true });
       await writeFileAtomic(this.file, `${JSON.stringify(current)}\n`);

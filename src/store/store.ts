@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { digestHex, MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { digestHex, MultiHash, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
-import { acquireLock, type LockWaitInfo } from './lock.ts';
+import { acquireLock, lockState, tryAcquireLock, type LockWaitInfo } from './lock.ts';
 import { blobPath, storeLayout } from './paths.ts';
 import { StateFile } from './state-file.ts';
 
@@ -30,6 +30,13 @@ export interface PartialSource {
   lastModified?: string;
 }
 
+export interface CommitOptions {
+  /** Replace a blob already there (--force) instead of keeping it. */
+  replace?: boolean;
+  /** Called once the bytes are verified, before the blob appears under its name (sync pins it for gc). */
+  beforePublish?: (digest: Digest) => Promise<void>;
+}
+
 /** Where bytes go while they arrive: a temp file in the store, hashed as it is written. */
 export interface BlobWriter {
   readonly tmpPath: string;
@@ -44,7 +51,7 @@ export interface BlobWriter {
    */
   restart(source: PartialSource): Promise<void>;
   /** Verifies everything in `expected` and publishes the blob; the digest it is stored under. */
-  commit(expected: Expected, opts?: { replace?: boolean }): Promise<Digest>;
+  commit(expected: Expected, opts?: CommitOptions): Promise<Digest>;
   /**
    * Drops the temp file (safe after commit, or twice). With `keep`, a resumable writer instead
    * writes out what it holds and leaves the partial file for the next attempt.
@@ -60,23 +67,103 @@ export interface WriterOptions {
   resumeKey?: string;
 }
 
+/** One blob as `hoard store ls` and gc see it. */
+export interface BlobInfo {
+  digest: Digest;
+  path: string;
+  size: number;
+  /** When it was last synced, linked, fetched or added (ms since the epoch); its mtime when never recorded. */
+  lastUsed: number;
+}
+
+/** A file in `v1/tmp/`: a download or copy in flight, or left behind by a process that died. */
+export interface TmpFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  /** The writer's pid, from the name (`<pid>-<random>.part`); null for a name hoard did not make. */
+  pid: number | null;
+}
+
+/** What `put` accepts: a local file's path, bytes, or a stream of bytes (a Node.js Readable is one). */
+export type PutSource = string | Uint8Array | AsyncIterable<Uint8Array>;
+
+/** "Used" is recorded at most this often per blob, so a no-op sync usually writes nothing. */
+export const USED_GRANULARITY_MS = 60 * 60 * 1000;
+
 export interface Store {
   readonly root: string;
   blobPath(digest: Digest): string;
+
+  // The library API (also what `hoard store` runs). Digests may be `sha256:<hex>` or bare hex.
+  /** Whether a blob with this digest is in the store (not re-hashed: `get` verifies). */
+  has(digest: string): Promise<boolean>;
+  /** Stores a file, bytes or a stream, verified against `expected` when given; its digest. */
+  put(source: PutSource, expected?: Expected): Promise<Digest>;
+  /**
+   * The path of the blob, verified (its fingerprint matches the last verification, else it is
+   * re-hashed). Read-only: copy or hard-link it, never write to it. A corrupt blob is removed
+   * and an E_INTEGRITY error thrown; an unknown digest is an E_STORE error.
+   */
+  get(digest: string): Promise<string>;
+  /** Re-hashes every blob and removes the corrupt ones. */
+  verify(opts?: { onBlob?: (r: VerifiedBlob) => void }): Promise<{ blobs: number; bytes: number; corrupt: Digest[] }>;
+  /** Removes a blob under its lock (waiting for a process that uses it); false when there was none. */
+  delete(digest: string, onWait?: (info: LockWaitInfo) => void): Promise<boolean>;
+
+
   /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
   check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
   /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
   touchVerified(digest: Digest): Promise<void>;
+  /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;
   /** Copies a local file into the store, verified against `expected`. */
   ingestFile(file: string, expected?: Expected): Promise<Digest>;
   /** A per-digest lock between processes (or per resume key: any 64-hex name works). */
   lock(digest: Digest, onWait?: (info: LockWaitInfo) => void): Promise<() => Promise<void>>;
+  /**
+   * Pins a blob this process is about to publish under a digest its manifest file does not
+   * record yet (sync keeps the pin until hoard.json is written), so that gc leaves it alone.
+   * Pins of several processes coexist; pinning takes the blob's lock for a moment (pass
+   * `locked` when the caller holds it already), so it waits only while gc holds it.
+   */
+  pin(digest: Digest, opts?: { locked?: boolean }): Promise<() => Promise<void>>;
+  /** Takes the blob's lock unless a live process holds it; null when one does. */
+  tryLock(digest: Digest): Promise<(() => Promise<void>) | null>;
+  /** Hex digests pinned by live processes now. */
+  pinned(): Promise<Set<string>>;
+  /**
+   * Whether a live process holds the blob's lock or a pin on it (for --dry-run, which takes
+   * nothing); `pinned` is a `pinned()` taken earlier, to ask about many blobs at once.
+   */
+  inUse(digest: Digest, pinned?: ReadonlySet<string>): Promise<boolean>;
+  /** Records that a blob was used (synced, linked); written only when the record is older than USED_GRANULARITY_MS. */
+  markUsed(digest: Digest, now?: number): void;
+  /** When the blob was last used, as recorded (ms since the epoch); null when never recorded. */
+  lastUsed(digest: Digest): number | null;
   /** Every digest in the store. */
   list(): Promise<Digest[]>;
-  /** Persists fingerprints recorded by this process. */
+  /** Every blob with its size and when it was last used. */
+  blobs(): Promise<BlobInfo[]>;
+  /** Files in v1/tmp/. */
+  tmpFiles(): Promise<TmpFile[]>;
+  /**
+   * Drops what the store remembers (fingerprints, last use) about blobs that are gone:
+   * those not in `present` (hex digests listed earlier) and not there now either.
+   */
+  forgetMissing(present: ReadonlySet<string>): void;
+  /** Persists fingerprints and use times recorded by this process. */
   flush(): Promise<void>;
+}
+
+export interface VerifiedBlob {
+  digest: Digest;
+  path: string;
+  ok: boolean;
+  size: number;
+  reason?: string;
 }
 
 /** A writer copies what it is given into buffers of this size and writes each when full... */
@@ -110,6 +197,11 @@ export function integrityError(what: string, expected: Expected, found: { digest
 export function openStore(root: string): Store {
   const layout = storeLayout(path.resolve(root));
   const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'));
+  // Last use per blob hex (ms since the epoch). Two processes that both record keep the later time.
+  const used = new StateFile<number>(path.join(layout.state, 'used.json'), path.join(layout.locks, 'state-used.lock'), (inFile, mine) =>
+    typeof inFile === 'number' && inFile > mine ? inFile : mine,
+  );
+  const lockFile = (digest: Digest) => path.join(layout.locks, `${digestHex(digest)}.lock`);
 
   const ensureDirs = async () => {
     await fs.mkdir(layout.blobs, { recursive: true });
@@ -133,6 +225,7 @@ export function openStore(root: string): Store {
     await fs.rm(tmp, { force: true });
     const st = await fs.stat(dest);
     verified.set(digestHex(digest), blobFingerprint(st));
+    used.set(digestHex(digest), Date.now());
   };
 
   const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> => {
@@ -311,6 +404,7 @@ export function openStore(root: string): Store {
           const found = { ...hash.digest(), size: hash.size };
           const err = integrityError('download is', expected, found);
           if (err) throw err;
+          await opts.beforePublish?.(found.digest);
           await publish(tmpPath, found.digest, opts.replace);
           return found.digest;
         } finally {
@@ -375,6 +469,7 @@ export function openStore(root: string): Store {
     async remove(digest) {
       await fs.rm(blobPath(layout.root, digest), { force: true });
       verified.set(digestHex(digest), undefined);
+      used.set(digestHex(digest), undefined);
     },
 
     createWriter,
@@ -396,7 +491,42 @@ export function openStore(root: string): Store {
     },
 
     lock(digest, onWait) {
-      return acquireLock(path.join(layout.locks, `${digestHex(digest)}.lock`), { onWait });
+      return acquireLock(lockFile(digest), { onWait });
+    },
+
+    async pin(digest, opts = {}) {
+      // Under the blob's lock: gc, which holds the lock while it decides, never misses a pin.
+      const release = opts.locked ? null : await store.lock(digest);
+      try {
+        return await acquireLock(path.join(layout.locks, `${digestHex(digest)}.${process.pid}-${randomBytes(4).toString('hex')}.pin`));
+      } finally {
+        await release?.();
+      }
+    },
+
+    tryLock(digest) {
+      return tryAcquireLock(lockFile(digest));
+    },
+
+    async pinned() {
+      const names = await fs.readdir(layout.locks).catch(() => [] as string[]);
+      const out = new Set<string>();
+      for (const name of names) {
+        if (!name.endsWith('.pin')) continue;
+        const hex = name.slice(0, 64);
+        if (!out.has(hex) && (await lockState(path.join(layout.locks, name))).state === 'held') out.add(hex);
+      }
+      return out;
+    },
+
+    async inUse(digest, pinned) {
+      return (await lockState(lockFile(digest))).state === 'held' || (pinned ?? (await store.pinned())).has(digestHex(digest));
+    },
+
+    markUsed(digest, now = Date.now()) {
+      const hex = digest.slice(7);
+      const last = used.get(hex);
+      if (last === undefined || now - last >= USED_GRANULARITY_MS) used.set(hex, now);
     },
 
     async list() {
@@ -409,7 +539,151 @@ export function openStore(root: string): Store {
       }
     },
 
-    flush: () => verified.flush(),
+    lastUsed(digest) {
+      const last = used.get(digest.slice(7));
+      return typeof last === 'number' ? last : null;
+    },
+
+    async blobs() {
+      const digests = await store.list();
+      const out: BlobInfo[] = [];
+      for (const digest of digests) {
+        const p = blobPrefix + digest.slice(7);
+        const st = statSync(p, { throwIfNoEntry: false });
+        if (!st?.isFile()) continue; // removed meanwhile, or not a blob
+        const last = used.get(digest.slice(7));
+        out.push({ digest, path: p, size: st.size, lastUsed: typeof last === 'number' ? last : st.mtimeMs });
+      }
+      return out;
+    },
+
+    async tmpFiles() {
+      let names: string[];
+      try {
+        names = await fs.readdir(layout.tmp);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return [];
+        throw err;
+      }
+      const out: TmpFile[] = [];
+      for (const name of names) {
+        const p = path.join(layout.tmp, name);
+        const st = await fs.lstat(p).catch(() => null);
+        if (!st) continue;
+        const m = /^(\d+)-/.exec(name);
+        out.push({ path: p, size: st.isFile() ? st.size : 0, mtimeMs: st.mtimeMs, pid: m ? Number(m[1]) : null });
+      }
+      return out;
+    },
+
+    forgetMissing(present) {
+      const gone = (hex: string) => !present.has(hex) && !statSync(blobPrefix + hex, { throwIfNoEntry: false });
+      for (const hex of verified.keys()) if (gone(hex)) verified.set(hex, undefined);
+      for (const hex of used.keys()) if (gone(hex)) used.set(hex, undefined);
+    },
+
+    async has(digest) {
+      return statSync(blobPath(layout.root, parseDigest(digest)), { throwIfNoEntry: false })?.isFile() ?? false;
+    },
+
+    async put(source, expected = {}) {
+      let digest: Digest;
+      if (typeof source === 'string') digest = await store.ingestFile(source, expected);
+      else {
+        const writer = await createWriter(Object.keys(expected.checksums ?? {}) as ChecksumAlgorithm[]);
+        try {
+          if (source instanceof Uint8Array) await writer.write(source);
+          else {
+            for await (const chunk of source) {
+              const wait = writer.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+              if (wait) await wait;
+            }
+          }
+          digest = await writer.commit(expected);
+        } catch (err) {
+          await writer.abort();
+          throw err;
+        }
+      }
+      await store.flush();
+      return digest;
+    },
+
+    async get(input) {
+      const digest = parseDigest(input);
+      const c = await store.check(digest);
+      if (c.state === 'missing') {
+        throw new HoardError('E_STORE', `no blob ${digest} in the store at ${layout.root}`, {
+          hint: 'put it there first (store.put(), `hoard store add <file>`, or a sync of a manifest that names it)',
+          details: { digest },
+        });
+      }
+      if (c.state === 'corrupt') {
+        const release = await store.lock(digest);
+        try {
+          // Another process may have repaired it meanwhile.
+          const again = await store.check(digest, { verify: true });
+          if (again.state === 'corrupt') await store.remove(digest);
+          if (again.state !== 'ok') {
+            await store.flush();
+            throw new HoardError('E_INTEGRITY', `blob ${digest} is corrupt (${c.reason}); removed it from the store`, {
+              hint: 'fetch it again: `hoard sync` for a manifest that names it, or store.put() the original file',
+              details: { digest, found: c.found },
+            });
+          }
+        } finally {
+          await release();
+        }
+      }
+      store.markUsed(digest);
+      await store.flush();
+      return c.path;
+    },
+
+    async verify(opts = {}) {
+      const result = { blobs: 0, bytes: 0, corrupt: [] as Digest[] };
+      for (const digest of await store.list()) {
+        let c = await store.check(digest, { verify: true });
+        if (c.state === 'corrupt') {
+          // Under the lock: a sync may be replacing it right now.
+          const release = await store.lock(digest);
+          try {
+            c = await store.check(digest, { verify: true });
+            if (c.state === 'corrupt') await store.remove(digest);
+          } finally {
+            await release();
+          }
+        }
+        if (c.state === 'missing') continue;
+        result.blobs++;
+        if (c.state === 'ok') {
+          result.bytes += c.stat.size;
+          opts.onBlob?.({ digest, path: c.path, ok: true, size: c.stat.size });
+        } else {
+          result.corrupt.push(digest);
+          opts.onBlob?.({ digest, path: c.path, ok: false, size: c.stat?.size ?? 0, reason: c.reason });
+        }
+      }
+      await store.flush();
+      return result;
+    },
+
+    async delete(input, onWait) {
+      const digest = parseDigest(input);
+      const release = await store.lock(digest, onWait);
+      try {
+        if (!(await store.has(digest))) return false;
+        await store.remove(digest);
+      } finally {
+        await release();
+      }
+      await store.flush();
+      return true;
+    },
+
+    flush: async () => {
+      await Promise.all([verified.flush(), used.flush()]);
+    },
   };
   return store;
 }

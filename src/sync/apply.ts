@@ -34,6 +34,11 @@ export interface ApplyDeps {
   images?: { support: ImageSupport; engine: Engine | null; error: ErrorInfo | null };
   /** Called when an unlocked entry's digest becomes known. */
   onLocked: (name: string, digest: Digest, size: number) => void;
+  /**
+   * Called with each downloaded blob's digest just before it is published (sync pins it for
+   * gc); `locked` tells whether this process holds the blob's lock at that moment.
+   */
+  beforePublish?: (digest: Digest, locked: boolean) => Promise<void>;
   signal?: AbortSignal;
   /** The store is disabled: downloads go straight to the outputs (verified, atomic); nothing is kept. */
   noStore?: boolean;
@@ -146,10 +151,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     // and the next attempt continues from them. The key is the digest, or for an entry not
     // locked yet its URL; the caller holds the digest's lock, the URL's is taken here.
     const resumeKey = expected.digest ? digestHex(expected.digest) : createHash('sha256').update(`url ${a.url}`).digest('hex');
+    const before = deps.beforePublish;
     return {
       dir: store.root,
       open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey }),
-      finish: (w) => w.commit(expected, { replace }),
+      // Every download but an unlocked entry's runs under the blob's lock (see applyOne).
+      finish: (w) => w.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, expected.digest !== undefined) } : {}) }),
       ...(expected.digest ? {} : { hold: () => store.lock(`sha256:${resumeKey}`, (info) => emit(waiting(a.name, info))) }),
     };
   };

@@ -38,6 +38,31 @@ export interface ErrorInfo {
   hint?: string;
 }
 
+/**
+ * Something gc (or a sync with a size limit, or `hoard store rm`) removed, or with --dry-run
+ * would remove: a blob no known manifest names, a blob evicted as least recently used, a
+ * temp file or lock left by a process that is gone, a blob removed by hand.
+ */
+export interface RemovedEvent {
+  type: 'removed';
+  subject: 'blob' | 'tmp' | 'lock';
+  path: string;
+  digest?: Digest;
+  bytes: number;
+  reason: 'unreferenced' | 'lru' | 'dead-process' | 'rm';
+  /** For blobs: when it was last used (ISO 8601). */
+  lastUsed?: string;
+  dryRun: boolean;
+}
+
+/** A blob gc would have removed but left alone: a running hoard holds its lock. */
+export interface KeptEvent {
+  type: 'kept';
+  digest: Digest;
+  path: string;
+  reason: 'in-use';
+}
+
 export type SyncEvent =
   /** `noStore`: the store is disabled (--no-store); `store` is where it would be. */
   | { type: 'start'; artifacts: number; store: string; output: string; dryRun: boolean; noStore?: boolean }
@@ -69,6 +94,8 @@ export type SyncEvent =
   | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }
   | { type: 'waiting'; name: string; lockFile: string; holder: string }
   | { type: 'warning'; name?: string; message: string; hint?: string }
+  | RemovedEvent
+  | KeptEvent
   | {
       type: 'artifact';
       name: string;
@@ -102,6 +129,9 @@ export type SyncEvent =
       imagesPresent: number;
       /** Imported, loaded or re-imported. */
       imagesImported: number;
+      /** With a size limit (--max-size): blobs evicted after the sync, and their bytes. */
+      evicted?: number;
+      bytesEvicted?: number;
     };
 
 export type Emit = (event: SyncEvent) => void;

@@ -8,13 +8,14 @@ import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { writeManifest } from '../manifest/write.ts';
 import { createMaterializer } from '../materialize/materialize.ts';
-import { openStore } from '../store/store.ts';
+import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
+import { evict } from './gc.ts';
 import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
-import { openSyncState } from './state.ts';
+import { openSyncState, type SyncState } from './state.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -22,8 +23,8 @@ export interface SyncOptions {
   /** Absolute output folder from --output; otherwise the manifest's `output`. */
   output?: string;
   names?: string[];
-  /** 'status' and 'dry-run' plan and report; nothing is written anywhere. */
-  mode: 'sync' | 'status' | 'dry-run';
+  /** 'status' and 'dry-run' plan and report; nothing is written anywhere. Default: 'sync'. */
+  mode?: 'sync' | 'status' | 'dry-run';
   force?: boolean;
   frozen?: boolean;
   verify?: boolean;
@@ -46,6 +47,11 @@ export interface SyncOptions {
    * still verified and written atomically, and nothing is kept or recorded in the store.
    */
   noStore?: boolean;
+  /**
+   * A size limit for the store (bytes, --max-size): after a sync, blobs are evicted least
+   * recently used first until the store fits, except the blobs of this manifest.
+   */
+  maxSize?: number;
 }
 
 export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
@@ -124,10 +130,16 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     }
   }
 
+  const mode = opts.mode ?? 'sync';
   const store = openStore(opts.storeRoot);
   const state = openSyncState(store.root);
   const noStore = opts.noStore ?? false;
-  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: opts.mode !== 'sync', ...(noStore ? { noStore } : {}) });
+  emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: mode !== 'sync', ...(noStore ? { noStore } : {}) });
+  if (mode === 'sync' && !noStore && !state.manifests.get(manifest.file)) {
+    // Known to gc before anything is linked from the store (see src/sync/gc.ts).
+    state.manifests.set(manifest.file, { added: new Date().toISOString() });
+    await state.manifests.flush();
+  }
 
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
   const observed = [];
@@ -148,7 +160,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     bytesDownloaded: 0, bytesSaved: 0, elapsedMs: 0, manifestUpdated: false, imagesPresent: 0, imagesImported: 0,
   };
 
-  if (opts.mode !== 'sync') {
+  if (mode !== 'sync') {
     for (const p of plans) {
       emit({
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
@@ -171,7 +183,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // The manifest as it will be written back, copied only once an entry gets locked.
   let doc: Manifest['doc'] | null = null;
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
-  let results: ArtifactEvent[];
+  let results: ArtifactEvent[] = [];
+  // Blobs downloaded by this sync stay pinned until hoard.json names them (gc leaves them alone).
+  const pins: Array<() => Promise<void>> = [];
   try {
     results = await apply(plans, {
       store, state, outputRoot,
@@ -184,6 +198,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
+      beforePublish: async (digest, locked) => {
+        pins.push(await store.pin(digest, { locked }));
+      },
       onLocked: (name, digest, size) => {
         doc ??= structuredClone(manifest.doc);
         const entry = doc.artifacts[name]!;
@@ -198,9 +215,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
     // With the store disabled, nothing is written there: not even the record of this manifest.
     if (!noStore) {
-      if (!state.manifests.get(manifest.file)) state.manifests.set(manifest.file, { added: new Date().toISOString() });
+      markUsed(store, state, manifest.file, results, (opts.names?.length ?? 0) === 0);
       await Promise.all([store.flush(), ...Object.values(state).map((f) => f.flush())]);
     }
+    for (const unpin of pins) await unpin();
   }
 
   for (const r of results) {
@@ -215,7 +233,30 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     else if (r.image === 'imported' || r.image === 'loaded' || r.image === 'reimported') summary.imagesImported++;
     else if (r.image === 'failed' && r.blob !== 'failed' && r.output !== 'failed') summary.failed++;
   }
+  if (opts.maxSize !== undefined) {
+    // The blobs this manifest needs are never evicted by its own sync: it would fetch them again next time.
+    const protect = new Set<string>(Object.values(manifest.doc.artifacts).flatMap((e) => (e.digest ? [e.digest] : [])));
+    for (const r of results) if (r.digest) protect.add(r.digest);
+    const r = await evict(store, { maxSize: opts.maxSize, protect, emit });
+    summary.evicted = r.evicted;
+    summary.bytesEvicted = r.bytesEvicted;
+    await store.flush();
+  }
   summary.elapsedMs = Math.round(performance.now() - started);
   emit(summary);
   return { plans, results, summary };
+}
+
+/**
+ * "Used", for LRU eviction: every artifact whose blob is in the store after this sync. Kept
+ * cheap: a full sync of a manifest whose blobs were all marked less than USED_GRANULARITY_MS
+ * ago does nothing (manifests.json is read anyway; used.json is not even read). Blobs that
+ * were downloaded or adopted are marked when published, whatever this says.
+ */
+function markUsed(store: Store, state: SyncState, file: string, results: readonly ArtifactEvent[], full: boolean): void {
+  const now = Date.now();
+  const known = state.manifests.get(file);
+  if (full && known?.used !== undefined && now - known.used < USED_GRANULARITY_MS && now >= known.used) return;
+  for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
+  if (full) state.manifests.set(file, { added: known?.added ?? new Date(now).toISOString(), used: now });
 }

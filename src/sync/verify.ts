@@ -27,17 +27,13 @@ export async function verify(opts: { storeRoot: string; noStore?: boolean; manif
   const started = performance.now();
   const store = openStore(opts.storeRoot);
   const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
-  for (const digest of opts.noStore ? [] : await store.list()) {
-    const c = await store.check(digest, { verify: true });
-    summary.blobs++;
-    if (c.state === 'ok') {
-      summary.bytes += Number(c.stat.size);
-      opts.emit({ type: 'verified', subject: 'blob', path: c.path, ok: true });
-    } else if (c.state === 'corrupt') {
-      summary.corrupt++;
-      await store.remove(digest);
-      opts.emit({ type: 'verified', subject: 'blob', path: c.path, ok: false, reason: c.reason, action: 'removed' });
-    }
+  if (!opts.noStore) {
+    const r = await store.verify({
+      onBlob: (b) => opts.emit({ type: 'verified', subject: 'blob', path: b.path, ok: b.ok, ...(b.ok ? {} : { reason: b.reason ?? 'corrupt', action: 'removed' as const }) }),
+    });
+    summary.blobs = r.blobs;
+    summary.bytes = r.bytes;
+    summary.corrupt = r.corrupt.length;
   }
   if (opts.manifest) {
     const state = openSyncState(store.root);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -83,6 +84,47 @@ test('every --json line of sync, status, dry-run, add and verify matches schemas
   }
 });
 
+test('every --json line of gc, sync --max-size and hoard store matches the schema', async (t) => {
+  const [a, b] = [randomData(30_000), randomData(20_000)];
+  const srv = await startServer(t, { '/a.bin': a, '/b.bin': b });
+  const p = await project(t, { version: 1, artifacts: { a: { url: srv.url('/a.bin') }, b: { url: srv.url('/b.bin') } } });
+  const seen = new Set<string>();
+  const lines = (label: string, r: { stdout: string; code: number | null; stderr: string }) => {
+    assert.equal(r.code, 0, `${label}: ${r.stderr}`);
+    const events = jsonLines(r.stdout);
+    assert.ok(events.length > 0, `${label}: no output`);
+    for (const [i, e] of events.entries()) {
+      if (!validate(e)) assert.fail(`${label}: line ${i + 1} does not match the schema: ${JSON.stringify(e)}\n${JSON.stringify(validate.errors, null, 1).slice(0, 1500)}`);
+      seen.add(`${label.split(' ')[0]}:${String(e.type)}${e.type === 'removed' ? `:${String(e.subject)}:${String(e.reason)}` : ''}`);
+    }
+    return events;
+  };
+  lines('sync', await p.run('sync', '--json'));
+  const other = path.join(p.dir, 'other.bin');
+  await fs.writeFile(other, randomData(5_000));
+  lines('store add', await p.run('store', 'add', other, '--json'));
+  lines('store ls', await p.run('store', 'ls', '--json'));
+  lines('store du', await p.run('store', 'du', '--json'));
+  lines('store path', await p.run('store', 'path', '--json'));
+  const stale = path.join(p.store, 'v1', 'tmp', '99999999-x.part');
+  await fs.writeFile(stale, 'left');
+  await fs.utimes(stale, new Date(0), new Date(0));
+  await fs.writeFile(path.join(p.store, 'v1', 'locks', `${'f'.repeat(64)}.lock`), JSON.stringify({ pid: 99999999, host: os.hostname(), start: null }));
+  lines('gc --dry-run', await p.run('gc', '--dry-run', '--json', '--max-size', '40KB'));
+  const gc = lines('gc', await p.run('gc', '--json'));
+  assert.equal(gc.at(-1)!.type, 'summary');
+  lines('store add', await p.run('store', 'add', other, '--json')); // a blob of nobody's, for sync to evict
+  lines('sync --max-size', await hoard(['sync', 'b', '--json', '--max-size', '25KB'], { cwd: p.dir, store: p.store }));
+  lines('store rm', await p.run('store', 'rm', sha256(b), '--json'));
+  for (const type of [
+    'gc:removed:blob:unreferenced', 'gc:removed:tmp:dead-process', 'gc:removed:lock:dead-process', 'gc:manifest', 'gc:summary',
+    'sync:removed:blob:lru', 'sync:summary', 'store:blob', 'store:summary', 'store:added', 'store:store', 'store:removed:blob:rm',
+    'store:warning',
+  ]) {
+    assert.ok(seen.has(type), `no ${type} event was produced, so none was checked (saw ${[...seen].join(', ')})`);
+  }
+});
+
 test('the schema tells events apart: wrong fields and unknown types are rejected', () => {
   assert.equal(validate({ type: 'progress', name: 'a', received: 1, total: null }), true);
   assert.equal(validate({ type: 'progress', name: 'a', received: -1, total: null }), false);
@@ -90,6 +132,11 @@ test('the schema tells events apart: wrong fields and unknown types are rejected
   assert.equal(validate({ type: 'summary', blobs: 1, bytes: 2, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 3 }), true, 'verify\'s summary');
   assert.equal(validate({ type: 'summary', blobs: 1 }), false);
   assert.equal(validate({ type: 'line', text: 'x' }), false, 'the TUI\'s own line events are not part of --json');
+  assert.equal(validate({ type: 'removed', subject: 'blob', path: 'p', bytes: 1, reason: 'lru', dryRun: false }), true);
+  assert.equal(validate({ type: 'removed', subject: 'blob', path: 'p', bytes: 1, reason: 'because', dryRun: false }), false);
+  assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0, tmpBytes: 0 }), true, 'store du');
+  assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0 }), false);
+  assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'in-use' }), true);
 });
 
 

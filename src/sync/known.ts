@@ -1,0 +1,76 @@
+// The manifests that have used a store (recorded by each sync in v1/state/manifests.json),
+// read back for gc and `hoard store ls`: which digests each one names, and under which names.
+import { promises as fs, readFileSync, statSync } from 'node:fs';
+import type { Digest } from '../core/digest.ts';
+import { HoardError, isErrno } from '../core/errors.ts';
+import { parseManifest } from '../manifest/load.ts';
+import type { SyncState } from './state.ts';
+
+/**
+ * ok: parsed and valid. missing: the file is gone (the project was deleted or moved).
+ * invalid: it exists but is not a valid manifest (a merge conflict, an edit in progress):
+ * every digest its text mentions counts as referenced. unreadable: it exists but cannot be
+ * read (permissions): what it references cannot be known, so gc removes nothing unreferenced.
+ */
+export type KnownState = 'ok' | 'missing' | 'invalid' | 'unreadable';
+
+export interface KnownManifest {
+  file: string;
+  state: KnownState;
+  /** Digest → the names of the artifacts that have it (no names for an invalid manifest's). */
+  refs: Map<Digest, string[]>;
+  /** Why it is invalid or unreadable. */
+  reason?: string;
+  /** What the file looked like when read, to tell whether it changed since. */
+  stamp: string | null;
+}
+
+const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
+
+const stampOf = (st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }) => `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+
+/** The stamp of a manifest file now: null when it is gone. */
+export async function manifestStamp(file: string): Promise<string | null> {
+  try {
+    return stampOf(await fs.stat(file));
+  } catch {
+    return null;
+  }
+}
+
+// Synchronous reads: a hundred small manifests are read faster one after the other than
+// through the thread pool (gc over 100 manifests: ~25 ms less).
+export async function readKnownManifest(file: string): Promise<KnownManifest> {
+  let text: string;
+  let stamp: string;
+  try {
+    const st = statSync(file);
+    text = readFileSync(file, 'utf8');
+    stamp = stampOf(st);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return { file, state: 'missing', refs: new Map(), stamp: null };
+    return { file, state: 'unreadable', refs: new Map(), reason: (err as Error).message, stamp: null };
+  }
+  const refs = new Map<Digest, string[]>();
+  try {
+    const doc = parseManifest(file, text);
+    for (const [name, entry] of Object.entries(doc.artifacts)) {
+      if (!entry.digest) continue;
+      const names = refs.get(entry.digest);
+      if (names) names.push(name);
+      else refs.set(entry.digest, [name]);
+    }
+    return { file, state: 'ok', refs, stamp };
+  } catch (err) {
+    if (!(err instanceof HoardError && err.code === 'E_MANIFEST')) throw err;
+    for (const m of text.matchAll(DIGEST_IN_TEXT)) if (!refs.has(m[0] as Digest)) refs.set(m[0] as Digest, []);
+    return { file, state: 'invalid', refs, reason: err.message.split('\n')[1]?.trim() ?? err.message, stamp };
+  }
+}
+
+/** Every manifest recorded in the store, read now. */
+export async function readKnownManifests(state: SyncState): Promise<KnownManifest[]> {
+  const out: KnownManifest[] = [];
+  for (const [file] of state.manifests.entries().sort((a, b) => (a[0] < b[0] ? -1 : 1))) out.push(await readKnownManifest(file));
+  return out;
+}
