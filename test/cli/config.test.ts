@@ -247,3 +247,30 @@ test('a bad HOARD_* setting is exit 2 naming the variable', async (t) => {
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /--jobs must be a whole number of at least 1, not 0/);
 });
+
+test('maxSize in the configuration file: each sync evicts other projects\' least recently used blobs afterwards; --max-size beats it', async (t) => {
+  const [a, b, c] = [randomData(40_000), randomData(40_000), randomData(40_000)];
+  const srv = await startServer(t, { '/a.bin': a, '/b.bin': b, '/c.bin': c });
+  const s = await setup(t);
+  const store = path.join(s.base, 'store');
+  await s.writeConfig({ store, maxSize: '100KB' });
+  const blob = (data: Buffer) => path.join(store, 'v1', 'blobs', 'sha256', sha256(data));
+  const projectOf = async (name: string, data: Buffer) => {
+    const dir = path.join(s.base, name);
+    await fs.mkdir(dir);
+    await fs.writeFile(path.join(dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts: { [name]: { url: srv.url(`/${name}.bin`), digest: `sha256:${sha256(data)}`, size: data.length } } }));
+    return path.join(dir, 'hoard.json');
+  };
+  const [ma, mb, mc] = [await projectOf('a', a), await projectOf('b', b), await projectOf('c', c)];
+  assert.equal((await s.run(['sync', '-m', ma])).code, 0);
+  assert.equal((await s.run(['sync', '-m', mb])).code, 0);
+  // 80 kB in the store; the third blob makes 120 kB: the least recently used, a's, goes.
+  const r = await s.run(['sync', '-m', mc, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(jsonLines(r.stdout).at(-1)!.evicted, 1);
+  assert.equal(statSync(blob(a), { throwIfNoEntry: false }), undefined);
+  assert.ok(statSync(blob(b)) && statSync(blob(c)));
+  // A flag wins over the file: no limit worth evicting for.
+  assert.equal((await s.run(['sync', '-m', ma, '--max-size', '1GB'])).code, 0);
+  assert.ok(statSync(blob(a)) && statSync(blob(b)) && statSync(blob(c)));
+});
