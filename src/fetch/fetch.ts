@@ -16,7 +16,7 @@ import { createMaterializer, prepareTarget, type LinkMethod } from '../materiali
 import { fileFingerprint } from '../store/fingerprint.ts';
 import { storeLayout } from '../store/paths.ts';
 import { StateFile } from '../store/state-file.ts';
-import { openStore, type BlobWriter, type Expected } from '../store/store.ts';
+import { openStore, resumeKeyOf, type BlobWriter, type Expected } from '../store/store.ts';
 import type { SyncEvent } from '../sync/events.ts';
 import { openSyncState } from '../sync/state.ts';
 
@@ -151,12 +151,14 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
     // 2. A request, when needed.
     if (!digest) {
       const expected: Expected = o.sha256 ? { digest: o.sha256 } : {};
-      const release = o.sha256 ? await store.lock(o.sha256) : null;
+      // An interrupted fetch continues from tmp/<key>.partial, under the key's lock.
+      const resumeKey = resumeKeyOf(o.sha256, o.url);
+      const release = await store.lock(`sha256:${resumeKey}`);
       try {
         // Another process may have fetched it while we waited for the lock.
         if (o.sha256 && (await have(o.sha256))) digest = o.sha256;
         else {
-          const writer = await store.createWriter();
+          const writer = await store.createWriter([], { resumeKey });
           let r: FetchResult;
           try {
             r = await request(o, writer, conditional, reason, null);
@@ -172,7 +174,8 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
               bytesDownloaded = r.bytes;
             }
           } catch (err) {
-            await writer.abort();
+            // What arrived stays for the next fetch, unless it is what was wrong.
+            await writer.abort({ keep: !(err instanceof HoardError && (err.code === 'E_INTEGRITY' || err.code === 'E_STORE')) });
             throw integrity(err, o.url);
           }
           const size = result === 'downloaded' ? writer.bytesWritten : record!.size;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -172,6 +172,14 @@ const BUFFER_BYTES = 1024 * 1024;
 const FIRST_BUFFER_BYTES = 64 * 1024;
 /** ...and has at most this many (the most a download holds in memory: about 7 MiB). */
 const MAX_BUFFERS = 8;
+
+/**
+ * The name of a resumable download (see WriterOptions.resumeKey): the digest's hex when it is
+ * known, else a hash of the URL (and the caller locks `sha256:<key>` for it).
+ */
+export function resumeKeyOf(digest: Digest | undefined, url: string): string {
+  return digest ? digestHex(digest) : createHash('sha256').update(`url ${url}`).digest('hex');
+}
 
 export function integrityError(what: string, expected: Expected, found: { digest: Digest; size: number; checksums: Checksums }, source?: string): HoardError | null {
   let problem: string | null = null;

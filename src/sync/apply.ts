@@ -1,8 +1,7 @@
 import { lstatSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../core/format.ts';
-import { createHash } from 'node:crypto';
-import { digestHex, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
+import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
@@ -12,7 +11,7 @@ import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts'
 import { prepareTarget, type LinkMethod, type Materializer } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
-import type { BlobWriter, Expected, Store } from '../store/store.ts';
+import { resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import type { BlobOutcome, Emit, ErrorInfo, ImageOutcome, OutputOutcome, SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
@@ -150,7 +149,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
     // and the next attempt continues from them. The key is the digest, or for an entry not
     // locked yet its URL; the caller holds the digest's lock, the URL's is taken here.
-    const resumeKey = expected.digest ? digestHex(expected.digest) : createHash('sha256').update(`url ${a.url}`).digest('hex');
+    const resumeKey = resumeKeyOf(expected.digest, a.url);
     const before = deps.beforePublish;
     return {
       dir: store.root,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { hoard, jsonLines, listTree, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { hoard, jsonLines, listTree, randomData, serveRoute, sha256, startServer, tmpDir } from '../helpers.ts';
 
 async function fresh(t: TestContext) {
   const base = tmpDir(t);
@@ -230,4 +230,25 @@ test('-H headers: ${VAR} expanded at request time, never stored; a token in the 
   // The same URL (query string included) is found again in the index.
   assert.equal((await f.run([url], { VENDOR_TOKEN: 'sekrit-token' })).code, 0);
   assert.equal(srv.total(), 1);
+});
+
+test('an interrupted fetch is resumed by the next one (Range with If-Range), like curl -C -', async (t) => {
+  const data = randomData(3_000_000);
+  const ranges: Array<string | undefined> = [];
+  const srv = await startServer(t, {
+    '/tool.tar.gz': (req, res, hit) => {
+      ranges.push(req.headers.range);
+      serveRoute(req, res, { body: data, ranges: true, headers: { etag: '"t1"' }, ...(hit === 1 ? { dropAfter: 2_000_000 } : {}) });
+    },
+  });
+  const f = await fresh(t);
+  const first = await f.run([srv.url('/tool.tar.gz'), '--retries', '0']);
+  assert.equal(first.code, 1);
+  assert.equal(existsSync(f.blob(data)), false);
+  const second = await f.run([srv.url('/tool.tar.gz')]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.deepEqual(ranges, [undefined, 'bytes=2000000-']);
+  assert.equal(second.stdout.trim(), f.blob(data));
+  assert.equal(sha256(readFileSync(f.blob(data))), sha256(data));
+  assert.deepEqual(await listTree(path.join(f.store, 'v1', 'tmp')), []);
 });
