@@ -128,6 +128,7 @@ await esbuild.build({
   external: [],
 });
 const NET_LOADER = `
+require('./v8-flags.ts').useDownloadFlags();
 const { readFileSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const path = require('node:path');
@@ -147,7 +148,7 @@ const netBundle = {
     build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
       args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: 'hoard-net', namespace: 'net-bundle' } : undefined,
     );
-    build.onLoad({ filter: /.*/, namespace: 'net-bundle' }, () => ({ contents: NET_LOADER, loader: 'js' }));
+    build.onLoad({ filter: /.*/, namespace: 'net-bundle' }, () => ({ contents: NET_LOADER, loader: 'js', resolveDir: path.join(root, 'src', 'download') }));
   },
 };
 // The CLI: one CommonJS bundle, so that the loader can run it through V8's code cache.

@@ -1,26 +1,12 @@
 // undici is imported only here (through ./undici.ts), and this module only when something must be downloaded.
-import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher } from 'undici';
 import { Agent, EnvHttpProxyAgent, errors as undiciErrors } from './undici.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
+import { useDownloadFlags } from './v8-flags.ts';
 
-// Two V8 settings for a process that moves many bytes. Neither changes what is computed,
-// only when V8 spends CPU on it, and only from now on (this module is loaded when something
-// must be downloaded):
-// - undici parses HTTP/1.1 with llhttp compiled to WebAssembly, compiled when the first
-//   connection is made. V8's baseline compiler, Liftoff, is fast enough for it: a download's
-//   time goes to hashing and the disk. Without this V8 also re-compiles the parser with
-//   TurboFan in the background (~70 ms of CPU, often while the process exits) and a
-//   download's peak memory grows by ~25-35 MiB.
-// - Every socket read is a new 64 KiB buffer, outside V8's heap, dead a moment later. The
-//   scavenges that free them hand the freeing to a background thread; until it has run, V8
-//   still counts those bytes as allocated and starts a full mark-compact right after almost
-//   every scavenge (~30 per GiB, ~0.4 s of CPU on two cores). Freeing them in the scavenge
-//   itself costs little and avoids that.
-setFlagsFromString('--liftoff-only');
-setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+useDownloadFlags();
 
 export interface Source {
   url: string;
