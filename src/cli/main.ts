@@ -440,7 +440,11 @@ async function main(argv: string[]): Promise<number> {
           const c = context(args);
           const jobs = jobsOption(args);
           const network = networkOptions(args);
-          code = await runUiCommand(c.g, c.env, controller.signal, { output: args.output, jobs, images: args.images, engine: c.settings.engine, network });
+          // No --max-size flag here, but a configured maxSize (file or HOARD_MAX_SIZE) applies to its syncs.
+          const maxSize = maxSizeOf(args.maxSize);
+          code = await runUiCommand(c.g, c.env, controller.signal, {
+            output: args.output, jobs, images: args.images, engine: c.settings.engine, network, ...(maxSize !== undefined ? { maxSize } : {}),
+          });
         },
       )
       .command(

@@ -175,6 +175,7 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
         runSync(g, printerFor(emit, true), env, signal, {
           names: [...names], force, dryRun: false, frozen: false, jobs: o.jobs, verify: false, ...images, ...output,
           ...(o.network ? { network: o.network } : {}),
+          ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
         }),
       ),
     verify: (emit) => guard(() => runVerify({ ...g, json: false, quiet: false }, printerFor(emit, true), output)),
@@ -185,6 +186,8 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
 export interface UiOptions extends ImageOptions, NetworkFlags {
   output?: string;
   jobs: number;
+  /** The configured size limit: each sync evicts afterwards, as `hoard sync` does. */
+  maxSize?: number;
 }
 
 /** `hoard ui`: needs a terminal on both sides; 0 on `q`, 130 on Ctrl-C. */

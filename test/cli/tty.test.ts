@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, NO_CONFIG, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, NO_CONFIG, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
 const CURSOR_ESCAPES = /\x1b\[\d*(;\d*)*[ABCDEFGHJKST]|\x1b\[\?(1049|25|2026)[hl]|\x1b\[2K|\r(?!\n)/;
@@ -222,4 +222,24 @@ test('hoard sync in tmux: live bars while downloading, then the plain lines and 
   const piped = await fs.readFile(path.join(p.dir, 'piped.txt'), 'utf8');
   assert.doesNotMatch(piped, CURSOR_ESCAPES);
   assert.match(piped, /^3 artifacts: 3 hits, 0 misses/m);
+});
+
+test('hoard ui in tmux: a configured size limit (HOARD_MAX_SIZE) applies to its syncs: another project\'s blob is evicted', { skip: !haveTmux() && 'tmux is not installed' }, async (t) => {
+  const { p, files } = await threeArtifacts(t);
+  // Another project used the store earlier: its blob is the least recently used.
+  const old = randomData(300_000);
+  const srv = await startServer(t, { '/old.bin': old });
+  const q = await project(t, { version: 1, artifacts: { old: { url: srv.url('/old.bin'), digest: `sha256:${sha256(old)}`, size: old.length } } });
+  assert.equal((await hoard(['sync', '-m', q.manifestPath], { cwd: q.dir, store: p.store })).code, 0);
+  const oldBlob = path.join(p.store, 'v1', 'blobs', 'sha256', sha256(old));
+  assert.ok(existsSync(oldBlob));
+  const limit = String(Object.values(files).reduce((n, b) => n + b.length, 0) + 1000);
+  const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ui`, { cwd: p.dir, env: { HOARD_STORE: p.store, HOARD_MAX_SIZE: limit } });
+  await term.until('the list', (x) => x.includes('3 artifacts, 3 out of sync'));
+  term.keys('a');
+  await term.until('the selection', (x) => x.includes('3 selected'));
+  term.keys('s');
+  await term.until('all in sync', (x) => x.includes('3 artifacts, all in sync'));
+  assert.equal(existsSync(oldBlob), false, 'the least recently used blob of the other project stayed');
+  for (const data of Object.values(files)) assert.ok(existsSync(path.join(p.store, 'v1', 'blobs', 'sha256', sha256(data))));
 });
