@@ -312,7 +312,7 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
 export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<number> {
   const root = openStore(g.store).root;
   if (g.json) printer.event({ type: 'store', path: root });
-  else printer.raw(`${root}\n`);
+  else printer.result(root);
   return 0;
 }
 
@@ -340,7 +340,7 @@ export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<nu
       continue;
     }
     const named = by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`).join('; ') || '-';
-    printer.raw(`${b.digest}  ${formatBytes(b.size).padStart(width)}  ${formatTime(b.lastUsed)}  ${named}\n`);
+    printer.result(`${b.digest}  ${formatBytes(b.size).padStart(width)}  ${formatTime(b.lastUsed)}  ${named}`);
   }
   const tmp = await store.tmpFiles();
   if (g.json) printer.event(storeSummary(store.root, blobs.length, bytes, tmp));
@@ -359,10 +359,10 @@ export async function runStoreDu(g: GlobalOptions, printer: Printer): Promise<nu
   const s = storeSummary(store.root, blobs.length, blobs.reduce((n, b) => n + b.size, 0), tmp);
   if (g.json) printer.event(s);
   else {
-    printer.raw(
+    printer.result(
       `blobs       ${formatBytes(s.bytes)} in ${plural(s.blobs, 'blob')} (${s.bytes} bytes)\n` +
         `temp files  ${formatBytes(s.tmpBytes)} in ${plural(s.tmpFiles, 'file')}\n` +
-        `store       ${s.store}\n`,
+        `store       ${s.store}`,
     );
   }
   return 0;
@@ -377,7 +377,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
   const store = openStore(g.store);
   const digest = await store.put(file);
   if (g.json) printer.event({ type: 'added', digest, path: store.blobPath(digest), size: st.size });
-  else printer.raw(`${digest}\n`);
+  else printer.result(digest);
   return 0;
 }
 

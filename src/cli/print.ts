@@ -239,15 +239,10 @@ export function createPrinter(o: PrinterOptions) {
       clearProgress();
       o.err(`${text}\n`);
     },
-    /** The command's result on stdout: shown even with --quiet, replaced by events with --json. */
+    /** The command's result on stdout (a path, a digest, a listing): shown even with --quiet, replaced by events with --json. */
     result(text: string) {
       if (o.json) return;
       line(text);
-    },
-    /** A command's result itself (a path, a digest, a listing): printed even with --quiet. */
-    raw(text: string) {
-      clearProgress();
-      o.out(text);
     },
     finish() {
       clearProgress();

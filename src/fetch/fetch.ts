@@ -17,7 +17,7 @@ import { fileFingerprint } from '../store/fingerprint.ts';
 import { storeLayout } from '../store/paths.ts';
 import { StateFile } from '../store/state-file.ts';
 import { openStore, resumeKeyOf, type BlobWriter, type Expected } from '../store/store.ts';
-import type { SyncEvent } from '../sync/events.ts';
+import { retryEvent, type SyncEvent } from '../sync/events.ts';
 import { openSyncState } from '../sync/state.ts';
 
 /** What the index remembers of a URL: what it served last, and how to ask whether that changed. */
@@ -96,7 +96,7 @@ async function request(o: FetchOptions, writer: BlobWriter, headers: Record<stri
   const fetcher = await o.fetcher();
   return fetcher.fetch({ url: o.url, headers: { ...o.headers, ...headers } }, writer, {
     onProgress: (p) => emit({ type: 'progress', name: o.name, received: p.received, total: p.total ?? size }),
-    onRetry: (r) => emit({ type: 'retry', name: o.name, url: redactUrl(o.url), attempt: r.attempt, left: r.left, delayMs: r.delayMs, message: r.error.message }),
+    onRetry: (r) => emit(retryEvent(o.name, redactUrl(o.url), r)),
     ...(o.signal ? { signal: o.signal } : {}),
     verified: o.sha256 !== undefined,
   });

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import { MultiHash, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { tempPathBeside } from '../core/fsutil.ts';
-import { integrityError, type BlobWriter, type Expected } from '../store/store.ts';
+import { integrityError, writeError, type BlobWriter, type Expected } from '../store/store.ts';
 
 /** A BlobWriter whose bytes end up at `target` instead of in the store. */
 export interface DirectWriter extends BlobWriter {
@@ -43,13 +43,10 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
       await fh.close();
     }
   };
-  const writeError = (err: unknown) =>
-    isErrno(err, 'ENOSPC')
-      ? new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, { hint: 'free some space and run the command again', cause: err })
-      : new HoardError('E_STORE', `cannot write ${tmpPath}: ${(err as Error).message}`, { cause: err });
+  const failure = (err: unknown) => writeError(err, tmpPath, 'free some space and run the command again');
   const drained = async () => {
     await chain;
-    if (failed) throw writeError(failed);
+    if (failed) throw failure(failed);
   };
   const discard = async () => {
     await chain;
@@ -74,7 +71,7 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
       return drained();
     },
     write(chunk) {
-      if (failed) throw writeError(failed);
+      if (failed) throw failure(failed);
       hash.update(chunk);
       // A copy: the caller may reuse its chunk as soon as write() returns.
       const buf = Buffer.from(chunk);

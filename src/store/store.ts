@@ -337,14 +337,14 @@ export function openStore(root: string): Store {
     const copyRest = async (chunk: Uint8Array, from: number): Promise<void> => {
       while ((from = copy(chunk, from)) < chunk.byteLength) {
         await writeDone();
-        if (failed) throw storeWriteError(failed, tmpPath);
+        if (failed) throw writeError(failed, tmpPath);
       }
     };
     /** Writes out everything accepted so far. */
     const drain = async (): Promise<void> => {
       queueCurrent();
       while ((writing || truncating || full.length > 0) && !failed) await writeDone();
-      if (failed) throw storeWriteError(failed, tmpPath);
+      if (failed) throw writeError(failed, tmpPath);
     };
     const close = async () => {
       if (!closed) {
@@ -367,7 +367,7 @@ export function openStore(root: string): Store {
         return source;
       },
       restart(next) {
-        if (failed) return Promise.reject(storeWriteError(failed, tmpPath));
+        if (failed) return Promise.reject(writeError(failed, tmpPath));
         hash = new MultiHash(algs);
         source = next;
         for (const f of full) spare.push(f.buf);
@@ -391,14 +391,14 @@ export function openStore(root: string): Store {
             failed ??= err;
             if (truncating === done) truncating = null;
             wake();
-            throw storeWriteError(err, tmpPath);
+            throw writeError(err, tmpPath);
           },
         );
         truncating = done;
         return done;
       },
       write(chunk) {
-        if (failed) throw storeWriteError(failed, tmpPath);
+        if (failed) throw writeError(failed, tmpPath);
         if (stopped) throw new Error('write() after commit() or abort()');
         hash.update(chunk);
         const done = copy(chunk, 0);
@@ -739,12 +739,10 @@ async function hashInto(fh: FileHandle, hash: MultiHash): Promise<void> {
   }
 }
 
-function storeWriteError(err: unknown, tmpPath: string): HoardError {
+/** A write that failed: a full disk is said plainly, with `hint` (what to free or where to go). */
+export function writeError(err: unknown, tmpPath: string, hint = 'free some space (or point --store at a larger disk) and sync again'): HoardError {
   if (isErrno(err, 'ENOSPC')) {
-    return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, {
-      hint: 'free some space (or point --store at a larger disk) and sync again',
-      cause: err,
-    });
+    return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, { hint, cause: err });
   }
   return new HoardError('E_STORE', `cannot write ${tmpPath}: ${(err as Error).message}`, { cause: err });
 }

@@ -13,7 +13,7 @@ import { fileFingerprint } from '../store/fingerprint.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
 import { resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
-import type { BlobOutcome, Emit, ErrorInfo, ImageOutcome, OutputOutcome, SyncEvent } from './events.ts';
+import { retryEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
 import type { SyncState } from './state.ts';
@@ -189,7 +189,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
             emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
             const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
               onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
-              onRetry: (r) => emit({ type: 'retry', name: a.name, url: redactUrl(url), attempt: r.attempt, left: r.left, delayMs: r.delayMs, message: r.error.message }),
+              onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
               signal: deps.signal,
               verified: expected.digest !== undefined,
             });
@@ -418,7 +418,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         kind = await images.support.classify(file);
         deps.state.archives.set(hex, kind);
       }
-      const made = await serial(() => (kind === 'rootfs' ? engine.importRootfs(file, ref, digest) : engine.load(file, ref)));
+      const made = await serial(() => {
+        // When the engine command starts (not while it waits its turn): the TUI shows a spinner.
+        emit({ type: 'image', name: a.name, ref, action: kind === 'rootfs' ? 'import' : 'load' });
+        return kind === 'rootfs' ? engine.importRootfs(file, ref, digest) : engine.load(file, ref);
+      });
       deps.state.images.set(imageKey(engine.name, ref), { digest, id: made.id });
       if (p.image === 'reimport' || p.image === 'force') return { outcome: 'reimported' };
       return { outcome: kind === 'rootfs' ? 'imported' : 'loaded' };

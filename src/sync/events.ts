@@ -135,3 +135,8 @@ export type SyncEvent =
     };
 
 export type Emit = (event: SyncEvent) => void;
+
+/** The `retry` event for a fetcher's retry report (`url` as it may be shown). */
+export function retryEvent(name: string, url: string, r: { attempt: number; left: number; delayMs: number; error: Error }): Extract<SyncEvent, { type: 'retry' }> {
+  return { type: 'retry', name, url, attempt: r.attempt, left: r.left, delayMs: r.delayMs, message: r.error.message };
+}

@@ -2,7 +2,6 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
-import type { Engine } from '../engine/types.ts';
 import { isInside } from '../core/fsutil.ts';
 import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
@@ -92,26 +91,6 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
   return chosen;
 }
 
-/** The engine, telling listeners when a command that makes an image starts (the TUI shows a spinner). */
-function announced(engine: Engine, artifacts: readonly Artifact[], emit: Emit): Engine {
-  const start = (ref: string, action: 'import' | 'load', digest?: string) => {
-    const a = artifacts.find((x) => x.image === ref && (!digest || !x.digest || x.digest === digest)) ?? artifacts.find((x) => x.image === ref);
-    if (a) emit({ type: 'image', name: a.name, ref, action });
-  };
-  return {
-    name: engine.name,
-    inspect: (refs) => engine.inspect(refs),
-    importRootfs: (file, ref, digest) => {
-      start(ref, 'import', digest);
-      return engine.importRootfs(file, ref, digest);
-    },
-    load: (file, ref) => {
-      start(ref, 'load');
-      return engine.load(file, ref);
-    },
-  };
-}
-
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
@@ -191,7 +170,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       store, state, outputRoot,
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...opts.network, env: opts.env ?? {} }))),
       materializer: createMaterializer(),
-      ...(opts.images && img ? { images: { support: opts.images, engine: img.engine && announced(img.engine, artifacts, emit), error: img.error } } : {}),
+      ...(opts.images && img ? { images: { support: opts.images, engine: img.engine, error: img.error } } : {}),
       env: opts.env ?? {},
       jobs: opts.jobs ?? 4,
       force: opts.force ?? false,
