@@ -7,9 +7,10 @@
 //   lacks one (so it holds the functions that run used, not only the top level), one file per
 //   Node version, bundle and architecture. On a loaded 2-core machine it saves ~20% of a
 //   no-op `hoard sync` (see the README's development notes).
-// Both live in $XDG_CACHE_HOME/hoard/compile-cache (else ~/.cache/hoard/compile-cache), or in
-// $NODE_COMPILE_CACHE when set; NODE_DISABLE_COMPILE_CACHE=1 turns both off. A cache that cannot
-// be read or written is no error: the bundle is compiled as usual.
+// Both live in $XDG_CACHE_HOME/hoard-compile-cache (else ~/.cache/hoard-compile-cache), beside
+// the default store, not in it (a command that fails creates no store), or in $NODE_COMPILE_CACHE
+// when set; NODE_DISABLE_COMPILE_CACHE=1 turns both off. A cache that cannot be read or written
+// is no error: the bundle is compiled as usual.
 'use strict';
 const path = require('node:path');
 const { enableCompileCache } = require('node:module');
@@ -19,7 +20,7 @@ const env = process.env;
 const home = env.HOME || require('node:os').homedir();
 const cacheDir =
   env.NODE_COMPILE_CACHE ||
-  path.join(env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(home, '.cache'), 'hoard', 'compile-cache');
+  path.join(env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(home, '.cache'), 'hoard-compile-cache');
 
 if (enableCompileCache) {
   enableCompileCache(cacheDir);
