@@ -153,7 +153,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     const before = deps.beforePublish;
     return {
       dir: store.root,
-      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey }),
+      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey, sizeHint: expected.size }),
       // Every download but an unlocked entry's runs under the blob's lock (see applyOne).
       finish: (w) => w.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, expected.digest !== undefined) } : {}) }),
       ...(expected.digest ? {} : { hold: () => store.lock(`sha256:${resumeKey}`, (info) => emit(waiting(a.name, info))) }),
