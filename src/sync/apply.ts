@@ -345,7 +345,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
         const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
           dir: deps.outputRoot,
-          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable),
+          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable, a.size),
           finish: (w) => w.verify(expected),
         });
         writer = r.writer;

@@ -139,7 +139,7 @@ test('a hash worker that dies fails its hashers with a clear E_STORE error (no h
   assert.ok(worker);
   const pending = h.update(sharedBuffer(8 * MiB));
   await worker.terminate(); // as if the thread crashed (out of memory, a bug in it)
-  for (const p of [pending, h.digest()]) {
+  for (const p of [Promise.resolve(pending), h.digest()]) {
     await assert.rejects(p, (err: unknown) => {
       assert.ok(err instanceof HoardError);
       assert.equal(err.code, 'E_STORE');
