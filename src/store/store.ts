@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
-import { createHasher, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
+import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
 import { acquireLock, lockState, tryAcquireLock, type LockWaitInfo } from './lock.ts';
@@ -272,6 +272,8 @@ export function openStore(root: string): Store {
     }
     /** Set by abort(): what is still written out is not hashed. */
     let unhashed = false;
+    // A big download's hash worker starts now, while the request is on its way.
+    if (opts.sizeHint !== undefined && opts.sizeHint >= INLINE_BYTES) hasher();
     // Bytes are copied into a few fixed buffers (shared with the hash workers): the caller may
     // reuse its chunk as soon as write() returns, and memory stays the same however fast the
     // bytes come. A full buffer is written (one write at a time, on libuv's thread pool) and
