@@ -1,12 +1,14 @@
 // Hashing off the main thread (src/core/hash-pool.ts): real worker threads, real files.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { HoardError } from '../../src/core/errors.ts';
-import { createHashPool, hashFileBytes, INLINE_BYTES, inlineHasher, sharedBuffer, type Hasher } from '../../src/core/hash-pool.ts';
+import { createHashPool, hashFileBytes, INLINE_BYTES, inlineHasher, sharedBuffer, sharedPool, type Hasher } from '../../src/core/hash-pool.ts';
 import { hashFile } from '../../src/core/hashfile.ts';
+import { openStore } from '../../src/store/store.ts';
 import { tmpDir } from '../helpers.ts';
 
 const hex = (alg: string, data: Uint8Array) => createHash(alg).update(data).digest('hex');
@@ -168,7 +170,29 @@ h.update(new Uint8Array(3 * 1024 * 1024)).then(() => h.digest()).then((r) => con
 pool.hasher(); // another, never used: must not hold the process
 `,
   );
-  const { execFileSync } = await import('node:child_process');
   const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(out.trim(), `sha256:${hex('sha256', new Uint8Array(3 * MiB))}`);
+});
+
+test('store writer: its hash worker dying mid-download fails commit() with the E_STORE error, leaves no blob and no temp file', async (t) => {
+  const root = path.join(tmpDir(t), 'store');
+  const store = openStore(root);
+  const data = randomBytes(INLINE_BYTES + MiB);
+  const writer = await store.createWriter([], { sizeHint: data.length }); // big: hashed in a worker
+  const chunk = 64 * KiB;
+  for (let at = 0; at < 2 * MiB; at += chunk) await writer.write(data.subarray(at, at + chunk));
+  await Promise.all(sharedPool().threads().map((w) => w.terminate()));
+  const rest = (async () => {
+    for (let at = 2 * MiB; at < data.length; at += chunk) await writer.write(data.subarray(at, at + chunk));
+    return writer.commit({ digest: `sha256:${hex('sha256', data)}`, size: data.length });
+  })();
+  await assert.rejects(rest, (err: unknown) => {
+    assert.ok(err instanceof HoardError, String(err));
+    assert.equal(err.code, 'E_STORE');
+    assert.match(err.message, /hashing thread stopped/);
+    return true;
+  });
+  await writer.abort();
+  assert.deepEqual(readdirSync(path.join(root, 'v1', 'blobs', 'sha256')), []);
+  assert.deepEqual(readdirSync(path.join(root, 'v1', 'tmp')), []);
 });
