@@ -350,7 +350,8 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
     threads: () => slots.map((s) => s.worker),
     async close() {
       closing = true;
-      await Promise.all(slots.map((s) => s.worker.terminate()));
+      // (ref'd first: an idle worker is unref'd, and its exit must still be waited for)
+      await Promise.all(slots.map((s) => (s.worker.ref(), s.worker.terminate())));
       closing = false;
     },
   };

@@ -140,6 +140,7 @@ test('a hash worker that dies fails its hashers with a clear E_STORE error (no h
   const [worker] = pool.threads();
   assert.ok(worker);
   const pending = h.update(sharedBuffer(8 * MiB));
+  worker.ref();
   await worker.terminate(); // as if the thread crashed (out of memory, a bug in it)
   for (const p of [Promise.resolve(pending), h.digest()]) {
     await assert.rejects(p, (err: unknown) => {
@@ -181,7 +182,8 @@ test('store writer: its hash worker dying mid-download fails commit() with the E
   const writer = await store.createWriter([], { sizeHint: data.length }); // big: hashed in a worker
   const chunk = 64 * KiB;
   for (let at = 0; at < 2 * MiB; at += chunk) await writer.write(data.subarray(at, at + chunk));
-  await Promise.all(sharedPool().threads().map((w) => w.terminate()));
+  // As if they crashed. (ref'd: an idle worker is unref'd, and nothing else would keep this test's loop alive until it exits.)
+  await Promise.all(sharedPool().threads().map((w) => (w.ref(), w.terminate())));
   const rest = (async () => {
     for (let at = 2 * MiB; at < data.length; at += chunk) await writer.write(data.subarray(at, at + chunk));
     return writer.commit({ digest: `sha256:${hex('sha256', data)}`, size: data.length });
