@@ -47,8 +47,8 @@ export interface GlobalOptions {
 type Env = Record<string, string | undefined>;
 
 /** Exit status of a finished sync: 1 when anything failed or is in conflict. */
-function syncExit(s: { failed: number; conflicts: number }): number {
-  return s.failed > 0 || s.conflicts > 0 ? 1 : 0;
+function syncExit(s: { failed: number; conflicts: number; manifestConflicts?: number }): number {
+  return s.failed > 0 || s.conflicts > 0 || (s.manifestConflicts ?? 0) > 0 ? 1 : 0;
 }
 
 export async function runInit(g: GlobalOptions, printer: Printer, opts: { output: string }): Promise<number> {
@@ -132,7 +132,7 @@ export async function runAdd(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
+    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),

@@ -79,13 +79,20 @@ function explain(e: AjvError): { pointer: string; message: string } {
   }
 }
 
+/** One line per problem, `  file:line:column: /pointer message`, as E_MANIFEST errors list them. */
+export function problemLines(file: string, problems: readonly ManifestProblem[]): string {
+  const rel = path.relative(process.cwd(), file) || file;
+  return problems
+    .map((pr) => {
+      const where = pr.line ? `${rel}:${pr.line}:${pr.column}` : rel;
+      return `  ${where}: ${pr.pointer || '(root)'} ${pr.message}`;
+    })
+    .join('\n');
+}
+
 function manifestError(file: string, problems: ManifestProblem[]): HoardError {
   const rel = path.relative(process.cwd(), file) || file;
-  const lines = problems.map((pr) => {
-    const where = pr.line ? `${rel}:${pr.line}:${pr.column}` : rel;
-    return `  ${where}: ${pr.pointer || '(root)'} ${pr.message}`;
-  });
-  return new HoardError('E_MANIFEST', `${rel} is not a valid manifest:\n${lines.join('\n')}`, {
+  return new HoardError('E_MANIFEST', `${rel} is not a valid manifest:\n${problemLines(file, problems)}`, {
     hint: `fix ${rel} and run the command again; the file was not changed`,
     details: { file, problems },
   });
