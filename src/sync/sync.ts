@@ -6,7 +6,7 @@ import { isInside } from '../core/fsutil.ts';
 import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
-import { createMaterializer } from '../materialize/materialize.ts';
+import { checkInside, createMaterializer } from '../materialize/materialize.ts';
 import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
@@ -103,6 +103,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const { manifest } = opts;
   const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
   const outputRoot = outputRootOf(manifest, opts.output);
+  // Before anything is written: no output folder may lead out of the project through a symlink.
+  const outputBoundary = opts.output ? outputRoot : manifest.dir;
+  await checkOutputFolders(outputBoundary, outputRoot, artifacts);
 
   if (opts.frozen) {
     const unlocked = artifacts.filter((a) => !a.digest);
@@ -173,7 +176,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const pins: Array<() => Promise<void>> = [];
   try {
     results = await apply(plans, {
-      store, state, outputRoot,
+      store, state, outputRoot, outputBoundary,
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...opts.network, env: opts.env ?? {} }))),
       materializer: createMaterializer(),
       ...(opts.images && img ? { images: { support: opts.images, engine: img.engine, error: img.error } } : {}),
@@ -239,6 +242,19 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   summary.elapsedMs = Math.round(performance.now() - started);
   emit(summary);
   return { plans, results, summary };
+}
+
+/**
+ * The folders outputs go to, as far as they exist: inside the project (`boundary`) and each
+ * artifact's folder inside the output folder, symbolic links included (E_PATH otherwise).
+ * They are checked again as they are created (prepareTarget).
+ */
+async function checkOutputFolders(boundary: string, outputRoot: string, artifacts: readonly Artifact[]): Promise<void> {
+  const hint = 'remove the link (a repository must not choose where hoard writes), or pass --output <dir> to choose the output folder yourself';
+  if (boundary !== outputRoot) await checkInside(boundary, outputRoot, { create: false, hint });
+  const dirs = new Set(artifacts.map((a) => path.dirname(path.join(outputRoot, a.path))));
+  dirs.delete(outputRoot);
+  for (const dir of dirs) await checkInside(outputRoot, dir, { create: false, hint });
 }
 
 /**
