@@ -268,5 +268,5 @@ function markUsed(store: Store, state: SyncState, file: string, results: readonl
   const known = state.manifests.get(file);
   if (full && known?.used !== undefined && now - known.used < USED_GRANULARITY_MS && now >= known.used) return;
   for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
-  if (full) state.manifests.set(file, { added: known?.added ?? new Date(now).toISOString(), used: now });
+  if (full) state.manifests.set(file, { ...known, added: known?.added ?? new Date(now).toISOString(), used: now });
 }
