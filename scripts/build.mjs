@@ -146,7 +146,10 @@ const netBundle = {
   name: 'net-bundle',
   setup(build) {
     build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
-      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: 'hoard-net', namespace: 'net-bundle' } : undefined,
+      // (the downloader, and the team cache's registry client)
+      args.importer.endsWith(path.join('src', 'download', 'http.ts')) || args.importer.endsWith(path.join('src', 'remote', 'client.ts'))
+        ? { path: 'hoard-net', namespace: 'net-bundle' }
+        : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'net-bundle' }, () => ({ contents: NET_LOADER, loader: 'js', resolveDir: path.join(root, 'src', 'download') }));
   },
