@@ -77,3 +77,85 @@ test('push, then a fresh store syncs from the registry with no request to the or
   assert.doesNotMatch(gc.stdout + gc.stderr, new RegExp(`eligible for deletion: sha256:${hex}`));
   assert.doesNotMatch(gc.stdout + gc.stderr, new RegExp(`eligible for deletion: sha256:${sha256(b)}`));
 });
+
+test('Basic auth (htpasswd): credentials from the environment, a docker config file, a credential helper; a wrong password fails naming registry and source', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { basic: { alice: 's3cret-pw' } });
+  const a = randomData(5000);
+  const p = await setup(t, reg.remote('team/cache'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+
+  // No credentials at all: a clear error, exit 1.
+  const anon = await p.run('store1', ['push']);
+  assert.equal(anon.code, 1, anon.stderr);
+  assert.match(anon.stderr, /wants credentials and none were found/);
+
+  // A wrong password: exit 1, the registry and the source named, never the secret.
+  const wrong = await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'alice', HOARD_REMOTE_PASSWORD: 'not-the-password' });
+  assert.equal(wrong.code, 1, wrong.stderr);
+  assert.match(wrong.stderr, new RegExp(`oci://${reg.host}/team/cache`));
+  assert.match(wrong.stderr, /HOARD_REMOTE_USERNAME\/HOARD_REMOTE_PASSWORD/);
+  assert.doesNotMatch(wrong.stdout + wrong.stderr, /not-the-password/);
+
+  // A sync with the wrong password still works: from the origin, with one warning.
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const fallback = await p.run('store-x', ['sync'], { HOARD_REMOTE_USERNAME: 'alice', HOARD_REMOTE_PASSWORD: 'nope' });
+  ok(fallback);
+  assert.match(fallback.stdout, /a {2}downloaded/);
+  assert.equal(fallback.stderr.match(/warning:/g)?.length, 1, fallback.stderr);
+
+  // The environment's credentials.
+  ok(await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'alice', HOARD_REMOTE_PASSWORD: 's3cret-pw' }));
+
+  // A docker config file (as `docker login` writes it) for the pull on the other machine.
+  await fs.mkdir(path.join(p.base, 'docker'));
+  await fs.writeFile(path.join(p.base, 'docker', 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:s3cret-pw').toString('base64') } } }));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const pulled = await p.run('store2', ['sync']);
+  ok(pulled);
+  assert.match(pulled.stdout, /pulled from cache/);
+  assert.equal(p.origin.total(), before);
+
+  // A credential helper on PATH (credHelpers), as docker runs it: `docker-credential-<name> get`, the host on stdin.
+  const bin = path.join(p.base, 'bin');
+  await fs.mkdir(bin);
+  const seen = path.join(p.base, 'helper-saw');
+  await fs.writeFile(
+    path.join(bin, 'docker-credential-hoardtest'),
+    `#!/bin/sh\nread host\necho "$1 $host" > '${seen}'\necho '{"ServerURL":"'"$host"'","Username":"alice","Secret":"s3cret-pw"}'\n`,
+    { mode: 0o755 },
+  );
+  await fs.writeFile(path.join(p.base, 'docker', 'config.json'), JSON.stringify({ credHelpers: { [reg.host]: 'hoardtest' } }));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const helped = await p.run('store3', ['sync'], { PATH: `${bin}:${process.env.PATH}` });
+  ok(helped);
+  assert.match(helped.stdout, /pulled from cache/);
+  assert.equal((await fs.readFile(seen, 'utf8')).trim(), `get ${reg.host}`);
+});
+
+test('token auth (ES256 JWTs from a loopback token server): a read-only token pulls but cannot push (insufficient_scope), a wrong password fails, a pushing user can', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { token: { reader: { password: 'r', actions: ['pull'] }, writer: { password: 'w', actions: ['pull', 'push'] } } });
+  const a = randomData(70_000);
+  const p = await setup(t, reg.remote('lab/cache'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+
+  const ro = await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'reader', HOARD_REMOTE_PASSWORD: 'r' });
+  assert.equal(ro.code, 1, ro.stderr);
+  assert.match(ro.stderr, /insufficient_scope/);
+  assert.match(ro.stderr, /HOARD_REMOTE_USERNAME/);
+
+  const wrong = await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'writer', HOARD_REMOTE_PASSWORD: 'bad' });
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /token service .* refused the credentials from HOARD_REMOTE_USERNAME/);
+
+  ok(await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'writer', HOARD_REMOTE_PASSWORD: 'w' }));
+  assert.ok(reg.tokenRequests.some((r) => r.user === 'writer' && r.scopes.includes('repository:lab/cache:pull,push')));
+
+  // Reading with the read-only user's token works.
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const r = await p.run('store2', ['sync'], { HOARD_REMOTE_USERNAME: 'reader', HOARD_REMOTE_PASSWORD: 'r' });
+  ok(r);
+  assert.match(r.stdout, /pulled from cache/);
+  assert.equal(p.origin.total(), before);
+});
