@@ -84,7 +84,7 @@ export function createPrinter(o: PrinterOptions) {
           if (o.verbose) line(dim(`${e.noStore ? 'no store' : `store ${e.store}`}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
           return;
         case 'check':
-          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
+          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${/^[a-z]+:\/\//.test(e.path) ? e.path : rel(e.path)}: ${e.result}`));
           return;
         case 'upload':
           if (o.progress) active.set(e.name, { received: 0, total: e.size, started: Date.now(), from: 0 });

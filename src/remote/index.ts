@@ -35,8 +35,10 @@ function reason(err: unknown): string {
  */
 export function cacheLocator(remote: Remote, emit: Emit): (name: string, digest: Digest) => Promise<Source | null> {
   let down: string | null = null;
-  return async (name, digest) => {
-    if (down) return null;
+  // The first lookup runs alone: when the registry is down, the artifacts behind it learn
+  // that from it (one warning) instead of each trying too.
+  let first: Promise<void> | null = null;
+  const locate = async (name: string, digest: Digest): Promise<Source | null> => {
     try {
       const source = await (await remote.client()).blobSource(digest);
       if (!source) emit({ type: 'warning', name, message: `not in the team cache ${remote.ref.spec}; downloading from its url` });
@@ -50,6 +52,13 @@ export function cacheLocator(remote: Remote, emit: Emit): (name: string, digest:
       } else emit({ type: 'warning', name, message: `${reason(err)}; downloading from its url` });
       return null;
     }
+  };
+  return async (name, digest) => {
+    if (first) await first;
+    if (down) return null;
+    const r = locate(name, digest);
+    first ??= r.then(() => {}, () => {});
+    return r;
   };
 }
 

@@ -159,3 +159,131 @@ test('token auth (ES256 JWTs from a loopback token server): a read-only token pu
   assert.match(r.stdout, /pulled from cache/);
   assert.equal(p.origin.total(), before);
 });
+
+test('blob GETs redirected to object storage (Distribution redirect middleware) follow the redirect without Authorization', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { basic: { ci: 'pw' }, redirect: true });
+  const a = randomData(200_000);
+  const p = await setup(t, reg.remote('lab/cache'), { 'a.bin': a });
+  const creds = { HOARD_REMOTE_USERNAME: 'ci', HOARD_REMOTE_PASSWORD: 'pw' };
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push'], creds));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const r = await p.run('store2', ['sync'], creds);
+  ok(r);
+  assert.match(r.stdout, /pulled from cache/);
+  assert.equal(p.origin.total(), before);
+  const gets = reg.blobServerRequests.filter((q) => q.path.includes(sha256(a)));
+  assert.ok(gets.length >= 1, 'the blob came from the redirect target');
+  assert.ok(reg.blobServerRequests.every((q) => !q.authorization), 'no Authorization header reached the blob server');
+});
+
+test('chunked upload with a tiny chunkSize: PATCH after PATCH, each at the Range the registry returned, to its newest Location', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const proxy = await startRecorder(t, `http://${reg.host}`);
+  const a = randomData(50_000);
+  const p = await setup(t, `oci://${proxy.host}/lab/chunks`, { 'a.bin': a });
+  await fs.mkdir(path.join(p.config, 'hoard'), { recursive: true });
+  await fs.writeFile(path.join(p.config, 'hoard', 'config.json'), JSON.stringify({ remotes: { [proxy.host]: { chunkSize: 16384 } } }));
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push']));
+  const patches = proxy.requests.filter((q) => q.method === 'PATCH');
+  assert.equal(patches.length, 4); // 16384 × 3 + 848
+  assert.deepEqual(patches.map((q) => q.headers['content-range']), ['0-16383', '16384-32767', '32768-49151', '49152-49999']);
+  // Distribution hands out a new upload URL each time: no two PATCHes went to the same one.
+  assert.equal(new Set(patches.map((q) => q.path)).size, 4);
+  // The registry holds exactly these bytes.
+  assert.deepEqual(await fs.readFile(reg.blobData(sha256(a))), a);
+});
+
+test('a pull cut short is resumed from the registry with a Range request', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(400_000);
+  const hex = sha256(a);
+  let cut = false;
+  const proxy = await startRecorder(t, `http://${reg.host}`, (req, res) => {
+    if (cut || req.method !== 'GET' || !req.url?.includes(`/blobs/sha256:${hex}`)) return false;
+    cut = true;
+    // Half the blob, then the connection drops.
+    res.writeHead(200, { 'content-length': String(a.length), 'content-type': 'application/octet-stream' });
+    res.write(a.subarray(0, 150_000), () => setTimeout(() => req.socket.destroy(), 20));
+    return true;
+  });
+  const p = await setup(t, `oci://${proxy.host}/lab/resume`, { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push']));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const r = await p.run('store2', ['sync', '--retry-delay', '0.01']);
+  ok(r);
+  assert.match(r.stdout, /pulled from cache/);
+  assert.equal(p.origin.total(), before);
+  const gets = proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(hex));
+  assert.equal(gets.length, 2);
+  assert.equal(gets[1]!.headers.range, 'bytes=150000-');
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'a.bin')), a);
+});
+
+test('a corrupt blob in the registry is rejected and the origin used, with one warning', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(100_000);
+  const p = await setup(t, reg.remote('lab/corrupt'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push']));
+  // Same size, other bytes: what bit rot or a bad registry backend would serve.
+  const data = reg.blobData(sha256(a));
+  await fs.writeFile(data, randomData(a.length));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const r = await p.run('store2', ['sync']);
+  ok(r);
+  assert.match(r.stdout, /a {2}downloaded 97\.7 KiB/);
+  assert.equal(p.origin.total(), before + 1);
+  assert.match(r.stderr, /digest mismatch.*downloading from its url instead of the team cache/);
+  assert.equal(r.stderr.match(/warning:/g)?.length, 1, r.stderr);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'a.bin')), a);
+});
+
+test('a registry that is down: the origin is used, with one warning for the whole sync', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const files = { 'a.bin': randomData(1000), 'b.bin': randomData(2000), 'c.bin': randomData(3000) };
+  const p = await setup(t, reg.remote('lab/down'), files);
+  await reg.stop();
+  const r = await p.run('store1', ['sync']);
+  ok(r);
+  assert.equal(p.origin.total(), 3);
+  assert.equal(r.stderr.match(/warning:/g)?.length, 1, r.stderr);
+  assert.match(r.stderr, /connection refused; not using the team cache in this run/);
+  // --no-remote: not even asked.
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const quiet = await p.run('store2', ['sync', '--no-remote']);
+  ok(quiet);
+  assert.doesNotMatch(quiet.stderr, /warning/);
+});
+
+test('two concurrent pushes of the same lock both succeed; a second repository mounts instead of uploading', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const files = { 'a.bin': randomData(2_000_000), 'b.bin': randomData(500_000) };
+  const p = await setup(t, reg.remote('lab/one'), files);
+  ok(await p.run('store1', ['sync']));
+  const [x, y] = await Promise.all([p.run('store1', ['push', '--json']), p.run('store1', ['push', '--json'])]);
+  ok(x);
+  ok(y);
+  for (const r of [x, y]) {
+    const s = jsonLines(r.stdout).find((e) => e.type === 'push-summary')!;
+    assert.equal(s.failed, 0);
+    assert.equal((s.pushed as number) + (s.present as number), 2);
+  }
+  for (const [n, b] of Object.entries(files)) {
+    const { stdout } = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/lab/one:sha256-${sha256(b)}`]);
+    assert.equal(JSON.parse(stdout).layers[0].annotations['org.opencontainers.image.title'], n);
+  }
+  // Another project's cache on the same registry: the blobs are mounted from lab/one, no bytes sent.
+  await fs.mkdir(path.join(p.config, 'hoard'), { recursive: true });
+  await fs.writeFile(path.join(p.config, 'hoard', 'config.json'), JSON.stringify({ remotes: { [reg.host]: { mountFrom: ['lab/one'] } } }));
+  const m = await p.run('store1', ['push', '--json', '--remote', reg.remote('lab/two')]);
+  ok(m);
+  const s = jsonLines(m.stdout).find((e) => e.type === 'push-summary')!;
+  assert.equal(s.mounted, 2);
+  assert.equal(s.bytesPushed, 0);
+});
