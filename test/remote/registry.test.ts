@@ -287,3 +287,132 @@ test('two concurrent pushes of the same lock both succeed; a second repository m
   assert.equal(s.mounted, 2);
   assert.equal(s.bytesPushed, 0);
 });
+
+/** Reads a request's body, then answers: a fault injected in front of the real registry. */
+function answer(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, status: number, headers: Record<string, string>, body = ''): true {
+  req.resume();
+  req.on('end', () => res.writeHead(status, { 'content-length': String(Buffer.byteLength(body)), ...headers }).end(body));
+  return true;
+}
+
+test('a 401 in the middle of a chunked upload (an expired token) gets a new token and the chunk is sent again', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { token: { writer: { password: 'w', actions: ['pull', 'push'] } } });
+  let patches = 0;
+  // Fault injection in front of the real registry: the second PATCH is refused as if the token had expired.
+  const proxy = await startRecorder(t, `http://${reg.host}`, (req, res) => {
+    if (req.method !== 'PATCH' || ++patches !== 2) return false;
+    return answer(req, res, 401, { 'www-authenticate': `Bearer realm="${reg.tokenRealm}",service="hoard-test",scope="repository:lab/reauth:pull,push"` });
+  });
+  const a = randomData(40_000);
+  const p = await setup(t, `oci://${proxy.host}/lab/reauth`, { 'a.bin': a });
+  await fs.mkdir(path.join(p.config, 'hoard'), { recursive: true });
+  await fs.writeFile(path.join(p.config, 'hoard', 'config.json'), JSON.stringify({ remotes: { [proxy.host]: { chunkSize: 16384 } } }));
+  ok(await p.run('store1', ['sync']));
+  const tokensBefore = reg.tokenRequests.length;
+  ok(await p.run('store1', ['push'], { HOARD_REMOTE_USERNAME: 'writer', HOARD_REMOTE_PASSWORD: 'w' }));
+  const ranges = proxy.requests.filter((q) => q.method === 'PATCH').map((q) => q.headers['content-range']);
+  assert.deepEqual(ranges, ['0-16383', '16384-32767', '16384-32767', '32768-39999']);
+  assert.ok(reg.tokenRequests.length > tokensBefore + 1, 'a new token was fetched after the 401');
+  assert.deepEqual(await fs.readFile(reg.blobData(sha256(a))), a);
+});
+
+test('a 413 to the monolithic PUT: the blob goes up in PATCH chunks in a new session', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(60_000);
+  // Fault injection: a proxy's body limit, as nginx's client_max_body_size answers it.
+  const proxy = await startRecorder(t, `http://${reg.host}`, (req, res) =>
+    req.method === 'PUT' && req.headers['content-length'] === String(a.length) ? answer(req, res, 413, {}, 'too large') : false,
+  );
+  const p = await setup(t, `oci://${proxy.host}/lab/big`, { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push']));
+  assert.equal(proxy.requests.filter((q) => q.method === 'PATCH').length, 1);
+  assert.deepEqual(await fs.readFile(reg.blobData(sha256(a))), a);
+});
+
+test('a registry that refuses artifactType gets the OCI 1.0 form (a hoard config media type)', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  let refused = false;
+  // Fault injection: Distribution 2.8 itself accepts artifactType; older registries answer MANIFEST_INVALID.
+  const proxy = await startRecorder(t, `http://${reg.host}`, (req, res) => {
+    if (refused || req.method !== 'PUT' || !req.url?.includes('/manifests/')) return false;
+    refused = true;
+    return answer(req, res, 400, { 'content-type': 'application/json' }, '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}');
+  });
+  const a = randomData(1000);
+  const p = await setup(t, `oci://${proxy.host}/lab/legacy`, { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  ok(await p.run('store1', ['push']));
+  const { stdout } = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/lab/legacy:sha256-${sha256(a)}`]);
+  const m = JSON.parse(stdout);
+  assert.equal(m.artifactType, undefined);
+  assert.equal(m.config.mediaType, 'application/vnd.hoard.config.v1+json');
+  assert.equal(m.layers[0].digest, `sha256:${sha256(a)}`);
+});
+
+test('sync --push (and HOARD_PUSH=1, config "push": true) pushes what came from the origin, not what came from the cache', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const files = { 'a.bin': randomData(3000), 'b.bin': randomData(4000) };
+  const p = await setup(t, reg.remote('lab/ci'), files);
+  const first = await p.run('store1', ['sync', 'a', '--push', '--json']);
+  ok(first);
+  const s1 = jsonLines(first.stdout).find((e) => e.type === 'push-summary')!;
+  assert.equal(s1.pushed, 1);
+  // HOARD_PUSH=1 on another machine: a comes from the cache (not pushed again), b from the origin (pushed).
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const second = await p.run('store2', ['sync', '--json'], { HOARD_PUSH: '1' });
+  ok(second);
+  const events = jsonLines(second.stdout);
+  assert.deepEqual(events.filter((e) => e.type === 'pushed').map((e) => e.name), ['b']);
+  const summary = events.find((e) => e.type === 'summary')!;
+  assert.equal(summary.bytesFromCache, 3000);
+  assert.equal(summary.bytesDownloaded, 7000);
+  // The config file's "push": true, a third machine: everything from the cache, nothing to push.
+  await fs.mkdir(path.join(p.config, 'hoard'), { recursive: true });
+  await fs.writeFile(path.join(p.config, 'hoard', 'config.json'), JSON.stringify({ push: true }));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const third = await p.run('store3', ['sync', '--json']);
+  ok(third);
+  assert.equal(p.origin.total(), before);
+  assert.equal(jsonLines(third.stdout).filter((e) => e.type === 'pushed').length, 0);
+});
+
+test('where the remote is set: --remote, HOARD_REMOTE, the manifest, the config file; status -v tells what the cache holds', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(2000);
+  const p = await setup(t, reg.remote('lab/manifest'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync', '--push']));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const check = (r: RunResult) => /check a blob (oci:\/\/\S+): (.*)/.exec(r.stdout)?.slice(1, 3);
+  assert.deepEqual(check(await p.run('store2', ['status', '-v'])), [reg.remote('lab/manifest'), 'in the team cache']);
+  assert.deepEqual(check(await p.run('store2', ['status', '-v'], { HOARD_REMOTE: reg.remote('lab/env') })), [reg.remote('lab/env'), 'not in the team cache']);
+  assert.deepEqual(check(await p.run('store2', ['status', '-v', '--remote', reg.remote('lab/flag')], { HOARD_REMOTE: reg.remote('lab/env') })), [reg.remote('lab/flag'), 'not in the team cache']);
+  assert.equal(check(await p.run('store2', ['status', '-v', '--no-remote'])), undefined);
+  // The config file's "remote" applies only when the manifest has none.
+  await fs.mkdir(path.join(p.config, 'hoard'), { recursive: true });
+  await fs.writeFile(path.join(p.config, 'hoard', 'config.json'), JSON.stringify({ remote: reg.remote('lab/file') }));
+  assert.deepEqual(check(await p.run('store2', ['status', '-v'])), [reg.remote('lab/manifest'), 'in the team cache']);
+  const doc = JSON.parse(await fs.readFile(path.join(p.dir, 'hoard.json'), 'utf8'));
+  delete doc.remote;
+  await fs.writeFile(path.join(p.dir, 'hoard.json'), JSON.stringify(doc));
+  assert.deepEqual(check(await p.run('store2', ['status', '-v'])), [reg.remote('lab/file'), 'not in the team cache']);
+});
+
+test('"remote" in hoard.json: validated (exit 2 naming /remote), and kept when hoard writes the file', async (t) => {
+  const a = randomData(1000);
+  const origin = await startServer(t, { '/a.bin': a });
+  const base = tmpDir(t);
+  const file = path.join(base, 'hoard.json');
+  await fs.writeFile(file, JSON.stringify({ version: 1, remote: 'https://ghcr.io/acme/cache', artifacts: { a: { url: origin.url('/a.bin') } } }));
+  const bad = await hoard(['sync'], { cwd: base, store: path.join(base, 'store') });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /\/remote expected a team cache address: oci:\/\//);
+  // A loopback remote nobody listens on: the entry is locked from the origin, and "remote" stays, in its canonical place.
+  await fs.writeFile(file, JSON.stringify({ artifacts: { a: { url: origin.url('/a.bin') } }, remote: 'oci://127.0.0.1:9/acme/cache', version: 1 }));
+  const r = await hoard(['sync'], { cwd: base, store: path.join(base, 'store') });
+  ok(r);
+  const text = await fs.readFile(file, 'utf8');
+  assert.match(text, /^\{\n {2}"version": 1,\n {2}"remote": "oci:\/\/127\.0\.0\.1:9\/acme\/cache",\n {2}"artifacts": \{/);
+  assert.match(text, new RegExp(sha256(a)));
+});
