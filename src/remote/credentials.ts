@@ -56,10 +56,10 @@ function keyMatches(key: string, host: string, repository: string): number {
 }
 
 /** Runs `docker-credential-<name> get` with the registry on stdin, as docker does. */
-function fromHelper(name: string, host: string, file: string): Promise<Credentials | null> {
+function fromHelper(name: string, host: string, file: string, env: Env): Promise<Credentials | null> {
   const program = `docker-credential-${name}`;
   return new Promise((resolve, reject) => {
-    const child = execFile(program, ['get'], { timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(program, ['get'], { timeout: 30_000, env: env as NodeJS.ProcessEnv }, (err, stdout, stderr) => {
       if (err) {
         const text = `${stdout}${stderr}`;
         // The protocol's "not found" is a miss, not a failure.
@@ -93,7 +93,7 @@ export async function findCredentials(host: string, repository: string, env: Env
     const doc = readAuthFile(file);
     if (!doc) continue;
     const helper = Object.entries(doc.credHelpers ?? {}).find(([k]) => keyMatches(k, host, repository) > 0)?.[1];
-    if (helper) return fromHelper(helper, host, file);
+    if (helper) return fromHelper(helper, host, file, env);
     const entry = Object.entries(doc.auths ?? {})
       .map(([k, v]) => ({ score: keyMatches(k, host, repository), v }))
       .filter((e) => e.score > 0)
@@ -106,7 +106,7 @@ export async function findCredentials(host: string, repository: string, env: Env
     }
     if (entry?.username && entry.password) return { username: entry.username, password: entry.password, source: file };
     if (doc.credsStore) {
-      const got = await fromHelper(doc.credsStore, host, file);
+      const got = await fromHelper(doc.credsStore, host, file, env);
       if (got) return got;
     }
   }
