@@ -172,14 +172,14 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
     const release = await sink.hold?.();
-    // The team cache first (by digest), then the artifact's own url and mirrors.
-    const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
-    const sources: Array<Source & { cache?: true }> = [
-      ...(cached ? [{ ...cached, cache: true as const }] : []),
-      ...[a.url, ...a.mirrors].map((url) => ({ url, headers: new URL(url).origin === origin ? headers : {} })),
-    ];
     let lastError: unknown;
     try {
+      // The team cache first (by digest), then the artifact's own url and mirrors.
+      const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
+      const sources: Array<Source & { cache?: true }> = [
+        ...(cached ? [{ ...cached, cache: true as const }] : []),
+        ...[a.url, ...a.mirrors].map((url) => ({ url, headers: new URL(url).origin === origin ? headers : {} })),
+      ];
       for (const [i, { url, headers: sent, cache }] of sources.entries()) {
         for (let fresh = false; ; fresh = true) {
           // A transfer holds one of --jobs slots; verifying, publishing, linking and importing

@@ -6,7 +6,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { hoard, jsonLines, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { hoard, jsonLines, randomData, ROOT, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
 import { hexOf, registrySkip, startRecorder, startRegistry } from '../fixtures/registry.ts';
 
 const exec = promisify(execFile);
@@ -24,6 +26,12 @@ async function setup(t: import('node:test').TestContext, remote: string, files: 
   const run = (store: string, args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> =>
     hoard(args, { cwd: dir, store: path.join(base, store), env: { XDG_CONFIG_HOME: config, HOME: base, DOCKER_CONFIG: path.join(base, 'docker'), XDG_RUNTIME_DIR: undefined, REGISTRY_AUTH_FILE: undefined, ...env } });
   return { origin, dir, base, config, run };
+}
+
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8')));
+/** Every --json line matches schemas/events.schema.json. */
+function schemaCheck(r: RunResult) {
+  for (const e of jsonLines(r.stdout)) if (!validate(e)) assert.fail(`does not match the schema: ${JSON.stringify(e)}\n${JSON.stringify(validate.errors)}`);
 }
 
 const ok = (r: RunResult) => assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
@@ -363,6 +371,10 @@ test('sync --push (and HOARD_PUSH=1, config "push": true) pushes what came from 
   const second = await p.run('store2', ['sync', '--json'], { HOARD_PUSH: '1' });
   ok(second);
   const events = jsonLines(second.stdout);
+  schemaCheck(first);
+  schemaCheck(second);
+  assert.ok(events.some((e) => e.type === 'artifact' && e.fromCache === true));
+  assert.ok(events.some((e) => e.type === 'upload'));
   assert.deepEqual(events.filter((e) => e.type === 'pushed').map((e) => e.name), ['b']);
   const summary = events.find((e) => e.type === 'summary')!;
   assert.equal(summary.bytesFromCache, 3000);
