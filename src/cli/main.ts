@@ -478,6 +478,7 @@ async function main(argv: string[]): Promise<number> {
           y
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
+            .options(REMOTE_OPTION)
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
@@ -489,6 +490,7 @@ async function main(argv: string[]): Promise<number> {
           const maxSize = maxSizeOf(args.maxSize);
           code = await runUiCommand(c.g, c.env, controller.signal, {
             output: args.output, jobs, images: args.images, engine: c.settings.engine, network, ...(maxSize !== undefined ? { maxSize } : {}),
+            teamCache: teamCacheFor(resolved!, c.env, network),
           });
         },
       )
@@ -550,7 +552,9 @@ async function main(argv: string[]): Promise<number> {
             .epilog(
               'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
                 '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
-                'Keys: store, maxSize, jobs, link, engine, enabled; every one is optional.\n' +
+                'Keys: store, maxSize, jobs, link, engine, enabled, remote, push, remotes; every one is optional.\n' +
+                '"remote": "oci://host/repository" is the team cache when neither --remote, HOARD_REMOTE nor hoard.json names one;\n' +
+                '"remotes": {"host:port": {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}} (see docs/team-cache.md).\n' +
                 'A flag wins over a HOARD_* variable, which wins over the file.\n' +
                 '"link" in the file applies to artifacts whose entry has no "link"; --link and HOARD_LINK to all.\n' +
                 '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs.',
