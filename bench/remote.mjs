@@ -86,7 +86,7 @@ try {
   mkdirSync(storage);
   const config = path.join(work, 'registry.yml');
   writeFileSync(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
-  registry = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  registry = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   await new Promise((resolve, reject) => {
     const poll = () => {
       const c = net.connect(port, '127.0.0.1', () => {

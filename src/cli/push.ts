@@ -70,7 +70,8 @@ export async function runPush(
     const there = a.digest ? await store.check(a.digest, a.size !== undefined ? { size: a.size } : {}) : null;
     if (!a.digest || there?.state !== 'ok') {
       skipped++;
-      printer.event({ type: 'warning', name: a.name, message: a.digest ? 'not in the local store: nothing to push (run `hoard sync` first)' : 'not locked yet: nothing to push (run `hoard sync` first)' });
+      const why = !a.digest ? 'not locked yet' : there?.state === 'corrupt' ? `its blob in the local store is corrupt (${there.reason})` : 'not in the local store';
+      printer.event({ type: 'warning', name: a.name, message: `${why}: nothing to push (run \`hoard sync\` first)` });
       continue;
     }
     items.push({ name: a.name, digest: a.digest, size: there.stat.size, file: there.path, title: path.posix.basename(a.path) });
