@@ -48,7 +48,7 @@ export async function push(remote: Remote, items: readonly PushItem[], o: { jobs
   let fatal: unknown = null;
   const isFatal = (err: unknown) => ['E_NETWORK', 'E_AUTH', 'E_INTERRUPTED'].includes((err as { code?: string }).code ?? '');
 
-  const anchored = await pool(unique, CHECKS, async (item) => {
+  const check = async (item: PushItem): Promise<boolean | null> => {
     if (fatal) return null;
     try {
       return await client.hasAnchor(item.digest);
@@ -57,7 +57,9 @@ export async function push(remote: Remote, items: readonly PushItem[], o: { jobs
       else done(item, 'failed', 0, err);
       return null;
     }
-  });
+  };
+  // The first alone: it answers the registry's challenge (one token), then the rest in parallel.
+  const anchored = unique.length ? [await check(unique[0]!), ...(await pool(unique.slice(1), CHECKS, check))] : [];
   const todo: PushItem[] = [];
   for (const [i, item] of unique.entries()) {
     if (anchored[i] === true) done(item, 'present');
