@@ -85,3 +85,14 @@ test('credentials: the environment, then $REGISTRY_AUTH_FILE, podman\'s auth.jso
   assert.deepEqual(await findCredentials('reg.example', 'lab/cache', storeEnv), { username: 'stored', password: 'pw5', source: `docker-credential-teststore (${storeEnv.REGISTRY_AUTH_FILE})` });
   assert.equal((await findCredentials('other.example', 'lab/cache', storeEnv)), null);
 });
+
+test('the merge driver keeps "remote" (one side set it, the other added an artifact)', async () => {
+  const { mergeManifests } = await import('../../src/manifest/merge.ts');
+  const base = { version: 1 as const, artifacts: {} };
+  const ours = { version: 1 as const, remote: 'oci://ghcr.io/acme/cache', artifacts: {} };
+  const theirs = { version: 1 as const, artifacts: { a: { url: 'https://example.com/a.bin' } } };
+  const r = mergeManifests(base, ours, theirs);
+  assert.deepEqual(r.conflicts, []);
+  assert.equal(r.doc?.remote, 'oci://ghcr.io/acme/cache');
+  assert.match(r.text, /^\{\n {2}"version": 1,\n {2}"remote": "oci:\/\/ghcr\.io\/acme\/cache",\n {2}"artifacts"/);
+});
