@@ -96,7 +96,10 @@ const lazyBundles = {
       args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: './hoard-tui.mjs', external: true } : undefined,
     );
     build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
-      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: './hoard-net.cjs', external: true } : undefined,
+      // (the downloader, and the team cache's registry client)
+      args.importer.endsWith(path.join('src', 'download', 'http.ts')) || args.importer.endsWith(path.join('src', 'remote', 'client.ts'))
+        ? { path: './hoard-net.cjs', external: true }
+        : undefined,
     );
   },
 };

@@ -22,6 +22,7 @@ import { imageSupport } from './images.ts';
 import type { Origin, ResolvedSettings } from './config.ts';
 import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
+import type { Remote } from '../remote/index.ts';
 
 /** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
@@ -198,11 +199,35 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags & TeamCacheFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
-  const { summary } = await sync({
+  const remote = o.teamCache?.(manifest) ?? null;
+  try {
+    return await runSyncWith(g, printer, env, signal, o, manifest, remote);
+  } finally {
+    await remote?.close();
+  }
+}
+
+/** The team cache (see src/cli/push.ts): which one applies to a manifest, and sync --push. */
+export interface TeamCacheFlags {
+  teamCache?: (manifest: Manifest) => Remote | null;
+  push?: boolean;
+}
+
+async function runSyncWith(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: Parameters<typeof runSync>[4],
+  manifest: Manifest,
+  remote: Remote | null,
+): Promise<number> {
+  const { results, summary } = await sync({
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
@@ -212,23 +237,36 @@ export async function runSync(
     emit: (e) => printer.event(e),
   });
   if (signal.aborted) return 130;
-  return o.dryRun ? (summary.failed > 0 ? 1 : 0) : syncExit(summary);
+  if (o.dryRun) return summary.failed > 0 ? 1 : 0;
+  if (o.push) {
+    if (!remote) {
+      printer.event({ type: 'warning', message: `--push: no team cache is set for ${manifest.file}, nothing pushed`, hint: 'add "remote": "oci://<registry>/<repository>" to hoard.json, or pass --remote oci://…' });
+      return syncExit(summary);
+    }
+    const { pushDownloaded } = await import('./push.ts');
+    const pushed = await pushDownloaded(remote, g, results, printer, signal, o.jobs);
+    return Math.max(pushed, syncExit(summary));
+  }
+  return syncExit(summary);
 }
 
 export async function runStatus(
   g: GlobalOptions,
   printer: Printer,
   env: Env,
-  o: { names: string[]; output?: string; verify: boolean } & ImageOptions,
+  o: { names: string[]; output?: string; verify: boolean } & ImageOptions & TeamCacheFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
+  // Only -v asks the team cache (a request per missing blob) what it holds.
+  const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
+    ...(remote ? { remote } : {}),
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
-  });
+  }).finally(() => remote?.close());
   // 1 when the state could not be told (the engine did not answer), 3 for drift.
   return summary.failed > 0 ? 1 : (summary.outOfSync ?? 0) > 0 ? 3 : 0;
 }
@@ -321,7 +359,8 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
   }
   printer.event({ type: 'config', file: r.file, fileFound: r.fileFound, settings });
   const rows: Array<[string, string, string]> = [['config file', `${r.file}${r.fileFound ? '' : ' (none)'}`, '']];
-  for (const key of SETTING_KEYS) rows.push([key, String(r.settings[key] ?? 'none'), describeOrigin(r.origins[key])]);
+  const show = (v: unknown) => (v === undefined || v === null ? 'none' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  for (const key of SETTING_KEYS) rows.push([key, show(r.settings[key]), describeOrigin(r.origins[key])]);
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.slice(1).map((x) => x[1].length));
   for (const [k, v, o] of rows) printer.info(o ? `${k.padEnd(w0)}  ${v.padEnd(w1)}  ${o}` : `${k.padEnd(w0)}  ${v}`);

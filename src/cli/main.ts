@@ -13,12 +13,20 @@ import {
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
+import { runPush, teamCacheFor } from './push.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
 const IMAGE_OPTIONS = {
   images: { type: 'boolean', default: true, describe: 'import or load container images (--no-images skips the engine entirely)' },
   engine: { choices: ENGINES, defaultDescription: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
+} as const;
+
+const REMOTE_OPTION = {
+  remote: {
+    type: 'string', requiresArg: true,
+    describe: 'team cache: oci://<registry>/<repository> [default: HOARD_REMOTE, hoard.json\'s "remote", the config file]; --no-remote: none',
+  },
 } as const;
 
 const NETWORK_OPTIONS = {
@@ -88,6 +96,7 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
   add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', ...NETWORK_ENV],
   sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
+  push: ['jobs', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
   gc: ['dry-run', 'max-size'],
@@ -229,7 +238,10 @@ async function main(argv: string[]): Promise<number> {
       // read the effective values from args as if they had been given.
       .middleware((args) => {
         resolved = resolveSettings(
-          { store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined },
+          {
+            store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
+            remote: args.remote as string | false | undefined, push: args.push as boolean | undefined,
+          },
           env,
         );
         const { settings, origins } = resolved;
@@ -298,9 +310,12 @@ async function main(argv: string[]): Promise<number> {
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
             .option('max-size', MAX_SIZE_OPTION)
+            .options(REMOTE_OPTION)
+            .option('push', { type: 'boolean', describe: 'push what this sync downloaded from elsewhere to the team cache (HOARD_PUSH=1, config "push": true; for CI)' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
+            .example('$0 sync --push', 'in CI: fill the team cache with what had to come from the vendor')
             .example('$0 sync --max-size 50GB', 'then evict least recently used blobs of other projects until the store fits')
             .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
@@ -314,6 +329,7 @@ async function main(argv: string[]): Promise<number> {
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
             ...(maxSize !== undefined ? { maxSize } : {}),
+            teamCache: teamCacheFor(resolved!, c.env, network), push: c.settings.push,
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -327,12 +343,41 @@ async function main(argv: string[]): Promise<number> {
             .positional('names', { type: 'string', array: true })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
+            .options(REMOTE_OPTION)
             .options(IMAGE_OPTIONS)
-            .example('$0 status || hoard sync', 'sync only when something drifted'),
+            .example('$0 status || hoard sync', 'sync only when something drifted')
+            .example('$0 status -v', 'also: which missing blobs the team cache holds'),
         async (args) => {
           const c = context(args);
           code = await runStatus(c.g, c.printer, c.env, {
             names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine,
+            teamCache: teamCacheFor(resolved!, c.env),
+          });
+        },
+      )
+      .command(
+        'push [names..]',
+        'upload the manifest\'s blobs that the team cache lacks (HEAD first; mount when the registry can)',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel uploads' })
+            .options(REMOTE_OPTION)
+            .options(NETWORK_OPTIONS)
+            .example('$0 push', 'every artifact of hoard.json that the local store holds, to hoard.json\'s "remote"')
+            .example('$0 push ceos-lab --remote oci://registry.example.com/lab/hoard-cache', 'one artifact, to another team cache')
+            .example('HOARD_REMOTE_USERNAME=ci HOARD_REMOTE_PASSWORD=$TOKEN $0 push', 'credentials from the environment (else docker/podman logins)')
+            .epilog(
+              'Each blob is stored as the single layer of an OCI artifact manifest tagged sha256-<hex>, so registry garbage collection keeps it.\n' +
+                'Credentials: HOARD_REMOTE_USERNAME/HOARD_REMOTE_PASSWORD, else $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,\n' +
+                '~/.config/containers/auth.json, $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).\n' +
+                'Exit codes: 0 all pushed or present, 1 a push failed, 2 usage. See docs/team-cache.md.',
+            ),
+        async (args) => {
+          const c = context(args);
+          const network = networkOptions(args);
+          code = await runPush(c.g, c.printer, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], jobs: jobsOption(args), teamCache: teamCacheFor(resolved!, c.env, network),
           });
         },
       )
@@ -434,6 +479,7 @@ async function main(argv: string[]): Promise<number> {
           y
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
+            .options(REMOTE_OPTION)
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
@@ -445,6 +491,7 @@ async function main(argv: string[]): Promise<number> {
           const maxSize = maxSizeOf(args.maxSize);
           code = await runUiCommand(c.g, c.env, controller.signal, {
             output: args.output, jobs, images: args.images, engine: c.settings.engine, network, ...(maxSize !== undefined ? { maxSize } : {}),
+            teamCache: teamCacheFor(resolved!, c.env, network),
           });
         },
       )
@@ -531,7 +578,9 @@ async function main(argv: string[]): Promise<number> {
             .epilog(
               'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
                 '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
-                'Keys: store, maxSize, jobs, link, engine, enabled; every one is optional.\n' +
+                'Keys: store, maxSize, jobs, link, engine, enabled, remote, push, remotes; every one is optional.\n' +
+                '"remote": "oci://host/repository" is the team cache when neither --remote, HOARD_REMOTE nor hoard.json names one;\n' +
+                '"remotes": {"host:port": {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}} (see docs/team-cache.md).\n' +
                 'A flag wins over a HOARD_* variable, which wins over the file.\n' +
                 '"link" in the file applies to artifacts whose entry has no "link"; --link and HOARD_LINK to all.\n' +
                 '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs.',

@@ -84,7 +84,26 @@ export function createPrinter(o: PrinterOptions) {
           if (o.verbose) line(dim(`${e.noStore ? 'no store' : `store ${e.store}`}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
           return;
         case 'check':
-          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
+          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${/^[a-z]+:\/\//.test(e.path) ? e.path : rel(e.path)}: ${e.result}`));
+          return;
+        case 'upload':
+          if (o.progress) active.set(e.name, { received: 0, total: e.size, started: Date.now(), from: 0 });
+          if (o.verbose) line(dim(`  PUT ${e.url} (${formatBytes(e.size)})`));
+          return;
+        case 'pushed': {
+          active.delete(e.name);
+          if (o.quiet && !e.error) return;
+          const words = { pushed: `pushed ${formatBytes(e.bytes)}`, mounted: 'mounted from another repository', present: 'already in the team cache', failed: 'push failed' } as const;
+          line(`${bold(e.name)}  ${e.outcome === 'failed' ? red(words.failed) : e.outcome === 'present' ? green(words.present) : words[e.outcome]}  ${dim(e.digest)}`);
+          if (e.error) printError(e.error, '  ');
+          return;
+        }
+        case 'push-summary':
+          if (o.quiet) return;
+          line(
+            `push to ${e.remote}: ${e.pushed} pushed (${formatBytes(e.bytesPushed)}), ${e.mounted ? `${e.mounted} mounted, ` : ''}${e.present} already there` +
+              `${e.failed ? `, ${red(`${e.failed} failed`)}` : ''}${e.skipped ? `, ${e.skipped} not in the local store` : ''} in ${formatDuration(e.elapsedMs)}`,
+          );
           return;
         case 'download':
           if (o.progress) active.set(e.name, { received: e.resumeFrom ?? 0, total: e.size, started: Date.now(), from: e.resumeFrom ?? 0 });
@@ -153,7 +172,8 @@ export function createPrinter(o: PrinterOptions) {
             return;
           }
           let text: string;
-          if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
+          if (e.blob === 'downloaded' && e.fromCache) text = `pulled from cache ${formatBytes(e.bytesDownloaded)}`;
+          else if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
           else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`;
           else if (e.blob === 'adopted') text = 'restored to the store from the output';
           else if (e.blob === 'none') text = e.output === 'present' ? 'up to date (no store)' : 'not downloaded';
@@ -204,7 +224,8 @@ export function createPrinter(o: PrinterOptions) {
           const bits = [
             `${s.hits} hit${s.hits === 1 ? '' : 's'}`,
             `${s.misses} miss${s.misses === 1 ? '' : 'es'}`,
-            `${formatBytes(s.bytesDownloaded)} downloaded`,
+            `${formatBytes(s.bytesDownloaded - (s.bytesFromCache ?? 0))} downloaded`,
+            ...(s.bytesFromCache ? [`${formatBytes(s.bytesFromCache)} pulled from cache`] : []),
             `${formatBytes(s.bytesSaved)} saved`,
           ];
           if (s.imagesPresent || s.imagesImported) bits.push(`images: ${s.imagesPresent} present, ${s.imagesImported} imported`);

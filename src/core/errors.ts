@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'E_LINK' // a link mode cannot be used here
   | 'E_TTY' // the command needs a terminal
   | 'E_ENGINE' // docker or podman is missing, not answering, or failed
+  | 'E_REMOTE' // the team cache (an OCI registry) refused or failed a request
+  | 'E_AUTH' // the team cache's credentials are missing, wrong, or may not do this
   | 'E_INTERRUPTED';
 
 export interface HoardErrorOptions {

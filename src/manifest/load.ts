@@ -63,6 +63,7 @@ function explain(e: AjvError): { pointer: string; message: string } {
         output: RELATIVE_PATH_EXPECTED,
         path: RELATIVE_PATH_EXPECTED,
         url: 'an http:// or https:// URL (no spaces, no control characters)',
+        remote: 'a team cache address: oci://<registry host[:port]>/<lowercase repository>',
         digest: 'sha256: followed by 64 lowercase hex characters',
         image: 'a container image reference: name[:tag][@sha256:digest], lowercase name',
         sha512: '128 lowercase hex characters',

@@ -5,7 +5,7 @@ import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
-import type { Fetcher } from '../download/http.ts';
+import type { Fetcher, Source } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
 import { prepareTarget, type LinkMethod, type Materializer } from '../materialize/materialize.ts';
@@ -43,6 +43,11 @@ export interface ApplyDeps {
   signal?: AbortSignal;
   /** The store is disabled: downloads go straight to the outputs (verified, atomic); nothing is kept. */
   noStore?: boolean;
+  /**
+   * The team cache (src/remote/): where a locked blob can be fetched from, tried before the
+   * artifact's url and mirrors; null when it has no copy or failed (it has warned then).
+   */
+  cache?: (name: string, digest: Digest) => Promise<Source | null>;
 }
 
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
@@ -168,11 +173,16 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
-    const sources = [a.url, ...a.mirrors];
     const release = await sink.hold?.();
     let lastError: unknown;
     try {
-      for (const [i, url] of sources.entries()) {
+      // The team cache first (by digest), then the artifact's own url and mirrors.
+      const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
+      const sources: Array<Source & { cache?: true }> = [
+        ...(cached ? [{ ...cached, cache: true as const }] : []),
+        ...[a.url, ...a.mirrors].map((url) => ({ url, headers: new URL(url).origin === origin ? headers : {} })),
+      ];
+      for (const [i, { url, headers: sent, cache }] of sources.entries()) {
         for (let fresh = false; ; fresh = true) {
           // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
           // the image do not, so the next download starts as soon as this one's bytes are in.
@@ -189,7 +199,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
             }
             emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
-            const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
+            const r = await fetcher.fetch({ url, headers: sent }, writer, {
               onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
               onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
               signal: deps.signal,
@@ -199,7 +209,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
             freeSlot();
             slotHeld = false;
             const digest = await sink.finish(writer);
-            return { digest, size: writer.bytesWritten, bytes: r.bytes, writer };
+            return { digest, size: writer.bytesWritten, bytes: r.bytes, writer, ...(cache ? { fromCache: true as const } : {}) };
           } catch (err) {
             if (slotHeld) freeSlot();
             await writer.abort({ keep: keep && !(err instanceof HoardError && err.code === 'E_STORE') });
@@ -211,7 +221,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
             }
             if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
-            if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; trying the next mirror` });
+            if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; ${cache ? 'downloading from its url instead of the team cache' : 'trying the next mirror'}` });
             break;
           }
         }
@@ -228,13 +238,14 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let digest = a.digest ?? null;
     let size = a.size ?? null;
     let bytesDownloaded = 0;
+    let fromCache = false;
     let blob: BlobOutcome = 'cached';
     let output: OutputOutcome = 'present';
     let method: LinkMethod | undefined;
     let reason: string | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output,
-      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...extra,
+      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}), ...extra,
     });
 
     // 1. The blob.
@@ -265,6 +276,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
             const why = p.blob === 'force' ? 'force' : now?.state === 'corrupt' ? 'corrupt' : 'missing';
             const r = await download(a, expected, why, toStore(a, expected, p.blob === 'force'));
             bytesDownloaded = r.bytes;
+            fromCache = r.fromCache === true;
             size = r.size;
             blob = why === 'missing' ? 'downloaded' : 'redownloaded';
             if (why === 'force') reason = '--force';
@@ -330,12 +342,13 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let digest = a.digest ?? null;
     let size = a.size ?? null;
     let bytesDownloaded = 0;
+    let fromCache = false;
     let blob: BlobOutcome = 'none';
     let output: OutputOutcome = 'present';
     let error: ErrorInfo | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output, bytesDownloaded,
-      ...(error ? { error } : {}), ...extra,
+      ...(fromCache ? { fromCache } : {}), ...(error ? { error } : {}), ...extra,
     });
 
     if (p.output === 'conflict') {
@@ -355,6 +368,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         digest = r.digest;
         size = r.size;
         bytesDownloaded = r.bytes;
+        if (r.fromCache) fromCache = true;
         blob = 'downloaded';
         if (a.digest !== digest || a.size === undefined) deps.onLocked(a.name, digest, size);
         let action: OutputAction = p.output;
