@@ -34,7 +34,8 @@ function networkOptions(args: Record<string, unknown>): NetworkOptions {
   const num = (flag: string, key: string, min: number, integer = false): number => {
     const v = Number(args[key]);
     if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${String(args[key])}`);
+      const given = typed(process.argv.slice(2), [`--${flag}`], args[key]);
+      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${JSON.stringify(String(given))}`);
     }
     return v;
   };
@@ -228,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
       // read the effective values from args as if they had been given.
       .middleware((args) => {
         resolved = resolveSettings(
-          { store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined },
+          { store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined },
           env,
         );
         const { settings, origins } = resolved;
@@ -515,8 +516,7 @@ async function main(argv: string[]): Promise<number> {
           code = runConfig(c.printer, resolved!);
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, gc, store or ui')
+      .demandCommand(1, `name a command: ${COMMANDS.join(', ')}`)
       .recommendCommands()
       .strict()
       .epilog(EPILOG)
@@ -525,7 +525,7 @@ async function main(argv: string[]): Promise<number> {
       .wrap(Math.min(100, process.stdout.columns || 100))
       .fail((msg, err) => {
         if (err) throw err;
-        throw new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+        throw usageError(msg, argv);
       })
       .parseAsync();
   } catch (err) {
@@ -543,6 +543,40 @@ async function main(argv: string[]): Promise<number> {
     flushOut();
   }
   return code;
+}
+
+const COMMANDS = ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'ui'];
+const STORE_COMMANDS = ['path', 'ls', 'du', 'add', 'rm'];
+
+/** yargs' complaint, naming what was typed: `unknown command "snyc"`, not only "Did you mean sync?". */
+function usageError(msg: string, argv: readonly string[]): HoardError {
+  const suggestion = /^Did you mean (\S+)\?$/.exec(msg)?.[1];
+  const command = commandOf(argv);
+  if (command === 'store') {
+    const sub = commandOf(argv.slice(argv.indexOf('store') + 1));
+    if (sub !== undefined && !STORE_COMMANDS.includes(sub)) {
+      return new HoardError('E_USAGE', `unknown store command "${sub}"`, { hint: `name one of: ${STORE_COMMANDS.map((c) => `hoard store ${c}`).join(', ')}` });
+    }
+  }
+  if (command !== undefined && !COMMANDS.includes(command)) {
+    return new HoardError('E_USAGE', `unknown command "${command}"${suggestion ? `; did you mean ${suggestion}?` : ''}`, {
+      hint: `the commands are ${COMMANDS.join(', ')} (see \`hoard --help\`)`,
+    });
+  }
+  return new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+}
+
+/** What was typed for a flag that yargs turned into a number (`--jobs abc` is NaN to yargs). */
+function typed(argv: readonly string[], flags: readonly string[], parsed: unknown): unknown {
+  if (!(typeof parsed === 'number' && Number.isNaN(parsed))) return parsed;
+  for (let i = argv.length - 1; i >= 0; i--) {
+    const a = argv[i]!;
+    for (const f of flags) {
+      if (a === f) return argv[i + 1] ?? '';
+      if (a.startsWith(`${f}=`)) return a.slice(f.length + 1);
+    }
+  }
+  return parsed;
 }
 
 function parseHeaders(values: string[]): Record<string, string> | undefined {

@@ -212,6 +212,9 @@ export function createPrinter(o: PrinterOptions) {
           if (s.conflicts) bits.push(red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`));
           if (s.evicted) bits.push(`evicted ${s.evicted} blob${s.evicted === 1 ? '' : 's'} (${formatBytes(s.bytesEvicted ?? 0)})`);
           line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${s.manifestUpdated ? dim(' · hoard.json updated') : ''}`);
+          if (s.failed) {
+            o.err(`${dim('hint:')} fix what the errors above say, then run the same command again: what is done is not done twice, and a download that broke off resumes\n`);
+          }
           return;
         }
         default:
