@@ -1,5 +1,6 @@
 // The only module that touches process.argv, process.env and process.exit.
 import { setMaxListeners } from 'node:events';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
@@ -12,6 +13,7 @@ import {
 } from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
+import { findManifest } from '../manifest/find.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
@@ -60,7 +62,7 @@ const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environmen
 
 function globals(y: Argv) {
   return y
-    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file', requiresArg: true })
+    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file [default: hoard.json here, else in the closest folder above, up to the repository root]', requiresArg: true })
     .option('store', {
       alias: 'cache-dir', type: 'string', requiresArg: true,
       describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]; --no-store: keep nothing, download straight to the outputs',
@@ -187,8 +189,11 @@ async function main(argv: string[]): Promise<number> {
   let resolved: ResolvedSettings | null = null;
   const context = (args: Record<string, unknown>) => {
     const { settings, origins } = resolved!;
+    // No -m (or HOARD_MANIFEST): hoard.json here or in the closest folder above (init: here).
+    const named = argv.some((a) => /^(-m|--manifest)(=|$)/.test(a)) || env.HOARD_MANIFEST !== undefined;
+    const found = named || !MANIFEST_COMMANDS.includes(command ?? '') ? null : findManifest(process.cwd());
     const g: GlobalOptions = {
-      manifest: String(args.manifest),
+      manifest: found ?? String(args.manifest),
       store: settings.store,
       noStore: !settings.enabled,
       // --link and HOARD_LINK apply to every artifact (args.link); the file's "link" is the
@@ -199,7 +204,9 @@ async function main(argv: string[]): Promise<number> {
       quiet: Boolean(args.quiet),
       color: Boolean(args.color),
     };
-    return { g, printer: makePrinter(g), env, settings };
+    const p = makePrinter(g);
+    if (found && path.dirname(found) !== process.cwd()) p.note(`using ${path.relative(process.cwd(), found)}`);
+    return { g, printer: p, env, settings };
   };
 
   let code = 0;
@@ -545,6 +552,8 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
+/** The commands that read a manifest (init writes one, in the working folder). */
+const MANIFEST_COMMANDS = ['add', 'sync', 'status', 'verify', 'ui'];
 const COMMANDS = ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'ui'];
 const STORE_COMMANDS = ['path', 'ls', 'du', 'add', 'rm'];
 
