@@ -62,7 +62,7 @@ const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environmen
 
 function globals(y: Argv) {
   return y
-    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file [default: hoard.json here, else in the closest folder above, up to the repository root]', requiresArg: true })
+    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', defaultDescription: 'hoard.json here, else in the closest folder above (up to the repository root)', describe: 'manifest file', requiresArg: true })
     .option('store', {
       alias: 'cache-dir', type: 'string', requiresArg: true,
       describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]; --no-store: keep nothing, download straight to the outputs',
