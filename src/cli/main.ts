@@ -179,6 +179,8 @@ async function main(argv: string[]): Promise<number> {
       quiet: g.quiet,
       color: g.color && !env.NO_COLOR && process.stdout.isTTY === true,
       progress: !g.json && !g.quiet && process.stderr.isTTY === true,
+      // No terminal on stderr (CI, a pipe), or --json: progress as lines at a steady pace.
+      ...(g.json || process.stderr.isTTY !== true ? { steady: progressPace(env) } : {}),
       out,
       err: errOut,
       cwd: process.cwd(),
@@ -550,6 +552,15 @@ async function main(argv: string[]): Promise<number> {
     flushOut();
   }
   return code;
+}
+
+/**
+ * How often progress is reported without a terminal: a line every 10 s, a --json event every
+ * second. HOARD_PROGRESS_INTERVAL_MS (internal, for tests) sets both.
+ */
+function progressPace(env: Record<string, string | undefined>): { everyMs: number; jsonEveryMs: number } {
+  const ms = Number(env.HOARD_PROGRESS_INTERVAL_MS);
+  return Number.isFinite(ms) && ms >= 0 && env.HOARD_PROGRESS_INTERVAL_MS !== '' ? { everyMs: ms, jsonEveryMs: ms } : { everyMs: 10_000, jsonEveryMs: 1000 };
 }
 
 /** The commands that read a manifest (init writes one, in the working folder). */

@@ -12,6 +12,37 @@ export interface PrinterOptions {
   out: (s: string) => void;
   err: (s: string) => void;
   cwd: string;
+  /**
+   * Progress without a terminal (CI, pipes): a start line per download and a progress line at
+   * most every `everyMs` on stderr; with --json, `progress` events at most every `jsonEveryMs`.
+   */
+  steady?: { everyMs: number; jsonEveryMs: number };
+}
+
+/** `212/470 MiB`: both numbers in the unit of the larger. */
+export function formatPair(received: number, total: number | null): string {
+  if (total === null) return formatBytes(received);
+  const [value, unit] = formatBytes(Math.max(total, received)).split(' ') as [string, string];
+  if (unit === 'B') return `${received}/${total} B`;
+  const scale = Math.max(total, received) / Number(value);
+  const digits = value.includes('.') ? 1 : 0;
+  return `${(received / scale).toFixed(digits)}/${(total / scale).toFixed(digits)} ${unit}`;
+}
+
+/** `ceos-lab  212/470 MiB  18 MiB/s  ETA 14s`: one download's progress as a line of its own. */
+export function formatProgressLine(name: string, received: number, total: number | null, bytesPerSecond: number): string {
+  const eta = total !== null && bytesPerSecond > 0 ? Math.max(0, total - received) / bytesPerSecond : null;
+  const etaText = eta === null ? '' : eta < 60 ? `  ETA ${Math.ceil(eta)}s` : `  ETA ${Math.floor(eta / 60)}m${String(Math.ceil(eta % 60)).padStart(2, '0')}s`;
+  return `${name}  ${formatPair(received, total)}  ${formatBytes(Math.round(bytesPerSecond))}/s${etaText}`;
+}
+
+/** The host a download comes from, for the start line (the URL is already redacted). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 /** Any event the commands emit, sync's and verify's. */
@@ -59,6 +90,9 @@ export function createPrinter(o: PrinterOptions) {
     progressShown = true;
   };
 
+  // Without a terminal: when each download last printed a line (or a --json progress event).
+  const steadyAt = new Map<string, { at: number; started: number; from: number }>();
+
   let engineErrorShown = false;
   const printError = (e: ErrorInfo, indent: string) => {
     o.err(`${indent}${red('error:')} ${e.message}\n`);
@@ -74,6 +108,14 @@ export function createPrinter(o: PrinterOptions) {
     event(ev: PrintableEvent) {
       if (o.json) {
         if (ev.type === 'check' && !o.verbose) return;
+        if (o.steady && ev.type === 'download') steadyAt.set(String(ev.name), { at: Date.now(), started: Date.now(), from: 0 });
+        if (o.steady && ev.type === 'progress') {
+          // A bounded rate: one event a second per download is plenty for a machine.
+          const s = steadyAt.get(String(ev.name));
+          const now = Date.now();
+          if (s && (ev.received === s.from || (now - s.at < o.steady.jsonEveryMs && ev.received !== ev.total))) return;
+          if (s) Object.assign(s, { at: now, from: ev.received }); // (`from`: the last count sent)
+        }
         o.out(`${JSON.stringify(ev)}\n`);
         return;
       }
@@ -88,6 +130,11 @@ export function createPrinter(o: PrinterOptions) {
           return;
         case 'download':
           if (o.progress) active.set(e.name, { received: e.resumeFrom ?? 0, total: e.size, started: Date.now(), from: e.resumeFrom ?? 0 });
+          if (o.steady && !o.quiet) {
+            steadyAt.set(e.name, { at: Date.now(), started: Date.now(), from: e.resumeFrom ?? 0 });
+            const resume = e.resumeFrom ? ` (resuming at ${formatBytes(e.resumeFrom)})` : '';
+            o.err(`${e.name}  downloading ${e.size !== null ? `${formatBytes(e.size)} ` : ''}from ${hostOf(e.url)}${resume}\n`);
+          }
           if (o.verbose) {
             const resume = e.resumeFrom ? `, resuming at ${formatBytes(e.resumeFrom)}` : '';
             line(dim(`  GET ${e.url} (${e.reason}${e.size !== null ? `, ${formatBytes(e.size)}` : ''}${resume})`));
@@ -100,6 +147,16 @@ export function createPrinter(o: PrinterOptions) {
           }
           return;
         case 'progress': {
+          const s = o.steady && !o.quiet ? steadyAt.get(e.name) : undefined;
+          if (s) {
+            const now = Date.now();
+            if (now - s.at >= o.steady!.everyMs) {
+              s.at = now;
+              // Only bytes moved in this run make the speed (not those kept from an earlier one).
+              const rate = (e.received - s.from) / Math.max(0.001, (now - s.started) / 1000);
+              o.err(`${formatProgressLine(e.name, e.received, e.total, rate)}\n`);
+            }
+          }
           const p = active.get(e.name);
           if (!p || !o.progress) return;
           p.received = e.received;
@@ -146,6 +203,7 @@ export function createPrinter(o: PrinterOptions) {
         }
         case 'artifact': {
           active.delete(e.name);
+          steadyAt.delete(e.name);
           if (o.quiet && !e.error && !e.imageError) return;
           // The common line first, built cheaply: a no-op sync prints one per artifact.
           if (e.blob === 'cached' && e.output === 'present' && (e.image === undefined || e.image === 'present')) {
