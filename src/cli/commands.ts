@@ -140,7 +140,6 @@ export async function runAdd(
   if (o.checksumUrl) {
     // The published checksum is verified in the same pass as the download, and recorded.
     const { fetchText, parseChecksumFile } = await import('../download/checksum.ts');
-    const { expandHeaders } = await import('../download/headers.ts');
     const sameOrigin = new URL(o.checksumUrl).origin === new URL(o.url).origin;
     const text = await fetchText(o.checksumUrl, sameOrigin && o.headers ? expandHeaders(o.headers, env, name) : {}, { ...o.network, env });
     const fileOf = o.path ? path.posix.basename(o.path) : fileName ?? name;
