@@ -4,7 +4,6 @@ import { HoardError } from './errors.ts';
 /** `sha256:<64 lowercase hex>`, the OCI form. */
 export type Digest = `sha256:${string}`;
 
-
 export function digestHex(digest: Digest): string {
   return digest.slice('sha256:'.length);
 }
