@@ -45,10 +45,14 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  minifyWhitespace: true,
+  // HOARD_BUILD_COVERAGE=1 (npm test): one statement a line, so that coverage maps to lines of src/.
+  minifyWhitespace: process.env.HOARD_BUILD_COVERAGE !== '1',
   minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning',
+  // Source maps beside the bundles (not read at run time): `npm test` maps the coverage of the
+  // CLI's child processes back to src/*.ts with them.
+  sourcemap: 'linked',
   // undici loads only when something is downloaded, from node_modules. execa is bundled (its
   // many small ES modules take ~100 ms to load from node_modules) but only runs when an
   // artifact has an image.
@@ -129,6 +133,7 @@ await esbuild.build({
 });
 const NET_LOADER = `
 require('./v8-flags.ts').useDownloadFlags();
+if (process.env.NODE_V8_COVERAGE) module.exports = require(require('node:path').join(__dirname, 'hoard-net.cjs')); else {
 const { readFileSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const path = require('node:path');
@@ -141,6 +146,7 @@ if (globalThis[Symbol.for('hoard.buildNetCache')]) process.once('exit', () => wr
 const mod = { exports: {} };
 script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
 module.exports = mod.exports;
+}
 `;
 const netBundle = {
   name: 'net-bundle',
