@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
+import { stateOf } from '../sync/states.ts';
 
 export interface PrinterOptions {
   json: boolean;
@@ -93,6 +94,18 @@ export function createPrinter(o: PrinterOptions) {
   // Without a terminal: when each download last printed a line (or a --json progress event).
   const steadyAt = new Map<string, { at: number; started: number; from: number }>();
 
+  // `status` and `--dry-run`: one line per artifact, in columns, printed with the summary.
+  let planRows: Array<{ name: string; state: string; bad: boolean; ok: boolean; path: string; detail?: string }> = [];
+  const flushPlan = () => {
+    const wn = Math.max(0, ...planRows.map((r) => r.name.length));
+    const ws = Math.max(0, ...planRows.map((r) => r.state.length));
+    for (const r of planRows) {
+      const state = r.state.padEnd(ws);
+      line(`${bold(r.name.padEnd(wn))}  ${r.ok ? green(state) : r.bad ? red(state) : yellow(state)}  ${dim(r.path)}${r.detail ? dim(`  (${r.detail})`) : ''}`);
+    }
+    planRows = [];
+  };
+
   let engineErrorShown = false;
   const printError = (e: ErrorInfo, indent: string) => {
     o.err(`${indent}${red('error:')} ${e.message}\n`);
@@ -179,26 +192,8 @@ export function createPrinter(o: PrinterOptions) {
           return;
         case 'plan': {
           if (o.quiet && e.inSync) return;
-          const what: string[] = [];
-          const blobWords: Record<string, string> = {
-            fetch: 'download', refetch: `re-download (corrupt blob: ${e.blobReason ?? '?'})`, force: 're-download (--force)',
-            adopt: 'copy the verified output back into the store', lock: 'download and lock (no digest yet)',
-          };
-          const outWords: Record<string, string> = {
-            link: 'link', relink: `relink (${e.outputReason ?? 'outdated'})`, replace: `replace (--force: ${e.outputReason ?? ''})`,
-            conflict: `conflict: ${e.outputReason ?? 'someone else\'s file'}`, check: 'compare the existing file once locked',
-          };
-          if (e.blob !== 'none') what.push(blobWords[e.blob] ?? e.blob);
-          if (e.output !== 'none') what.push(outWords[e.output] ?? e.output);
-          if (e.image && e.image !== 'none') {
-            const imageWords: Record<string, string> = {
-              import: `import image ${e.imageRef}`, reimport: `re-import image ${e.imageRef} (stale tag: built from another file)`,
-              force: `re-import image ${e.imageRef} (--force)`, unavailable: `image ${e.imageRef}: engine unavailable`,
-            };
-            what.push(imageWords[e.image] ?? e.image);
-          }
-          const state = e.inSync ? green('in sync') : e.output === 'conflict' ? red(what.join(', ')) : yellow(what.join(', '));
-          line(`${bold(e.name)}  ${state}  ${dim(shown(e.path))}`);
+          const { state, detail } = e.inSync ? { state: 'in sync' as const, detail: undefined } : stateOf(e);
+          planRows.push({ name: e.name, state, ok: e.inSync, bad: state === 'conflict' || state === 'corrupt', path: shown(e.path), ...(detail ? { detail } : {}) });
           return;
         }
         case 'artifact': {
@@ -250,6 +245,7 @@ export function createPrinter(o: PrinterOptions) {
           if (!o.quiet) line(`kept ${e.digest}  ${dim('(in use by a running hoard)')}`);
           return;
         case 'summary': {
+          flushPlan();
           if (o.quiet) return;
           const s = e;
           if (s.outOfSync !== undefined) {
@@ -306,6 +302,7 @@ export function createPrinter(o: PrinterOptions) {
       line(text);
     },
     finish() {
+      flushPlan();
       clearProgress();
     },
   };
