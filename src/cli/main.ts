@@ -333,7 +333,7 @@ async function main(argv: string[]): Promise<number> {
         'show what sync would do; exit 0 in sync, 3 out of sync',
         (y) =>
           y
-            .positional('names', { type: 'string', array: true })
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
             .options(IMAGE_OPTIONS)

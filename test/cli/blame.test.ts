@@ -92,3 +92,9 @@ test('an image artifact that is not an archive: the error names the artifact and
   assert.match(r.stderr, /notes's file artifacts\/notes\.txt is not a tar archive/);
   assert.doesNotMatch(r.stderr, /blobs\/sha256/);
 });
+
+test('status --help describes its positional', async (t) => {
+  const r = await hoard(['status', '--help'], { cwd: tmpDir(t) });
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /names\s+only these artifacts/);
+});
