@@ -41,7 +41,7 @@ test('adding the same URL twice without --name: exit 2, says it is there and sug
 test('`hoard` alone lists every command, fetch and config included', async (t) => {
   const r = await hoard([], { cwd: tmpDir(t) });
   assert.equal(r.code, 2);
-  for (const c of ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'ui']) assert.match(r.stderr, new RegExp(`\\b${c}\\b`), c);
+  for (const c of ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'merge-driver', 'ui']) assert.match(r.stderr, new RegExp(`\\b${c}\\b`), c);
 });
 
 test('a mistyped command or store command is quoted; --jobs abc says what was given', async (t) => {
