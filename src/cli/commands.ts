@@ -207,9 +207,16 @@ export async function runAdd(
   // a problem is the argument's that gave it.
   const base = `/artifacts/${escapePointer(name)}`;
   const sameUrl = Object.entries(manifest.doc.artifacts).find(([, e]) => e.url === o.url)?.[0];
+  const takenBy = Object.entries(manifest.doc.artifacts).find(([, e]) => (e.path ?? fileNameFromUrl(e.url)) === fileName)?.[0];
   checkArguments(manifest.file, doc, {
     [base]: { flag: '--name', value: name, hint: 'pick a name of letters, digits, ".", "_" or "-" with --name' },
-    [`${base}/url`]: { flag: '<url>', value: o.url, hint: 'give an http:// or https:// URL (with a file name, or pass --path)' },
+    // (An output path taken from the URL is reported at the URL.)
+    [`${base}/url`]: o.path === undefined && takenBy !== undefined
+      ? {
+        flag: "the URL's file name", value: fileName ?? '',
+        hint: `${sameUrl ? `${path.basename(manifest.file)} already has this URL as "${sameUrl}". To add it again, give` : 'give'} it another output path with --path and a name with --name`,
+      }
+      : { flag: '<url>', value: o.url, hint: 'give an http:// or https:// URL (with a file name, or pass --path)' },
     [`${base}/path`]: o.path !== undefined
       ? { flag: '--path', value: o.path, hint: 'give another --path (and a --name)' }
       : {

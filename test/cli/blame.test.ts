@@ -33,7 +33,7 @@ test('adding the same URL twice without --name: exit 2, says it is there and sug
   const r = await p.run('add', srv.url('/tool.run'));
   assert.equal(r.code, 2, r.stderr);
   assert.doesNotMatch(r.stderr, /not a valid manifest/);
-  assert.match(r.stderr, /same output path as artifact "tool"/);
+  assert.match(r.stderr, /the URL's file name "tool.run": is the same output path as .*tool/);
   assert.match(r.stderr, /hint: hoard\.json already has this URL as "tool".*--path.*--name/);
   assert.equal(await fs.readFile(p.manifestPath, 'utf8'), before);
 });
