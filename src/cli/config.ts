@@ -245,7 +245,7 @@ export function resolveSettings(flags: FlagValues, env: Env): ResolvedSettings {
     return Number(v);
   });
   if (flags.jobs !== undefined) {
-    if (!isWholeNumber(flags.jobs, 1)) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${String(flags.jobs)}`);
+    if (!isWholeNumber(flags.jobs, 1)) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${JSON.stringify(String(flags.jobs))}`);
     set('jobs', flags.jobs as number, { kind: 'flag', source: '--jobs' });
   } else if (jobsEnv) set('jobs', jobsEnv.value as number, jobsEnv.origin);
   else if (fromFile?.jobs !== undefined) set('jobs', fromFile.jobs, fileOrigin);

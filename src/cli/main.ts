@@ -1,5 +1,6 @@
 // The only module that touches process.argv, process.env and process.exit.
 import { setMaxListeners } from 'node:events';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { exitCodeFor, HoardError } from '../core/errors.ts';
 import { errorInfo } from '../sync/apply.ts';
@@ -12,6 +13,7 @@ import {
 } from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
+import { findManifest } from '../manifest/find.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 import { runPush, teamCacheFor } from './push.ts';
 
@@ -42,7 +44,8 @@ function networkOptions(args: Record<string, unknown>): NetworkOptions {
   const num = (flag: string, key: string, min: number, integer = false): number => {
     const v = Number(args[key]);
     if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${String(args[key])}`);
+      const given = typed(process.argv.slice(2), [`--${flag}`], args[key]);
+      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${JSON.stringify(String(given))}`);
     }
     return v;
   };
@@ -67,7 +70,7 @@ const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environmen
 
 function globals(y: Argv) {
   return y
-    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file', requiresArg: true })
+    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', defaultDescription: 'hoard.json here, else in the closest folder above (up to the repository root)', describe: 'manifest file', requiresArg: true })
     .option('store', {
       alias: 'cache-dir', type: 'string', requiresArg: true,
       describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]; --no-store: keep nothing, download straight to the outputs',
@@ -186,6 +189,8 @@ async function main(argv: string[]): Promise<number> {
       quiet: g.quiet,
       color: g.color && !env.NO_COLOR && process.stdout.isTTY === true,
       progress: !g.json && !g.quiet && process.stderr.isTTY === true,
+      // No terminal on stderr (CI, a pipe), or --json: progress as lines at a steady pace.
+      ...(g.json || process.stderr.isTTY !== true ? { steady: progressPace(env) } : {}),
       out,
       err: errOut,
       cwd: process.cwd(),
@@ -196,8 +201,11 @@ async function main(argv: string[]): Promise<number> {
   let resolved: ResolvedSettings | null = null;
   const context = (args: Record<string, unknown>) => {
     const { settings, origins } = resolved!;
+    // No -m (or HOARD_MANIFEST): hoard.json here or in the closest folder above (init: here).
+    const named = argv.some((a) => /^(-m|--manifest)(=|$)/.test(a)) || env.HOARD_MANIFEST !== undefined;
+    const found = named || !MANIFEST_COMMANDS.includes(command ?? '') ? null : findManifest(process.cwd());
     const g: GlobalOptions = {
-      manifest: String(args.manifest),
+      manifest: found ?? String(args.manifest),
       store: settings.store,
       noStore: !settings.enabled,
       // --link and HOARD_LINK apply to every artifact (args.link); the file's "link" is the
@@ -208,7 +216,9 @@ async function main(argv: string[]): Promise<number> {
       quiet: Boolean(args.quiet),
       color: Boolean(args.color),
     };
-    return { g, printer: makePrinter(g), env, settings };
+    const p = makePrinter(g);
+    if (found && path.dirname(found) !== process.cwd()) p.note(`using ${path.relative(process.cwd(), found)}`);
+    return { g, printer: p, env, settings };
   };
 
   let code = 0;
@@ -239,7 +249,7 @@ async function main(argv: string[]): Promise<number> {
       .middleware((args) => {
         resolved = resolveSettings(
           {
-            store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
+            store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
             remote: args.remote as string | false | undefined, push: args.push as boolean | undefined,
           },
           env,
@@ -340,7 +350,7 @@ async function main(argv: string[]): Promise<number> {
         'show what sync would do; exit 0 in sync, 3 out of sync',
         (y) =>
           y
-            .positional('names', { type: 'string', array: true })
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
             .options(REMOTE_OPTION)
@@ -590,8 +600,7 @@ async function main(argv: string[]): Promise<number> {
           code = runConfig(c.printer, resolved!);
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, gc, store or ui')
+      .demandCommand(1, `name a command: ${COMMANDS.join(', ')}`)
       .recommendCommands()
       .strict()
       .epilog(EPILOG)
@@ -600,7 +609,7 @@ async function main(argv: string[]): Promise<number> {
       .wrap(Math.min(100, process.stdout.columns || 100))
       .fail((msg, err) => {
         if (err) throw err;
-        throw new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+        throw usageError(msg, argv);
       })
       .parseAsync();
   } catch (err) {
@@ -618,6 +627,51 @@ async function main(argv: string[]): Promise<number> {
     flushOut();
   }
   return code;
+}
+
+/**
+ * How often progress is reported without a terminal: a line every 10 s, a --json event every
+ * second. HOARD_PROGRESS_INTERVAL_MS (internal, for tests) sets both.
+ */
+function progressPace(env: Record<string, string | undefined>): { everyMs: number; jsonEveryMs: number } {
+  const ms = Number(env.HOARD_PROGRESS_INTERVAL_MS);
+  return Number.isFinite(ms) && ms >= 0 && env.HOARD_PROGRESS_INTERVAL_MS !== '' ? { everyMs: ms, jsonEveryMs: ms } : { everyMs: 10_000, jsonEveryMs: 1000 };
+}
+
+/** The commands that read a manifest (init writes one, in the working folder). */
+const MANIFEST_COMMANDS = ['add', 'sync', 'status', 'verify', 'ui'];
+const COMMANDS = ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'merge-driver', 'ui'];
+const STORE_COMMANDS = ['path', 'ls', 'du', 'add', 'rm'];
+
+/** yargs' complaint, naming what was typed: `unknown command "snyc"`, not only "Did you mean sync?". */
+function usageError(msg: string, argv: readonly string[]): HoardError {
+  const suggestion = /^Did you mean (\S+)\?$/.exec(msg)?.[1];
+  const command = commandOf(argv);
+  if (command === 'store') {
+    const sub = commandOf(argv.slice(argv.indexOf('store') + 1));
+    if (sub !== undefined && !STORE_COMMANDS.includes(sub)) {
+      return new HoardError('E_USAGE', `unknown store command "${sub}"`, { hint: `name one of: ${STORE_COMMANDS.map((c) => `hoard store ${c}`).join(', ')}` });
+    }
+  }
+  if (command !== undefined && !COMMANDS.includes(command)) {
+    return new HoardError('E_USAGE', `unknown command "${command}"${suggestion ? `; did you mean ${suggestion}?` : ''}`, {
+      hint: `the commands are ${COMMANDS.join(', ')} (see \`hoard --help\`)`,
+    });
+  }
+  return new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+}
+
+/** What was typed for a flag that yargs turned into a number (`--jobs abc` is NaN to yargs). */
+function typed(argv: readonly string[], flags: readonly string[], parsed: unknown): unknown {
+  if (!(typeof parsed === 'number' && Number.isNaN(parsed))) return parsed;
+  for (let i = argv.length - 1; i >= 0; i--) {
+    const a = argv[i]!;
+    for (const f of flags) {
+      if (a === f) return argv[i + 1] ?? '';
+      if (a.startsWith(`${f}=`)) return a.slice(f.length + 1);
+    }
+  }
+  return parsed;
 }
 
 function parseHeaders(values: string[]): Record<string, string> | undefined {

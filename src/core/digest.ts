@@ -4,12 +4,6 @@ import { HoardError } from './errors.ts';
 /** `sha256:<64 lowercase hex>`, the OCI form. */
 export type Digest = `sha256:${string}`;
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
-export function isDigest(value: string): value is Digest {
-  return DIGEST_RE.test(value);
-}
-
 export function digestHex(digest: Digest): string {
   return digest.slice('sha256:'.length);
 }

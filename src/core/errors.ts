@@ -39,7 +39,7 @@ export class HoardError extends Error {
   }
 }
 
-/** Exit status for an error that ends the whole command (see DESIGN: exit codes). */
+/** Exit status for an error that ends the whole command (see docs/commands.md, exit codes). */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof HoardError) {
     switch (err.code) {

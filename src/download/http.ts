@@ -423,10 +423,10 @@ function httpError(url: string, status: number, retryAfter?: string): HoardError
   const hints: Record<number, string> = {
     401: 'the server wants credentials: set "headers" for this artifact (for example "Authorization": "Bearer ${TOKEN}") and export the variable',
     403: 'the server refused access: check the credentials in "headers" and that your account may download this file',
-    404: 'the URL does not exist (any more): check it, or add a mirror',
+    404: 'the URL does not exist (any more): check it',
   };
   return new HoardError('E_HTTP', `GET ${redactUrl(url)}: HTTP ${status}`, {
-    hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later or add a mirror' : undefined),
+    hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later' : undefined),
     details: { url: redactUrl(url), status, ...(retryAfter !== undefined ? { retryAfter } : {}) },
   });
 }

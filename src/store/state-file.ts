@@ -64,10 +64,6 @@ export class StateFile<V> {
     this.changes.set(key, value);
   }
 
-  get dirty(): boolean {
-    return this.changes.size > 0;
-  }
-
   async flush(): Promise<void> {
     if (this.changes.size === 0) return;
     const release = await acquireLock(this.lockFile);

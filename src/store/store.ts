@@ -120,8 +120,6 @@ export interface Store {
 
   /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
   check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
-  /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
-  touchVerified(digest: Digest): Promise<void>;
   /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;
@@ -521,11 +519,6 @@ export function openStore(root: string): Store {
       const after = await fs.stat(p);
       verified.set(digestHex(digest), blobFingerprint(after));
       return { state: 'ok', path: p, rehashed: true, stat: after };
-    },
-
-    async touchVerified(digest) {
-      const st = await fs.stat(blobPath(layout.root, digest));
-      verified.set(digestHex(digest), blobFingerprint(st));
     },
 
     async remove(digest) {

@@ -168,6 +168,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   };
 
   const transfers = semaphore(deps.jobs);
+  /** Bytes each artifact's downloads brought in this run, failed ones included (for the summary). */
+  const moved = new Map<string, number>();
 
   const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
@@ -199,8 +201,14 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
             }
             emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
+            let last = resumeFrom;
             const r = await fetcher.fetch({ url, headers: sent }, writer, {
-              onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
+              onProgress: (p) => {
+                // (Fewer than before: the server ignored Range and the transfer started over.)
+                moved.set(a.name, (moved.get(a.name) ?? 0) + (p.received >= last ? p.received - last : p.received));
+                last = p.received;
+                emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null });
+              },
               onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
               signal: deps.signal,
               verified: expected.digest !== undefined,
@@ -293,6 +301,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } catch (err) {
       blob = 'failed';
       output = 'skipped';
+      bytesDownloaded = moved.get(a.name) ?? 0;
       return event({ error: errorInfo(err), ...(a.image ? { image: 'skipped' as const, imageRef: a.image } : {}) });
     }
 
@@ -391,6 +400,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         await writer?.abort();
         blob = blob === 'downloaded' ? blob : 'failed';
         output = blob === 'failed' ? 'skipped' : 'failed';
+        if (blob === 'failed') bytesDownloaded = moved.get(a.name) ?? 0;
         error = errorInfo(err);
         return event(a.image ? { image: 'skipped', imageRef: a.image } : {});
       }
@@ -432,7 +442,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       const hex = digest.slice(7);
       let kind = deps.state.archives.get(hex);
       if (!kind) {
-        kind = await images.support.classify(file);
+        kind = await images.support.classify(file, `${a.name}'s file ${path.relative(process.cwd(), p.observed.target) || p.observed.target}`);
         deps.state.archives.set(hex, kind);
       }
       const made = await serial(() => {

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
-import { resolveArtifacts } from '../manifest/load.ts';
+import { DEFAULT_OUTPUT, resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
 import { checkInside, createMaterializer } from '../materialize/materialize.ts';
@@ -76,7 +76,7 @@ export interface SyncResult {
 
 export function outputRootOf(manifest: Manifest, override?: string): string {
   if (override) return path.resolve(override);
-  const root = path.resolve(manifest.dir, manifest.doc.output ?? 'artifacts');
+  const root = path.resolve(manifest.dir, manifest.doc.output ?? DEFAULT_OUTPUT);
   if (!isInside(manifest.dir, root) || root === manifest.dir) {
     throw new HoardError('E_PATH', `"output" (${manifest.doc.output}) must be a folder inside ${manifest.dir}`, {
       hint: 'use a relative folder such as "artifacts", or pass --output <dir> on the command line',

@@ -257,7 +257,7 @@ test('a bad HOARD_* setting is exit 2 naming the variable', async (t) => {
   }
   const flag = await s.run(['config', '--jobs', '0']);
   assert.equal(flag.code, 2);
-  assert.match(flag.stderr, /--jobs must be a whole number of at least 1, not 0/);
+  assert.match(flag.stderr, /--jobs must be a whole number of at least 1, not "0"/);
 });
 
 test('maxSize in the configuration file: each sync evicts other projects\' least recently used blobs afterwards; --max-size beats it', async (t) => {
