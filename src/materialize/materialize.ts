@@ -2,7 +2,9 @@ import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { isInside, tempPathBeside } from '../core/fsutil.ts';
+import type { Digest } from '../core/digest.ts';
 import type { LinkMode } from '../manifest/types.ts';
+import { copyVerified } from './copy.ts';
 
 export type LinkMethod = 'reflink' | 'hardlink' | 'copy';
 
@@ -13,6 +15,8 @@ export interface MaterializeRequest {
   relPath: string;
   link: LinkMode;
   executable: boolean;
+  /** The blob's digest: a copy is hashed as it is made and refused when it does not match. */
+  digest?: Digest;
 }
 
 export interface Materializer {
@@ -55,9 +59,10 @@ export function createMaterializer(): Materializer {
   // What failed on which destination filesystem, remembered for the rest of the run.
   const unsupported = new Map<number, Set<LinkMethod>>();
 
-  const attempt = async (method: LinkMethod, blob: string, tmp: string, executable: boolean) => {
+  const attempt = async (method: LinkMethod, blob: string, tmp: string, executable: boolean, digest: Digest | undefined) => {
     if (method === 'reflink') await fs.copyFile(blob, tmp, constants.COPYFILE_FICLONE_FORCE);
     else if (method === 'hardlink') await fs.link(blob, tmp);
+    else if (digest) await copyVerified(blob, tmp, digest, executable ? 0o755 : 0o644);
     else await fs.copyFile(blob, tmp);
     if (method !== 'hardlink') await fs.chmod(tmp, executable ? 0o755 : 0o644);
   };
@@ -76,7 +81,7 @@ export function createMaterializer(): Materializer {
         for (const method of methods) {
           if (req.link === 'auto' && failed.has(method) && method !== 'copy') continue;
           try {
-            await attempt(method, req.blob, tmp, req.executable);
+            await attempt(method, req.blob, tmp, req.executable, req.digest);
           } catch (err) {
             await fs.rm(tmp, { force: true });
             if (!isErrno(err, ...UNSUPPORTED) || method === 'copy') throw err;
