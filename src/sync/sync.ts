@@ -94,6 +94,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
+  const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
   const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
@@ -177,6 +178,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
+      startedAt,
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
