@@ -101,11 +101,16 @@ function conflictInfo(target: string, name: string, reason: string | undefined):
 /** At most `n` holders at a time; acquire() resolves with the function that releases. */
 function semaphore(n: number): { acquire(): Promise<() => void> } {
   let free = n;
-  const queue: Array<() => void> = [];
+  // A queue of thousands (every entry waiting for an output step) is not shifted: O(1) each.
+  const queue: Array<(() => void) | undefined> = [];
+  let head = 0;
   const release = () => {
-    const next = queue.shift();
-    if (next) next();
-    else free++;
+    const next = queue[head];
+    if (next) {
+      queue[head++] = undefined;
+      if (head === queue.length) queue.length = head = 0;
+      next();
+    } else free++;
   };
   return {
     acquire() {
@@ -366,7 +371,10 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const groups = new Map<string, ArtifactPlan[]>();
   for (const p of plans) {
     const k = p.inSync && p.artifact.size !== undefined ? null : blobKey(p);
-    if (k) groups.set(k, [...(groups.get(k) ?? []), p]);
+    if (!k) continue;
+    const members = groups.get(k);
+    if (members) members.push(p);
+    else groups.set(k, [p]);
   }
   const blobSteps = semaphore(deps.jobs * 2);
   const blobTasks = new Map<string, Promise<BlobDone>>();
