@@ -5,7 +5,7 @@
 // into a blob, nor locked as an artifact's digest.
 import { promises as fs, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { MultiHash, type ChecksumAlgorithm } from '../core/digest.ts';
+import type { Hasher } from '../core/hash-pool.ts';
 import type { PartialSource } from './store.ts';
 
 /** A prefix of the partial file and the SHA-256 of exactly those bytes. */
@@ -61,31 +61,42 @@ export async function writePartialMeta(file: string, meta: PartialMeta): Promise
 
 /**
  * Re-reads a partial file and keeps the longest prefix a checkpoint proves: the file is cut
- * there, and the hash continues from there. Bytes after the last checkpoint (written, but not
- * yet vouched for when the process died) and everything from the first damaged checkpoint on
- * are dropped. No checkpoint at all (or a meta file from an older hoard): start from zero.
+ * there, and the returned hasher has hashed exactly that prefix. Bytes after the last
+ * checkpoint (written, but not yet vouched for when the process died) and everything from the
+ * first damaged checkpoint on are dropped. No checkpoint at all (or a meta file from an older
+ * hoard): start from zero.
  */
 export async function resumePartial(
+  file: string,
   fh: FileHandle,
   meta: PartialMeta,
-  algorithms: readonly ChecksumAlgorithm[],
-): Promise<{ hash: MultiHash; checkpoints: Checkpoint[] }> {
-  let hash = new MultiHash(algorithms);
-  let good = { hash: hash.clone(), checkpoints: [] as Checkpoint[] };
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  let at = 0;
+  newHasher: () => Hasher,
+): Promise<{ hasher: Hasher | null; kept: number; checkpoints: Checkpoint[] }> {
+  const size = (await fh.stat()).size;
+  let h: Hasher | null = null;
+  let kept = 0;
+  let damaged = false;
+  const good: Checkpoint[] = [];
   for (const [end, sha] of meta.checkpoints) {
-    // Hash up to this checkpoint (or to the end of the file, when the file is shorter).
-    while (at < end) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.byteLength, end - at), at);
-      if (bytesRead === 0) break;
-      hash.update(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead));
-      at += bytesRead;
+    if (end > size) break;
+    h ??= newHasher();
+    await h.updateFile(file, kept, end - kept);
+    if ((await h.prefix()) !== sha) {
+      damaged = true;
+      break;
     }
-    if (at !== end || hash.prefixDigest() !== sha) break;
-    good = { hash: hash.clone(), checkpoints: [...good.checkpoints, [end, sha]] };
+    kept = end;
+    good.push([end, sha]);
   }
-  hash = good.hash;
-  await fh.truncate(hash.size);
-  return { hash, checkpoints: good.checkpoints };
+  if (damaged) {
+    // The hasher read damaged bytes: a new one for the good prefix only.
+    h?.dispose();
+    h = null;
+    if (kept > 0) {
+      h = newHasher();
+      await h.updateFile(file, 0, kept);
+    }
+  }
+  await fh.truncate(kept);
+  return { hasher: h, kept, checkpoints: good };
 }

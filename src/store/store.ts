@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { digestHex, MultiHash, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
+import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { blobFingerprint, fingerprintCtime, onlyLinksChanged, type Fingerprint } from './fingerprint.ts';
 import { addCheckpoint, readPartialMeta, resumePartial, writePartialMeta, type Checkpoint } from './partial.ts';
@@ -66,6 +67,8 @@ export interface WriterOptions {
    * (the source), and outlives the process. The caller holds the store lock for this key.
    */
   resumeKey?: string;
+  /** How many bytes are coming, when known: a small download is hashed inline, not in a worker. */
+  sizeHint?: number;
 }
 
 /** One blob as `hoard store ls` and gc see it. */
@@ -88,6 +91,9 @@ export interface TmpFile {
 
 /** What `put` accepts: a local file's path, bytes, or a stream of bytes (a Node.js Readable is one). */
 export type PutSource = string | Uint8Array | AsyncIterable<Uint8Array>;
+
+/** Blobs `verify` hashes at once (the hash pool has two workers). */
+const VERIFY_AHEAD = 2;
 
 /** "Used" is recorded at most this often per blob, so a no-op sync usually writes nothing. */
 export const USED_GRANULARITY_MS = 60 * 60 * 1000;
@@ -266,7 +272,13 @@ export function openStore(root: string): Store {
   const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> => {
     await ensureDirs();
     const algs = [...algorithms];
-    let hash = new MultiHash(algs);
+    /** Made when the first buffer leaves for the disk (or at open, to re-hash a partial file). */
+    let hash: Hasher | null = null;
+    /** Bytes accepted so far (the partial file's included). */
+    let accepted = 0;
+    /** Set by commit() and abort(): the size is known now. */
+    let finishing = false;
+    const hasher = (): Hasher => (hash ??= createHasher(algs, { sizeHint: opts.sizeHint ?? (finishing ? accepted : undefined) }));
     let source: PartialSource | null = null;
     let checkpoints: Checkpoint[] = [];
     let tmpPath: string;
@@ -281,24 +293,43 @@ export function openStore(root: string): Store {
       metaPath = `${tmpPath}.json`;
       // What a killed process left: its bytes are a prefix of what it was sent (writes go out
       // in order), the meta file says where they came from, and its checkpoints prove how much
-      // of them is intact. Only that much is kept; without a meta file, start over.
+      // of them is intact. Only that much is kept (and hashed); without a meta file, start over.
       const meta = readPartialMeta(metaPath);
       fh = await openPartial(tmpPath);
       if (meta) {
-        const kept = await resumePartial(fh, meta, algs);
-        hash = kept.hash;
-        checkpoints = kept.checkpoints;
-        source = hash.size > 0 ? { url: meta.url, ...(meta.etag ? { etag: meta.etag } : {}), ...(meta.lastModified ? { lastModified: meta.lastModified } : {}) } : null;
+        const r = await resumePartial(tmpPath, fh, meta, () => createHasher(algs, opts.sizeHint !== undefined ? { sizeHint: opts.sizeHint } : {}));
+        hash = r.hasher;
+        accepted = r.kept;
+        checkpoints = r.checkpoints;
+        source = accepted > 0 ? { url: meta.url, ...(meta.etag ? { etag: meta.etag } : {}), ...(meta.lastModified ? { lastModified: meta.lastModified } : {}) } : null;
       } else await fh.truncate(0);
     }
+    /** Set by abort(): what is still written out is not hashed. */
+    let unhashed = false;
+    // A big download's hash worker starts now, while the request is on its way.
+    if (opts.sizeHint !== undefined && opts.sizeHint >= INLINE_BYTES) hasher();
+    // Bytes are copied into a few fixed buffers (shared with the hash workers): the caller may
+    // reuse its chunk as soon as write() returns, and memory stays the same however fast the
+    // bytes come. A full buffer is written (one write at a time, on libuv's thread pool) and
+    // hashed (see core/hash-pool.ts) while the next one fills, and is reused once both are
+    // done; the caller waits only when every buffer is on its way.
+    const spare: Buffer[] = [];
+    let buffers = 0;
+    let current: Buffer | null = null;
+    let fill = 0;
+    /** Buffers on their way to the disk; `cp`: the checkpoint their last byte completes. */
+    const full: Array<{ buf: Buffer; len: number; hashed: Promise<void> | void; cp: Promise<Checkpoint> | null }> = [];
     /** Meta file writes, one at a time; `generation` moves on restart, so a stale one is skipped. */
     let metaChain: Promise<void> = Promise.resolve();
     let generation = 0;
     let lastMetaWrite = 0;
     /** A checkpoint held back by the rate limit is written when the limit allows. */
     let trailing: NodeJS.Timeout | null = null;
+    let removed = false;
+    /** Checkpoints of the bytes written so far, recorded in order. */
+    let checkpointed: Promise<void> = Promise.resolve();
     const saveMeta = (force = false): Promise<void> => {
-      if (!metaPath || !source) return metaChain;
+      if (!metaPath || !source || removed) return metaChain;
       const now = Date.now();
       if (!force && now - lastMetaWrite < CHECKPOINT_MS) {
         trailing ??= setTimeout(() => {
@@ -313,7 +344,7 @@ export function openStore(root: string): Store {
       const gen = generation;
       const file = metaPath;
       metaChain = metaChain.then(async () => {
-        if (gen !== generation || !source) return;
+        if (gen !== generation || !source || removed) return;
         await writePartialMeta(file, { ...source, checkpoints: [...checkpoints] });
       }).catch(() => {}); // a checkpoint not recorded only means more to download again
       return metaChain;
@@ -321,18 +352,7 @@ export function openStore(root: string): Store {
     /** The bytes written but not yet synced to the disk, and the sync in flight. */
     let unsynced = 0;
     let syncing: Promise<void> | null = null;
-    // Bytes are hashed the moment they arrive, while they are still in the CPU's cache, and
-    // copied into a few fixed buffers: the caller may reuse its chunk as soon as write()
-    // returns, and memory stays the same however fast the bytes come. A full buffer is written
-    // (one write at a time, on libuv's thread pool) while the next one fills; the caller waits
-    // only when every buffer is full and on its way to the disk.
-    const spare: Buffer[] = [];
-    let buffers = 0;
-    let current: Buffer | null = null;
-    let fill = 0;
-    /** Buffers on their way to the disk; `cp`: the checkpoint their last byte completes. */
-    const full: Array<{ buf: Buffer; len: number; cp: Checkpoint | null }> = [];
-    let offset = hash.size;
+    let offset = accepted;
     let writing = false;
     /** A restart in progress: no write starts until the file is empty again. */
     let truncating: Promise<void> | null = null;
@@ -340,7 +360,6 @@ export function openStore(root: string): Store {
     let failed: unknown = null;
     let closed = false;
     let waiting: Array<() => void> = [];
-
     /** Resolves when the write in flight is done (or failed). */
     const writeDone = () => new Promise<void>((resolve) => waiting.push(resolve));
     const wake = () => {
@@ -355,9 +374,22 @@ export function openStore(root: string): Store {
         done += bytesWritten;
       }
     };
+    /** `buf` is free again once its hash is done. */
+    const reuse = (buf: Buffer, hashed: Promise<void> | void): void => {
+      if (!hashed) spare.push(buf);
+      else {
+        hashed.then(
+          () => {
+            spare.push(buf);
+            wake();
+          },
+          () => {},
+        );
+      }
+    };
     const pump = (): void => {
       if (writing || truncating || stopped || failed || full.length === 0) return;
-      const { buf, len, cp } = full.shift()!;
+      const { buf, len, hashed, cp } = full.shift()!;
       const at = offset;
       offset += len;
       writing = true;
@@ -365,11 +397,14 @@ export function openStore(root: string): Store {
       writeAll(buf, len, at).then(
         () => {
           writing = false;
-          spare.push(buf);
-          if (cp && gen === generation) {
+          reuse(buf, hashed);
+          if (cp) {
             // Only now are these bytes in the file: the checkpoint may vouch for them.
-            addCheckpoint(checkpoints, cp);
-            void saveMeta();
+            checkpointed = checkpointed.then(() => cp).then((c) => {
+              if (gen !== generation) return;
+              addCheckpoint(checkpoints, c);
+              void saveMeta();
+            }, () => {});
           }
           // Big blobs are pushed to the disk as they arrive, so the fsync before publishing
           // has little left to do.
@@ -390,8 +425,26 @@ export function openStore(root: string): Store {
         },
       );
     };
+    /** Hands `len` bytes of `buf` to the hasher (resolves when `buf` is free again); a failure stops the writer. */
+    const hashing = (buf: Buffer, len: number): Promise<void> | void => {
+      if (unhashed) return;
+      const h = hasher();
+      const p = h.update(len === buf.byteLength ? buf : buf.subarray(0, len));
+      return p?.catch((err: unknown) => {
+        if (hash === h) failed ??= err; // (a restart dropped that hash: nothing is lost)
+      });
+    };
+    /** The checkpoint at the end of what was handed to the hasher so far. */
+    const checkpointNow = (): Promise<Checkpoint> => {
+      const h = hasher();
+      const at = h.size;
+      return h.prefix().then((sha) => [at, sha] as Checkpoint);
+    };
     const queueCurrent = (): void => {
-      if (current && fill > 0) full.push({ buf: current, len: fill, cp: metaPath ? [hash.size, hash.prefixDigest()] : null });
+      if (current && fill > 0) {
+        const hashed = hashing(current, fill);
+        full.push({ buf: current, len: fill, hashed, cp: metaPath && !unhashed ? checkpointNow() : null });
+      }
       else if (current) spare.push(current);
       current = null;
       fill = 0;
@@ -402,15 +455,11 @@ export function openStore(root: string): Store {
       if (stopped) return chunk.byteLength; // aborted while the caller waited: drop the rest
       while (from < chunk.byteLength) {
         if (!current) {
-          current = spare.pop() ?? (buffers < MAX_BUFFERS ? Buffer.allocUnsafeSlow(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
+          current = spare.pop() ?? (buffers < MAX_BUFFERS ? sharedBuffer(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
           if (!current) return from;
         }
         const n = Math.min(current.byteLength - fill, chunk.byteLength - from);
-        const piece = n === chunk.byteLength ? chunk : chunk.subarray(from, from + n);
-        // Hashed piece by piece as it is buffered: when a buffer is full, the hash covers
-        // exactly the bytes up to its end (its checkpoint).
-        hashPiece(hash, piece);
-        current.set(piece, fill);
+        current.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), fill);
         fill += n;
         from += n;
         if (fill === current.byteLength) queueCurrent();
@@ -440,6 +489,8 @@ export function openStore(root: string): Store {
     };
 
     const removeFiles = async () => {
+      removed = true;
+      await metaChain;
       await fs.rm(tmpPath, { force: true });
       if (metaPath) await fs.rm(metaPath, { force: true });
     };
@@ -447,18 +498,20 @@ export function openStore(root: string): Store {
     return {
       tmpPath,
       get bytesWritten() {
-        return hash.size;
+        return accepted;
       },
       get source() {
         return source;
       },
       restart(next) {
         if (failed) return Promise.reject(writeError(failed, tmpPath));
-        hash = new MultiHash(algs);
+        hash?.dispose();
+        hash = null;
+        accepted = 0;
         source = next;
         generation++;
         checkpoints = [];
-        for (const f of full) spare.push(f.buf);
+        for (const f of full) reuse(f.buf, f.hashed);
         full.length = 0;
         fill = 0;
         const previous = truncating;
@@ -489,18 +542,20 @@ export function openStore(root: string): Store {
       write(chunk) {
         if (failed) throw writeError(failed, tmpPath);
         if (stopped) throw new Error('write() after commit() or abort()');
+        accepted += chunk.byteLength;
         const done = copy(chunk, 0);
         if (done < chunk.byteLength) return copyRest(chunk, done);
       },
       async commit(expected, opts = {}) {
         try {
+          finishing = true;
           await drain();
           stopped = true;
           // On the disk before it gets its name: a power loss cannot leave a wrong blob.
           await syncing;
           await fh.datasync();
           await close();
-          const found = { ...hash.digest(), size: hash.size };
+          const found = await hasher().digest();
           const err = integrityError('download is', expected, found);
           if (err) throw err;
           await opts.beforePublish?.(found.digest);
@@ -508,23 +563,31 @@ export function openStore(root: string): Store {
           return found.digest;
         } finally {
           stopped = true;
+          hash?.dispose();
           await close().catch(() => {});
           await removeFiles();
         }
       },
       async abort(o = {}) {
-        if (o.keep && metaPath && source && !stopped && !failed && hash.size > 0) {
+        finishing = true;
+        if (o.keep && metaPath && source && !stopped && !failed && accepted > 0) {
           try {
+            // The rest is written and hashed too: its checkpoint vouches for every byte kept.
             await drain();
             stopped = true;
+            await checkpointed;
             await saveMeta(true);
+            unhashed = true;
+            hash?.dispose();
             await close();
             return;
           } catch {
             // could not write it out: drop it below
           }
         }
+        unhashed = true;
         stopped = true;
+        hash?.dispose();
         full.length = 0;
         while (writing || truncating) await (truncating?.catch(() => {}) ?? writeDone());
         await close().catch(() => {});
@@ -763,18 +826,30 @@ export function openStore(root: string): Store {
 
     async verify(opts = {}) {
       const result = { blobs: 0, bytes: 0, corrupt: [] as Digest[] };
-      for (const digest of await store.list()) {
-        let c = await store.check(digest, { verify: true });
-        if (c.state === 'corrupt') {
-          // Under the lock: a sync may be replacing it right now.
-          const release = await store.lock(digest);
-          try {
-            c = await store.check(digest, { verify: true });
-            if (c.state === 'corrupt') await store.remove(digest);
-          } finally {
-            await release();
-          }
+      const checkOne = async (digest: Digest): Promise<BlobCheck> => {
+        const c = await store.check(digest, { verify: true });
+        if (c.state !== 'corrupt') return c;
+        // Under the lock: a sync may be replacing it right now.
+        const release = await store.lock(digest);
+        try {
+          const again = await store.check(digest, { verify: true });
+          if (again.state === 'corrupt') await store.remove(digest);
+          return again;
+        } finally {
+          await release();
         }
+      };
+      // VERIFY_AHEAD blobs are hashed at once (each by a hash worker), reported in order.
+      const digests = await store.list();
+      const running: Array<Promise<BlobCheck>> = [];
+      for (let next = 0, i = 0; i < digests.length; i++) {
+        while (next < digests.length && next < i + VERIFY_AHEAD) {
+          const p = checkOne(digests[next++]!);
+          p.catch(() => {}); // awaited in order below
+          running.push(p);
+        }
+        const digest = digests[i]!;
+        const c = await running.shift()!;
         if (c.state === 'missing') continue;
         result.blobs++;
         if (c.state === 'ok') {
@@ -809,6 +884,16 @@ export function openStore(root: string): Store {
   return store;
 }
 
+/** Flushes a file's bytes to the disk (before it is renamed into place). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Opens (or creates) a partial file for reading and writing; one a crash left read-only is replaced. */
 async function openPartial(file: string): Promise<FileHandle> {
   try {
@@ -820,23 +905,9 @@ async function openPartial(file: string): Promise<FileHandle> {
   }
 }
 
-/** Flushes a file's bytes to the disk (before it is renamed into place). */
-async function syncFile(file: string): Promise<void> {
-  const fh = await fs.open(file, 'r');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Feeds bytes to a download's hash (one small function, so where hashing runs can change). */
-function hashPiece(hash: MultiHash, piece: Uint8Array): void {
-  hash.update(piece);
-}
-
 /** A write that failed: a full disk is said plainly, with `hint` (what to free or where to go). */
 export function writeError(err: unknown, tmpPath: string, hint = 'free some space (or point --store at a larger disk) and sync again'): HoardError {
+  if (err instanceof HoardError) return err; // already said plainly (a hashing thread that stopped)
   if (isErrno(err, 'ENOSPC')) {
     return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, { hint, cause: err });
   }
