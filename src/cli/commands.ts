@@ -102,7 +102,7 @@ export async function runInit(g: GlobalOptions, printer: Printer, opts: { output
     if (!isErrno(err, 'EEXIST')) throw err;
   }
   printer.info(`created ${path.relative(process.cwd(), file) || file}${ignored ? `; ${entry} is in .gitignore` : ''}${wroteAttributes ? `; .gitattributes has "${attributeLine}"` : ''}`);
-  printer.info(`to let git merge ${path.basename(file)} by artifact (see docs/merge-driver.md), run:`);
+  printer.info(`to let git merge ${path.basename(file)} by artifact name (see \`hoard merge-driver --help\`), run once per clone:`);
   for (const line of MERGE_DRIVER_CONFIG) printer.info(`  ${line}`);
   if (!wroteAttributes) printer.info(`  and add "${attributeLine}" to .gitattributes`);
   printer.info('next: hoard add <url>');

@@ -131,7 +131,7 @@ export const USER_INFO_PROBLEM =
   'put the credentials in "headers" from an environment variable instead: "headers": {"Authorization": "Basic ${VENDOR_BASIC}"} ' +
   'with VENDOR_BASIC=$(printf %s user:pass | base64), or "Bearer ${VENDOR_TOKEN}"';
 
-const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'auth', 'key', 'api_key', 'apikey', 'sig', 'signature', 'password', 'passwd', 'secret', 'x-amz-signature', 'x-amz-credential', 'x-goog-signature', 'sv', 'se']);
+const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'auth', 'key', 'api_key', 'apikey', 'sig', 'signature', 'password', 'passwd', 'secret', 'x-amz-signature', 'x-amz-credential', 'x-goog-signature']);
 
 /** The query keys of a URL that look like secrets (`?token=…`, `X-Amz-Signature=…`); empty when none. */
 export function secretQueryKeys(url: string): string[] {
