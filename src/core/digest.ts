@@ -30,12 +30,26 @@ export type Checksums = Partial<Record<ChecksumAlgorithm, string>>;
 
 /** Hashes one stream of bytes with SHA-256 plus any extra algorithms, in one pass. */
 export class MultiHash {
-  private readonly main: Hash = createHash('sha256');
-  private readonly extra: Array<[ChecksumAlgorithm, Hash]>;
+  private main: Hash = createHash('sha256');
+  private extra: Array<[ChecksumAlgorithm, Hash]>;
   size = 0;
 
   constructor(algorithms: Iterable<ChecksumAlgorithm> = []) {
     this.extra = [...new Set(algorithms)].filter((a) => a !== 'sha256').map((a) => [a, createHash(a)]);
+  }
+
+  /** An independent copy of the state so far (a checkpoint to continue from). */
+  clone(): MultiHash {
+    const c = new MultiHash();
+    c.main = this.main.copy();
+    c.extra = this.extra.map(([a, h]) => [a, h.copy()]);
+    c.size = this.size;
+    return c;
+  }
+
+  /** The SHA-256 hex of the bytes so far, without ending this hash (a partial download's checkpoint). */
+  prefixDigest(): string {
+    return this.main.copy().digest('hex');
   }
 
   update(chunk: Uint8Array): void {

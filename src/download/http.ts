@@ -42,6 +42,11 @@ export interface FetchOptions {
    * be resumed even when the server gave no validator to check them with (If-Range).
    */
   verified?: boolean;
+  /**
+   * The locked size: an answer that announces a longer file, or a body that grows past it,
+   * is refused at once (E_INTEGRITY) rather than transferred in full.
+   */
+  size?: number;
 }
 
 export interface FetchResult {
@@ -157,7 +162,13 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         if (validator) headers['if-range'] = validator;
       }
       let total: number | null = null;
+      let refused: HoardError | null = null;
       const decide = (h: Head): Decision => {
+        const announced = h.status === 200 ? h.length : h.status === 206 ? (h.range?.size ?? null) : null;
+        if (o.size !== undefined && announced !== null && announced > o.size) {
+          refused = tooLong(url, announced, o.size);
+          return 'stop';
+        }
         if (h.status === 200) {
           total = h.length;
           // The whole file, from its first byte (a fresh start, a server that ignores Range,
@@ -176,7 +187,8 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         return REDIRECTS.has(h.status) || h.status === 304 || h.status >= 400 ? 'discard' : 'stop';
       };
       const progress = o.onProgress && ((received: number) => o.onProgress!({ received, total }));
-      const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted);
+      const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted, o.size ?? null);
+      if (refused) throw refused;
       if (REDIRECTS.has(res.status)) {
         if (res.location === undefined || hop >= maxRedirects) {
           throw new HoardError('E_HTTP', `GET ${redactUrl(url)}: ${hop >= maxRedirects ? 'too many redirects' : `${res.status} without a Location header`}`, {
@@ -319,6 +331,8 @@ function get(
   onProgress: ((received: number) => void) | undefined,
   signal: AbortSignal | undefined,
   counted: { bytes: number },
+  /** The most bytes the file may have (its locked size); null: no limit. */
+  limit: number | null,
 ): Promise<Answer> {
   if (signal?.aborted) return Promise.reject(interrupted(url, signal.reason));
   const target = new URL(url);
@@ -378,6 +392,10 @@ function get(
           }
           return;
         }
+        if (limit !== null && writer.bytesWritten + chunk.byteLength > limit) {
+          stop(tooLong(url, writer.bytesWritten + chunk.byteLength, limit, true));
+          return;
+        }
         let wait: Promise<void> | void;
         try {
           wait = writer.write(chunk);
@@ -412,6 +430,14 @@ function get(
     } catch (err) {
       settle(networkError(url, err, 0));
     }
+  });
+}
+
+/** An answer longer than the locked size: refused before (or as soon as) the extra bytes come. */
+function tooLong(url: string, found: number, size: number, received = false): HoardError {
+  return new HoardError('E_INTEGRITY', `download is too long: ${received ? `the server sent at least ${found} bytes` : `the server announces ${found} bytes`}, the manifest locks ${size}`, {
+    hint: `the server at ${redactUrl(url)} serves another file than the manifest records; if the artifact really changed upstream, remove its digest and size from hoard.json and sync again`,
+    details: { url: redactUrl(url), expectedSize: size, foundSize: found },
   });
 }
 

@@ -60,6 +60,13 @@ export class StateFile<V> {
     return [...all];
   }
 
+  /** The value in the file now (another process may have written it since this one read it). */
+  reread(key: string): V | undefined {
+    if (this.changes.has(key)) return this.changes.get(key);
+    this.data = this.read();
+    return this.data[key];
+  }
+
   set(key: string, value: V | undefined): void {
     this.changes.set(key, value);
   }

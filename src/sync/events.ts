@@ -81,7 +81,11 @@ export type SyncEvent =
       imageRef?: string;
       imageReason?: string;
     }
-  | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
+  | {
+      type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string;
+      /** For content found right: trusted on its stat fingerprint, or read and hashed. */
+      trusted?: 'fingerprint' | 'hashed';
+    }
   /**
    * A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one.
    * reason `refresh`: hoard fetch --refresh asks whether the URL changed (a conditional request).

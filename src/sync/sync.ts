@@ -105,6 +105,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
+  const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
   const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
@@ -194,6 +195,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
       ...(opts.remote ? { cache: cacheLocator(opts.remote, emit) } : {}),
+      startedAt,
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
