@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'E_LINK' // a link mode cannot be used here
   | 'E_TTY' // the command needs a terminal
   | 'E_ENGINE' // docker or podman is missing, not answering, or failed
+  | 'E_REMOTE' // the team cache (an OCI registry) refused or failed a request
+  | 'E_AUTH' // the team cache's credentials are missing, wrong, or may not do this
   | 'E_INTERRUPTED';
 
 export interface HoardErrorOptions {
@@ -37,7 +39,7 @@ export class HoardError extends Error {
   }
 }
 
-/** Exit status for an error that ends the whole command (see DESIGN: exit codes). */
+/** Exit status for an error that ends the whole command (see docs/commands.md, exit codes). */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof HoardError) {
     switch (err.code) {

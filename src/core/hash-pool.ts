@@ -33,6 +33,8 @@ export interface Hasher {
   updateFile(file: string, start?: number, length?: number): Promise<void>;
   /** The digests of everything given; the hasher is done. */
   digest(): Promise<HashResult>;
+  /** The SHA-256 hex of everything given so far, the hash going on (a partial download's checkpoint). */
+  prefix(): Promise<string>;
   /** Forgets the hash (safe after digest(), or twice); what was given is still read first. */
   dispose(): void;
 }
@@ -117,6 +119,10 @@ export function inlineHasher(algorithms: Iterable<ChecksumAlgorithm> = []): Hash
       await busy;
       return { ...hash.digest(), size: hash.size };
     },
+    async prefix() {
+      await busy;
+      return hash.prefixDigest();
+    },
     dispose() {},
   };
 }
@@ -196,6 +202,8 @@ async function run(job, m) {
       job.size += n;
       return { bytes: n };
     }
+    case 'prefix':
+      return { hex: [['sha256', job.hashes[0][1].copy().digest('hex')]] };
     case 'digest': {
       jobs.delete(m.id);
       return { hex: job.hashes.map((h) => [h[0], h[1].digest('hex')]), size: job.size };
@@ -326,6 +334,11 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
         if (length !== undefined) given += length;
         const r = await ask({ op: 'file', file, start, length });
         if (length === undefined) given += r.bytes ?? 0;
+      },
+      async prefix() {
+        if (done) throw new Error('prefix() after digest() or dispose()');
+        const r = await ask({ op: 'prefix' });
+        return (r.hex ?? [])[0]?.[1] ?? '';
       },
       async digest() {
         if (done) throw new Error('digest() twice, or after dispose()');

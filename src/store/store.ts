@@ -6,7 +6,8 @@ import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Di
 import { HoardError, isErrno } from '../core/errors.ts';
 import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
-import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
+import { blobFingerprint, fingerprintCtime, onlyLinksChanged, type Fingerprint } from './fingerprint.ts';
+import { addCheckpoint, readPartialMeta, resumePartial, writePartialMeta, type Checkpoint } from './partial.ts';
 import { acquireLock, lockState, tryAcquireLock, type LockWaitInfo } from './lock.ts';
 import { blobPath, storeLayout } from './paths.ts';
 import { StateFile } from './state-file.ts';
@@ -120,8 +121,12 @@ export interface Store {
 
   /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
   check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
-  /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
-  touchVerified(digest: Digest): Promise<void>;
+  /**
+   * Runs `op`, one of hoard's own link operations on these blobs (a hard link made or removed,
+   * which moves a blob's ctime), and records their fingerprints anew afterwards, for each blob
+   * that was trusted just before and whose bytes, mtime and mode did not move meanwhile.
+   */
+  linking<T>(digests: readonly Digest[], op: () => Promise<T>): Promise<T>;
   /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;
@@ -178,6 +183,10 @@ const BUFFER_BYTES = 1024 * 1024;
 const FIRST_BUFFER_BYTES = 64 * 1024;
 /** ...and has at most this many (the most a download holds in memory: about 7 MiB). */
 const MAX_BUFFERS = 8;
+/** A resumable download records a checkpoint in its meta file at most this often. */
+const CHECKPOINT_MS = 200;
+/** A download's bytes are synced to the disk every this many bytes (and all of them before publishing). */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 /**
  * The name of a resumable download (see WriterOptions.resumeKey): the digest's hex when it is
@@ -210,7 +219,23 @@ export function integrityError(what: string, expected: Expected, found: { digest
 
 export function openStore(root: string): Store {
   const layout = storeLayout(path.resolve(root));
-  const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'));
+  // Two processes that both verified a blob keep the later record (a link since moved its ctime).
+  const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'), (inFile, mine) =>
+    typeof inFile === 'string' && inFile.split(':')[1] === mine.split(':')[1] && fingerprintCtime(inFile) > fingerprintCtime(mine) ? inFile : mine,
+  );
+  /** Fingerprints this process recorded itself, per blob hex (its own links may have moved on since). */
+  const mine = new Map<string, Set<Fingerprint>>();
+  const trusted = (hex: string, fp: Fingerprint) => verified.get(hex) === fp || (mine.get(hex)?.has(fp) ?? false);
+  const recordVerified = (hex: string, st: Stats) => {
+    const fp = blobFingerprint(st);
+    let set = mine.get(hex);
+    if (!set) mine.set(hex, (set = new Set()));
+    set.add(fp);
+    const current = verified.get(hex);
+    // Links made concurrently finish in any order: the latest state of the blob wins.
+    if (current && current.split(':')[1] === String(st.ino) && fingerprintCtime(current) > st.ctimeMs) return;
+    verified.set(hex, fp);
+  };
   // Last use per blob hex (ms since the epoch). Two processes that both record keep the later time.
   const used = new StateFile<number>(path.join(layout.state, 'used.json'), path.join(layout.locks, 'state-used.lock'), (inFile, mine) =>
     typeof inFile === 'number' && inFile > mine ? inFile : mine,
@@ -238,7 +263,7 @@ export function openStore(root: string): Store {
     }
     await fs.rm(tmp, { force: true });
     const st = await fs.stat(dest);
-    verified.set(digestHex(digest), blobFingerprint(st));
+    recordVerified(digestHex(digest), st);
     used.set(digestHex(digest), Date.now());
   };
 
@@ -253,6 +278,7 @@ export function openStore(root: string): Store {
     let finishing = false;
     const hasher = (): Hasher => (hash ??= createHasher(algs, { sizeHint: opts.sizeHint ?? (finishing ? accepted : undefined) }));
     let source: PartialSource | null = null;
+    let checkpoints: Checkpoint[] = [];
     let tmpPath: string;
     let metaPath: string | null = null;
     let fh: FileHandle;
@@ -264,11 +290,17 @@ export function openStore(root: string): Store {
       tmpPath = path.join(layout.tmp, `${opts.resumeKey}.partial`);
       metaPath = `${tmpPath}.json`;
       // What a killed process left: its bytes are a prefix of what it was sent (writes go out
-      // in order), and the source file says where they came from. Without one, start over.
-      source = readPartialSource(metaPath);
+      // in order), the meta file says where they came from, and its checkpoints prove how much
+      // of them is intact. Only that much is kept (and hashed); without a meta file, start over.
+      const meta = readPartialMeta(metaPath);
       fh = await openPartial(tmpPath);
-      if (source) accepted = (await fh.stat()).size;
-      else await fh.truncate(0);
+      if (meta) {
+        const r = await resumePartial(tmpPath, fh, meta, () => createHasher(algs, opts.sizeHint !== undefined ? { sizeHint: opts.sizeHint } : {}));
+        hash = r.hasher;
+        accepted = r.kept;
+        checkpoints = r.checkpoints;
+        source = accepted > 0 ? { url: meta.url, ...(meta.etag ? { etag: meta.etag } : {}), ...(meta.lastModified ? { lastModified: meta.lastModified } : {}) } : null;
+      } else await fh.truncate(0);
     }
     /** Set by abort(): what is still written out is not hashed. */
     let unhashed = false;
@@ -283,7 +315,41 @@ export function openStore(root: string): Store {
     let buffers = 0;
     let current: Buffer | null = null;
     let fill = 0;
-    const full: Array<{ buf: Buffer; len: number; hashed: Promise<void> | void }> = [];
+    /** Buffers on their way to the disk; `cp`: the checkpoint their last byte completes. */
+    const full: Array<{ buf: Buffer; len: number; hashed: Promise<void> | void; cp: Promise<Checkpoint> | null }> = [];
+    /** Meta file writes, one at a time; `generation` moves on restart, so a stale one is skipped. */
+    let metaChain: Promise<void> = Promise.resolve();
+    let generation = 0;
+    let lastMetaWrite = 0;
+    /** A checkpoint held back by the rate limit is written when the limit allows. */
+    let trailing: NodeJS.Timeout | null = null;
+    let removed = false;
+    /** Checkpoints of the bytes written so far, recorded in order. */
+    let checkpointed: Promise<void> = Promise.resolve();
+    const saveMeta = (force = false): Promise<void> => {
+      if (!metaPath || !source || removed) return metaChain;
+      const now = Date.now();
+      if (!force && now - lastMetaWrite < CHECKPOINT_MS) {
+        trailing ??= setTimeout(() => {
+          trailing = null;
+          if (!closed) void saveMeta();
+        }, lastMetaWrite + CHECKPOINT_MS - now).unref();
+        return metaChain;
+      }
+      if (trailing) clearTimeout(trailing);
+      trailing = null;
+      lastMetaWrite = now;
+      const gen = generation;
+      const file = metaPath;
+      metaChain = metaChain.then(async () => {
+        if (gen !== generation || !source || removed) return;
+        await writePartialMeta(file, { ...source, checkpoints: [...checkpoints] });
+      }).catch(() => {}); // a checkpoint not recorded only means more to download again
+      return metaChain;
+    };
+    /** The bytes written but not yet synced to the disk, and the sync in flight. */
+    let unsynced = 0;
+    let syncing: Promise<void> | null = null;
     let offset = accepted;
     let writing = false;
     /** A restart in progress: no write starts until the file is empty again. */
@@ -292,15 +358,6 @@ export function openStore(root: string): Store {
     let failed: unknown = null;
     let closed = false;
     let waiting: Array<() => void> = [];
-    // The prefix a resumed download continues is read back and hashed by the hasher (a worker
-    // unless it is small) while the rest arrives.
-    if (accepted > 0) {
-      const h = hasher();
-      h.updateFile(tmpPath, 0, accepted).catch((err: unknown) => {
-        if (hash === h) failed ??= err;
-      });
-    }
-
     /** Resolves when the write in flight is done (or failed). */
     const writeDone = () => new Promise<void>((resolve) => waiting.push(resolve));
     const wake = () => {
@@ -330,14 +387,32 @@ export function openStore(root: string): Store {
     };
     const pump = (): void => {
       if (writing || truncating || stopped || failed || full.length === 0) return;
-      const { buf, len, hashed } = full.shift()!;
+      const { buf, len, hashed, cp } = full.shift()!;
       const at = offset;
       offset += len;
       writing = true;
+      const gen = generation;
       writeAll(buf, len, at).then(
         () => {
           writing = false;
           reuse(buf, hashed);
+          if (cp) {
+            // Only now are these bytes in the file: the checkpoint may vouch for them.
+            checkpointed = checkpointed.then(() => cp).then((c) => {
+              if (gen !== generation) return;
+              addCheckpoint(checkpoints, c);
+              void saveMeta();
+            }, () => {});
+          }
+          // Big blobs are pushed to the disk as they arrive, so the fsync before publishing
+          // has little left to do.
+          unsynced += len;
+          if (unsynced >= SYNC_EVERY_BYTES && !syncing) {
+            unsynced = 0;
+            syncing = fh.datasync().catch(() => {}).finally(() => {
+              syncing = null;
+            });
+          }
           pump();
           wake();
         },
@@ -357,8 +432,17 @@ export function openStore(root: string): Store {
         if (hash === h) failed ??= err; // (a restart dropped that hash: nothing is lost)
       });
     };
+    /** The checkpoint at the end of what was handed to the hasher so far. */
+    const checkpointNow = (): Promise<Checkpoint> => {
+      const h = hasher();
+      const at = h.size;
+      return h.prefix().then((sha) => [at, sha] as Checkpoint);
+    };
     const queueCurrent = (): void => {
-      if (current && fill > 0) full.push({ buf: current, len: fill, hashed: hashing(current, fill) });
+      if (current && fill > 0) {
+        const hashed = hashing(current, fill);
+        full.push({ buf: current, len: fill, hashed, cp: metaPath && !unhashed ? checkpointNow() : null });
+      }
       else if (current) spare.push(current);
       current = null;
       fill = 0;
@@ -395,11 +479,16 @@ export function openStore(root: string): Store {
     const close = async () => {
       if (!closed) {
         closed = true;
+        if (trailing) clearTimeout(trailing);
+        await syncing;
+        await metaChain;
         await fh.close();
       }
     };
 
     const removeFiles = async () => {
+      removed = true;
+      await metaChain;
       await fs.rm(tmpPath, { force: true });
       if (metaPath) await fs.rm(metaPath, { force: true });
     };
@@ -418,6 +507,8 @@ export function openStore(root: string): Store {
         hash = null;
         accepted = 0;
         source = next;
+        generation++;
+        checkpoints = [];
         for (const f of full) reuse(f.buf, f.hashed);
         full.length = 0;
         fill = 0;
@@ -426,9 +517,10 @@ export function openStore(root: string): Store {
           await previous?.catch(() => {});
           while (writing) await writeDone();
           // The order matters for a crash: the old bytes go before the new source is recorded.
+          await metaChain;
           await fh.truncate(0);
           offset = 0;
-          if (metaPath) await writePartialSource(metaPath, next);
+          if (metaPath) await writePartialMeta(metaPath, { ...next, checkpoints: [] });
         })().then(
           () => {
             if (truncating === done) truncating = null;
@@ -457,6 +549,9 @@ export function openStore(root: string): Store {
           finishing = true;
           await drain();
           stopped = true;
+          // On the disk before it gets its name: a power loss cannot leave a wrong blob.
+          await syncing;
+          await fh.datasync();
           await close();
           const found = await hasher().digest();
           const err = integrityError('download is', expected, found);
@@ -473,18 +568,22 @@ export function openStore(root: string): Store {
       },
       async abort(o = {}) {
         finishing = true;
-        unhashed = true;
         if (o.keep && metaPath && source && !stopped && !failed && accepted > 0) {
           try {
-            hash?.dispose();
+            // The rest is written and hashed too: its checkpoint vouches for every byte kept.
             await drain();
             stopped = true;
+            await checkpointed;
+            await saveMeta(true);
+            unhashed = true;
+            hash?.dispose();
             await close();
             return;
           } catch {
             // could not write it out: drop it below
           }
         }
+        unhashed = true;
         stopped = true;
         hash?.dispose();
         full.length = 0;
@@ -513,24 +612,39 @@ export function openStore(root: string): Store {
       if (opts.size !== undefined && st.size !== opts.size) {
         return { state: 'corrupt', path: p, found: null, reason: `size ${st.size}, expected ${opts.size}`, stat: st };
       }
-      const fp = blobFingerprint(st);
-      if (!opts.verify && verified.get(hex) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
+      if (!opts.verify && trusted(hex, blobFingerprint(st))) return { state: 'ok', path: p, rehashed: false, stat: st };
+      // A writable blob is made read-only again first, so that the stat before hashing is final.
+      if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
+      const before = (st.mode & 0o222) !== 0 ? await fs.stat(p) : st;
       const { digest: found } = await hashFile(p);
       if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
-      if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
       const after = await fs.stat(p);
-      verified.set(digestHex(digest), blobFingerprint(after));
+      // Recorded only when nothing moved while it was read.
+      if (blobFingerprint(before) === blobFingerprint(after)) recordVerified(hex, after);
       return { state: 'ok', path: p, rehashed: true, stat: after };
     },
 
-    async touchVerified(digest) {
-      const st = await fs.stat(blobPath(layout.root, digest));
-      verified.set(digestHex(digest), blobFingerprint(st));
+    async linking(digests, op) {
+      const before = digests.map((d) => {
+        const st = statSync(blobPrefix + d.slice(7), { throwIfNoEntry: false });
+        return st && trusted(d.slice(7), blobFingerprint(st)) ? st : null;
+      });
+      try {
+        return await op();
+      } finally {
+        digests.forEach((d, i) => {
+          const was = before[i];
+          if (!was) return;
+          const now = statSync(blobPrefix + d.slice(7), { throwIfNoEntry: false });
+          if (now && onlyLinksChanged(was, now)) recordVerified(d.slice(7), now);
+        });
+      }
     },
 
     async remove(digest) {
       await fs.rm(blobPath(layout.root, digest), { force: true });
       verified.set(digestHex(digest), undefined);
+      mine.delete(digestHex(digest));
       used.set(digestHex(digest), undefined);
     },
 
@@ -545,6 +659,7 @@ export function openStore(root: string): Store {
         const found = await hashFile(tmp, algorithms);
         const err = integrityError(`${file} is`, expected, found);
         if (err) throw err;
+        await syncFile(tmp);
         await publish(tmp, found.digest);
         return found.digest;
       } finally {
@@ -762,25 +877,14 @@ export function openStore(root: string): Store {
   return store;
 }
 
-/** The source file beside a partial download, or null when it is missing or unreadable. */
-function readPartialSource(file: string): PartialSource | null {
+/** Flushes a file's bytes to the disk (before it is renamed into place). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, 'r');
   try {
-    const o = JSON.parse(readFileSync(file, 'utf8')) as Partial<PartialSource>;
-    if (typeof o.url !== 'string') return null;
-    return {
-      url: o.url,
-      ...(typeof o.etag === 'string' ? { etag: o.etag } : {}),
-      ...(typeof o.lastModified === 'string' ? { lastModified: o.lastModified } : {}),
-    };
-  } catch {
-    return null;
+    await fh.datasync();
+  } finally {
+    await fh.close();
   }
-}
-
-async function writePartialSource(file: string, source: PartialSource): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(source));
-  await fs.rename(tmp, file);
 }
 
 /** Opens (or creates) a partial file for reading and writing; one a crash left read-only is replaced. */
