@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HoardError } from '../core/errors.ts';
+import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
 import { resolveArtifacts } from '../manifest/load.ts';
@@ -125,7 +125,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.
   const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
-  if (img?.error) emit({ type: 'warning', message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
+  if (img?.error) emit({ type: 'warning', code: img.error.code, message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
   if (img && opts.checks) {
     for (const [name, o] of img.images) emit({ type: 'check', name, subject: 'image', path: o.info?.ref ?? '', result: o.reason ? `${o.state}: ${o.reason}` : o.state });
   }
@@ -191,7 +191,23 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
-    if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
+    if (doc && !opts.frozen) {
+      try {
+        summary.manifestUpdated = await writeManifest(manifest, doc);
+      } catch (err) {
+        // The downloads are done and kept in the store: say so, and what was not recorded.
+        const e = errorInfo(err);
+        const next: Manifest['doc'] = doc;
+        const was = manifest.doc.artifacts;
+        const unrecorded = Object.keys(next.artifacts).filter((n) => next.artifacts[n]!.digest !== was[n]?.digest || next.artifacts[n]!.size !== was[n]?.size);
+        summary.manifestError = {
+          ...e,
+          message: `${manifest.file} was not updated (${e.message}): the lock of ${unrecorded.map((n) => `"${n}"`).join(', ')} was not recorded`,
+          hint: `${e.hint ? `${e.hint}; then ` : ''}run \`hoard sync\` again to record it (the downloads are kept in the store)`,
+        };
+        emit({ type: 'warning', severity: 'error', code: e.code, message: summary.manifestError.message, hint: summary.manifestError.hint! });
+      }
+    }
     // With the store disabled, nothing is written there: not even the record of this manifest.
     if (!noStore) {
       markUsed(store, state, manifest.file, results, (opts.names?.length ?? 0) === 0);
