@@ -154,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
     // error, as a malformed HOARD_JOBS is, whichever command runs (not a silent "true").
     const v = process.env[k]!;
     if (BOOLEAN_ENV.has(k) && v !== '' && !/^(1|yes|on|true|0|no|off|false)$/i.test(v)) {
-      badEnv = new HoardError('E_USAGE', `${k}=${JSON.stringify(v)}: expected true or false (or 1/0, yes/no, on/off)`, { hint: `fix or unset ${k}`, details: { variable: k } });
+      badEnv = new HoardError('E_USAGE', `${k}=${v}: expected true or false (or 1/0, yes/no, on/off)`, { hint: `fix or unset ${k}`, details: { variable: k } });
     }
     if (!known.has(k) || settingVariables.has(k)) delete process.env[k];
     else if (BOOLEAN_ENV.has(k) && /^(1|yes|on)$/i.test(v)) process.env[k] = 'true';
