@@ -63,3 +63,10 @@ test('control characters are escaped as \\xHH (C0 but LF and TAB, DEL, C1); JSON
   assert.ok(!/[\x1b\x7f\x9b]/.test(line));
   assert.deepEqual(JSON.parse(line), { s: 'a\x1b\x7f\x9b' });
 });
+
+test('docs/errors.md lists every error code with its exit status', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ROOT } = await import('../helpers.ts');
+  const doc = readFileSync(`${ROOT}/docs/errors.md`, 'utf8');
+  for (const [code, info] of Object.entries(ERROR_CODES)) assert.match(doc, new RegExp(`\\| \`${code}\` \\| ${info.exit} \\|`), code);
+});
