@@ -8,7 +8,12 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { CLI, cliEnv, hoard, jsonLines, project, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from '../../src/core/errors.ts';
+import { ROOT } from '../helpers.ts';
+
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8')));
 
 /** One error line and a hint, no stack trace; the code in --json is documented. */
 function oneError(r: RunResult, pattern: RegExp): void {
@@ -22,6 +27,7 @@ function oneError(r: RunResult, pattern: RegExp): void {
 function codesIn(stdout: string): string[] {
   const codes: string[] = [];
   for (const e of jsonLines(stdout)) {
+    if (!validate(e)) assert.fail(`not described by schemas/events.schema.json: ${JSON.stringify(e)}\n${JSON.stringify(validate.errors)}`);
     if (e.type === 'error') codes.push(String(e.code));
     for (const k of ['error', 'imageError'] as const) if (e[k]) codes.push(String((e[k] as { code: string }).code));
     if (e.type === 'summary' && e.manifestError) codes.push(String((e.manifestError as { code: string }).code));
@@ -271,4 +277,24 @@ test('an HTTP proxy is used for http:// URLs by forwarding (absolute-form reques
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(seen, [`GET ${srv.url('/a.bin')}`]);
   assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'a.bin')), body);
+});
+
+test('a read-only filesystem under the output (EROFS): E_READONLY naming the path, exit 1', async (t) => {
+  const { p } = await oneArtifact(t);
+  const out = path.join(tmpDir(t), 'ro');
+  mkdirSync(out);
+  try {
+    execFileSync('mount', ['--bind', '-o', 'ro', out, out], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot bind-mount read-only here');
+    return;
+  }
+  try {
+    const r = await p.run('sync', '-o', out);
+    assert.equal(r.code, 1, r.stderr);
+    oneError(r, /read-only filesystem \(EROFS\)/);
+    assert.deepEqual(codesIn((await p.run('sync', '-o', out, '--json')).stdout), ['E_READONLY']);
+  } finally {
+    execFileSync('umount', ['-l', out]);
+  }
 });
