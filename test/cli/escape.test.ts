@@ -30,3 +30,16 @@ test('an artifact name with ESC in hoard.json: the fatal error escapes it', asyn
   assert.ok(!(r.stdout + r.stderr).includes(ESC), JSON.stringify(r.stderr));
   assert.match(r.stderr, /a\\x1b\[31mred/);
 });
+
+test('hoard ui: events and errors reach the TUI with control characters escaped', async (t) => {
+  const { createUiEngine } = await import('../../src/cli/ui.ts');
+  const p = await project(t, `{"version": 1, "artifacts": {"a${'\\u001b'}]0;x${'\\u0007'}": {"url": "http://127.0.0.1:9/a.bin"}}}`);
+  const g = { manifest: p.manifestPath, store: p.store, json: false, verbose: false, quiet: false, color: false };
+  const engine = createUiEngine(g, {}, { jobs: 1, images: false, engine: 'auto' }, p.manifestPath);
+  const seen: unknown[] = [];
+  const r = await engine.status((e) => seen.push(e));
+  assert.equal(r.code, 2);
+  const text = JSON.stringify([r.error, seen]);
+  assert.ok(!/\\u001b|\\u0007/.test(text), text);
+  assert.match(r.error!.message, /a\\x1b\]0;x\\x07/);
+});
