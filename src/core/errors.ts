@@ -145,13 +145,13 @@ export function exitCodeFor(err: unknown): number {
 
 /** The exit status of a finished run from its summary (the one rule for every command). */
 export function exitCode(
-  s: { failed: number; conflicts?: number; outOfSync?: number; manifestError?: unknown },
+  s: { failed: number; conflicts?: number; outOfSync?: number; manifestError?: unknown; manifestConflicts?: number },
   mode: 'sync' | 'dry-run' | 'status' | 'verify',
 ): number {
   if (s.failed > 0) return EXIT.failed;
   if (mode === 'status') return (s.outOfSync ?? 0) > 0 ? EXIT.drift : EXIT.ok;
   if (mode === 'dry-run') return EXIT.ok;
-  return (s.conflicts ?? 0) > 0 || s.manifestError ? EXIT.failed : EXIT.ok;
+  return (s.conflicts ?? 0) > 0 || (s.manifestConflicts ?? 0) > 0 || s.manifestError ? EXIT.failed : EXIT.ok;
 }
 
 /** The exit status for a run stopped by a signal: 128 + its number. */

@@ -25,6 +25,8 @@ export interface ApplyDeps {
   fetcher: () => Promise<Fetcher>;
   materializer: Materializer;
   outputRoot: string;
+  /** The folder the output folder must stay inside, symlinks included: the manifest's, unless --output chose it. */
+  outputBoundary?: string;
   env: Record<string, string | undefined>;
   jobs: number;
   force: boolean;
@@ -297,6 +299,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           blob: store.blobPath(digest!),
           outputRoot: deps.outputRoot,
           relPath: a.path,
+          ...(deps.outputBoundary ? { boundary: deps.outputBoundary } : {}),
           link: a.link,
           executable: a.executable,
         });
@@ -336,7 +339,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } else if (p.blob !== 'none') {
       let writer: DirectWriter | undefined;
       try {
-        await prepareTarget(deps.outputRoot, a.path); // the folders, never through a symbolic link out of it
+        await prepareTarget(deps.outputRoot, a.path, deps.outputBoundary); // the folders, never through a symbolic link out of it
         const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
         const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
           dir: deps.outputRoot,

@@ -129,6 +129,8 @@ export type SyncEvent =
       manifestUpdated: boolean;
       /** hoard.json could not be written (a full disk, a read-only folder): the new digests were not recorded. */
       manifestError?: ErrorInfo;
+      /** Entries this run locked or added that someone else changed meanwhile: not recorded (see the warnings). */
+      manifestConflicts?: number;
       /** status and --dry-run: how many artifacts are not in sync. */
       outOfSync?: number;
       imagesPresent: number;
