@@ -211,7 +211,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         }
         if (c.conflicts.length > 0) summary.manifestConflicts = c.conflicts.length;
       } catch (err) {
-        // The downloads are done and kept in the store: say so, and what was not recorded.
+        // hoard.json made invalid meanwhile: the manifest's own error (exit 2), as for any command.
+        if (err instanceof HoardError && err.code === 'E_MANIFEST') throw err;
+        // The file cannot be written (a full disk, a folder that refuses new files): the
+        // downloads are done and kept in the store; say so, and what was not recorded.
         const e = errorInfo(err);
         const unrecorded = [...new Set(changes.map((x) => x.name))];
         summary.manifestError = {
