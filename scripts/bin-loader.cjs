@@ -42,7 +42,9 @@ if (cwdGone) {
 } else if (enableCompileCache) {
   enableCompileCache(cacheDir);
   require(main);
-} else if (env.NODE_DISABLE_COMPILE_CACHE) {
+} else if (env.NODE_DISABLE_COMPILE_CACHE || env.NODE_V8_COVERAGE) {
+  // (Under coverage, as npm test runs, the bundle is required as usual: the byte offsets V8
+  // reports then match the file and its source map, with no wrapper in front.)
   require(main);
 } else {
   runWithCodeCache();

@@ -44,11 +44,15 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  minifyWhitespace: true,
+  // HOARD_BUILD_COVERAGE=1 (npm test): one statement a line, so that coverage maps to lines of src/.
+  minifyWhitespace: process.env.HOARD_BUILD_COVERAGE !== '1',
   minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
+  // Source maps beside the bundles (not read at run time): `npm test` maps the coverage of the
+  // CLI's child processes back to src/*.ts with them.
+  sourcemap: 'linked',
   define: { HOARD_VERSION: JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version) },
 };
 const inputsOf = (result) => Object.keys(result.metafile.inputs);
@@ -73,7 +77,7 @@ const tui = await esbuild.build({
   // React and others are CommonJS inside: their require() of Node's own modules.
   banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
-const engineInTui = inputsOf(tui).filter((f) => /^src\/(?!tui\/)/.test(f) && !/^src\/core\/format\.ts$/.test(f));
+const engineInTui = inputsOf(tui).filter((f) => /^src\/(?!tui\/)/.test(f) && !/^src\/(core\/format|sync\/states)\.ts$/.test(f)); // (pure words and numbers, no engine)
 if (engineInTui.length) throw new Error(`dist/hoard-tui.mjs bundles engine code (${engineInTui.join(', ')}); pass it from src/cli/ui.ts instead`);
 
 // The HTTP client: the parts of undici hoard uses (src/download/undici.ts), dist/hoard-net.cjs,
@@ -96,7 +100,10 @@ const lazyBundles = {
       args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: './hoard-tui.mjs', external: true } : undefined,
     );
     build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
-      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: './hoard-net.cjs', external: true } : undefined,
+      // (the downloader, and the team cache's registry client)
+      args.importer.endsWith(path.join('src', 'download', 'http.ts')) || args.importer.endsWith(path.join('src', 'remote', 'client.ts'))
+        ? { path: './hoard-net.cjs', external: true }
+        : undefined,
     );
   },
 };

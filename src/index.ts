@@ -16,3 +16,6 @@ export type { Manifest, ManifestDoc, Artifact, ArtifactEntry, LinkMode } from '.
 export { HoardError, type ErrorCode } from './core/errors.ts';
 export { parseDigest, type Digest } from './core/digest.ts';
 export { parseSize, formatBytes } from './core/format.ts';
+export { openRemote, type Remote } from './remote/index.ts';
+export { parseRemote, type RemoteRef, type RemoteSettings } from './remote/ref.ts';
+export { push, type PushItem, type PushSummary } from './remote/push.ts';

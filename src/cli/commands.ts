@@ -5,7 +5,8 @@ import { parseDigest } from '../core/digest.ts';
 import { exitCode, HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import { isInside, writeFileAtomic } from '../core/fsutil.ts';
-import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys } from '../manifest/load.ts';
+import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
+import { escapePointer } from '../manifest/json.ts';
 import { mergeManifests } from '../manifest/merge.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import { serializeManifest } from '../manifest/write.ts';
@@ -23,6 +24,7 @@ import { imageSupport } from './images.ts';
 import type { Origin, ResolvedSettings } from './config.ts';
 import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
+import type { Remote } from '../remote/index.ts';
 
 /** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
@@ -50,10 +52,34 @@ export interface GlobalOptions {
 type Env = Record<string, string | undefined>;
 
 
+/**
+ * Validates a manifest that has an entry (or a field) made from command-line arguments. A
+ * problem in what an argument gave names that argument (E_USAGE), not hoard.json: the file
+ * was fine when it was read, and it is not changed.
+ */
+function checkArguments(
+  file: string,
+  doc: ManifestDoc,
+  args: Record<string, { flag: string; value: string; hint?: string }>,
+  unchanged = `${path.relative(process.cwd(), file) || file} was not changed`,
+): void {
+  try {
+    checkManifest(file, doc);
+  } catch (err) {
+    const problems = err instanceof HoardError && err.code === 'E_MANIFEST' ? (err.details.problems as ManifestProblem[] | undefined) : undefined;
+    const mine = (problems ?? []).flatMap((p) => (args[p.pointer] ? [{ p, arg: args[p.pointer]! }] : []));
+    if (mine.length === 0) throw err;
+    throw new HoardError('E_USAGE', mine.map(({ p, arg }) => `${arg.flag} ${JSON.stringify(arg.value)}: ${p.message}`).join('\n'), {
+      hint: `${mine.find((m) => m.arg.hint)?.arg.hint ?? 'give another value'}; ${unchanged}`,
+      details: { problems: mine.map((m) => ({ ...m.p, argument: m.arg.flag })) },
+    });
+  }
+}
+
 export async function runInit(g: GlobalOptions, printer: Printer, opts: { output: string }): Promise<number> {
   const file = path.resolve(g.manifest);
   const doc: ManifestDoc = { version: 1, output: opts.output, artifacts: {} };
-  checkManifest(file, doc); // the --output given must be a valid relative folder
+  checkArguments(file, doc, { '/output': { flag: '--output', value: opts.output, hint: 'give a folder inside the project, such as --output artifacts' } }, 'nothing was written');
   try {
     await fs.writeFile(file, serializeManifest(doc), { flag: 'wx' });
   } catch (err) {
@@ -99,7 +125,7 @@ export async function runInit(g: GlobalOptions, printer: Printer, opts: { output
     if (!isErrno(err, 'EEXIST')) throw err;
   }
   printer.info(`created ${path.relative(process.cwd(), file) || file}${ignored ? `; ${entry} is in .gitignore` : ''}${wroteAttributes ? `; .gitattributes has "${attributeLine}"` : ''}`);
-  printer.info(`to let git merge ${path.basename(file)} by artifact (see docs/merge-driver.md), run:`);
+  printer.info(`to let git merge ${path.basename(file)} by artifact name (see \`hoard merge-driver --help\`), run once per clone:`);
   for (const line of MERGE_DRIVER_CONFIG) printer.info(`  ${line}`);
   if (!wroteAttributes) printer.info(`  and add "${attributeLine}" to .gitattributes`);
   printer.info('next: hoard add <url>');
@@ -163,7 +189,6 @@ export async function runAdd(
   if (o.checksumUrl) {
     // The published checksum is verified in the same pass as the download, and recorded.
     const { fetchText, parseChecksumFile } = await import('../download/checksum.ts');
-    const { expandHeaders } = await import('../download/headers.ts');
     const sameOrigin = new URL(o.checksumUrl).origin === new URL(o.url).origin;
     const text = await fetchText(o.checksumUrl, sameOrigin && o.headers ? expandHeaders(o.headers, env, name) : {}, { ...o.network, env });
     const fileOf = o.path ? path.posix.basename(o.path) : fileName ?? name;
@@ -176,8 +201,30 @@ export async function runAdd(
     } else entry.checksums = { [algorithm]: hex };
   }
   const doc: ManifestDoc = { ...manifest.doc, artifacts: { ...manifest.doc.artifacts, [name]: entry } };
-  // Validate the new entry exactly as if it were in the file (the file itself is not touched yet).
-  checkManifest(manifest.file, doc);
+  // Validate the new entry exactly as if it were in the file (the file itself is not touched yet);
+  // a problem is the argument's that gave it.
+  const base = `/artifacts/${escapePointer(name)}`;
+  const sameUrl = Object.entries(manifest.doc.artifacts).find(([, e]) => e.url === o.url)?.[0];
+  const takenBy = Object.entries(manifest.doc.artifacts).find(([, e]) => (e.path ?? fileNameFromUrl(e.url)) === fileName)?.[0];
+  checkArguments(manifest.file, doc, {
+    [base]: { flag: '--name', value: name, hint: 'pick a name of letters, digits, ".", "_" or "-" with --name' },
+    // (An output path taken from the URL is reported at the URL.)
+    [`${base}/url`]: o.path === undefined && takenBy !== undefined
+      ? {
+        flag: "the URL's file name", value: fileName ?? '',
+        hint: `${sameUrl ? `${path.basename(manifest.file)} already has this URL as "${sameUrl}". To add it again, give` : 'give'} it another output path with --path and a name with --name`,
+      }
+      : { flag: '<url>', value: o.url, hint: 'give an http:// or https:// URL (with a file name, or pass --path)' },
+    [`${base}/path`]: o.path !== undefined
+      ? { flag: '--path', value: o.path, hint: 'give another --path (and a --name)' }
+      : {
+        flag: "the URL's file name", value: fileName ?? '',
+        hint: `${sameUrl ? `${path.basename(manifest.file)} already has this URL as "${sameUrl}". To add it again, give` : 'give'} it another output path with --path and a name with --name`,
+      },
+    [`${base}/digest`]: { flag: '--sha256', value: o.sha256 ?? '' },
+    [`${base}/image`]: { flag: '--image', value: o.image ?? '', hint: 'give a reference such as arista/ceos:4.32.1F (lowercase name)' },
+    [`${base}/link`]: { flag: '--link', value: o.link ?? '' },
+  });
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
     manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
@@ -195,11 +242,35 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags & TeamCacheFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
-  const { summary } = await sync({
+  const remote = o.teamCache?.(manifest) ?? null;
+  try {
+    return await runSyncWith(g, printer, env, signal, o, manifest, remote);
+  } finally {
+    await remote?.close();
+  }
+}
+
+/** The team cache (see src/cli/push.ts): which one applies to a manifest, and sync --push. */
+export interface TeamCacheFlags {
+  teamCache?: (manifest: Manifest) => Remote | null;
+  push?: boolean;
+}
+
+async function runSyncWith(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: Parameters<typeof runSync>[4],
+  manifest: Manifest,
+  remote: Remote | null,
+): Promise<number> {
+  const { results, summary } = await sync({
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
@@ -209,23 +280,36 @@ export async function runSync(
     emit: (e) => printer.event(e),
   });
   // (Stopped by a signal: main.ts exits with that signal's status.)
-  return exitCode(summary, o.dryRun ? 'dry-run' : 'sync');
+  if (signal.aborted || o.dryRun) return exitCode(summary, o.dryRun ? 'dry-run' : 'sync');
+  if (o.push) {
+    if (!remote) {
+      printer.event({ type: 'warning', message: `--push: no team cache is set for ${manifest.file}, nothing pushed`, hint: 'add "remote": "oci://<registry>/<repository>" to hoard.json, or pass --remote oci://…' });
+      return exitCode(summary, 'sync');
+    }
+    const { pushDownloaded } = await import('./push.ts');
+    const pushed = await pushDownloaded(remote, g, results, printer, signal, o.jobs);
+    return Math.max(pushed, exitCode(summary, 'sync'));
+  }
+  return exitCode(summary, 'sync');
 }
 
 export async function runStatus(
   g: GlobalOptions,
   printer: Printer,
   env: Env,
-  o: { names: string[]; output?: string; verify: boolean } & ImageOptions,
+  o: { names: string[]; output?: string; verify: boolean } & ImageOptions & TeamCacheFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
+  // Only -v asks the team cache (a request per missing blob) what it holds.
+  const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
+    ...(remote ? { remote } : {}),
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
-  });
+  }).finally(() => remote?.close());
   // 1 when the state could not be told (the engine did not answer), 3 for drift.
   return exitCode(summary, 'status');
 }
@@ -256,8 +340,6 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
   );
   return exitCode({ failed: summary.corrupt + summary.outputsDiffering }, 'verify');
 }
-
-export { DEFAULT_OUTPUT };
 
 /** `hoard fetch <url>`: a cached download without a manifest; prints the file's path. */
 export async function runFetch(
@@ -318,7 +400,8 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
   }
   printer.event({ type: 'config', file: r.file, fileFound: r.fileFound, settings });
   const rows: Array<[string, string, string]> = [['config file', `${r.file}${r.fileFound ? '' : ' (none)'}`, '']];
-  for (const key of SETTING_KEYS) rows.push([key, String(r.settings[key] ?? 'none'), describeOrigin(r.origins[key])]);
+  const show = (v: unknown) => (v === undefined || v === null ? 'none' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  for (const key of SETTING_KEYS) rows.push([key, show(r.settings[key]), describeOrigin(r.origins[key])]);
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.slice(1).map((x) => x[1].length));
   for (const [k, v, o] of rows) printer.info(o ? `${k.padEnd(w0)}  ${v.padEnd(w1)}  ${o}` : `${k.padEnd(w0)}  ${v}`);

@@ -7,6 +7,8 @@ import { HoardError, isErrno } from '../core/errors.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { escapePointer, JsonSyntaxError, parseJsonFast, type Position } from '../manifest/json.ts';
 import { LINK_MODES, type LinkMode } from '../manifest/types.ts';
+import { parseSize } from '../core/format.ts';
+import type { RemoteSettings } from '../remote/ref.ts';
 
 export const ENGINES: readonly EngineChoice[] = ['auto', 'docker', 'podman'];
 
@@ -20,10 +22,16 @@ export interface Settings {
   jobs: number;
   link: LinkMode;
   engine: EngineChoice;
+  /** The team cache (oci://host/repository); false: --no-remote. The manifest's "remote" comes between env and file. */
+  remote: string | false | undefined;
+  /** sync pushes what it downloaded from elsewhere to the team cache (--push). */
+  push: boolean;
+  /** Per registry host[:port]: {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}. */
+  remotes: Record<string, RemoteSettings>;
 }
 export type SettingKey = keyof Settings;
 /** In the order `hoard config` shows them. */
-export const SETTING_KEYS: readonly SettingKey[] = ['store', 'enabled', 'maxSize', 'jobs', 'link', 'engine'];
+export const SETTING_KEYS: readonly SettingKey[] = ['store', 'enabled', 'maxSize', 'jobs', 'link', 'engine', 'remote', 'push', 'remotes'];
 
 /** Where a setting came from: `source` is the flag, the variable, the file, or what the default is made of. */
 export interface Origin {
@@ -46,12 +54,14 @@ export interface FlagValues {
   link?: string;
   engine?: string;
   maxSize?: string | number;
+  remote?: string | false;
+  push?: boolean;
 }
 
 type Env = Record<string, string | undefined>;
 
 /** The HOARD_* variables that set these settings; main.ts takes them out of yargs' sight. */
-export const SETTING_VARIABLES = ['HOARD_STORE', 'HOARD_CACHE_DIR', 'HOARD_NO_STORE', 'HOARD_MAX_SIZE', 'HOARD_JOBS', 'HOARD_LINK', 'HOARD_ENGINE'] as const;
+export const SETTING_VARIABLES = ['HOARD_STORE', 'HOARD_CACHE_DIR', 'HOARD_NO_STORE', 'HOARD_MAX_SIZE', 'HOARD_JOBS', 'HOARD_LINK', 'HOARD_ENGINE', 'HOARD_REMOTE', 'HOARD_PUSH'] as const;
 
 /** XDG base directories must be absolute; a relative one is ignored (XDG Base Directory spec). */
 function xdg(env: Env, name: 'XDG_CONFIG_HOME' | 'XDG_CACHE_HOME'): string | undefined {
@@ -107,7 +117,32 @@ function checkFileValue(key: SettingKey, v: unknown, env: Env): { value: Setting
       return LINK_MODES.includes(v as LinkMode) ? { value: v as LinkMode } : { expected: `one of ${LINK_MODES.map(quote).join(', ')}` };
     case 'engine':
       return ENGINES.includes(v as EngineChoice) ? { value: v as EngineChoice } : { expected: `one of ${ENGINES.map(quote).join(', ')}` };
+    case 'remote':
+      return typeof v === 'string' && v.startsWith('oci://') ? { value: v } : { expected: 'a team cache address: "oci://<registry host[:port]>/<repository>"' };
+    case 'push':
+      return typeof v === 'boolean' ? { value: v } : { expected: 'true or false' };
+    case 'remotes':
+      return checkRemotes(v);
   }
+}
+
+/** "remotes": {"<host[:port]>": {"insecure": bool, "chunkSize": size, "mountFrom": [repository, …]}}. */
+function checkRemotes(v: unknown): { value: Record<string, RemoteSettings> } | { expected: string } {
+  const expected = { expected: 'an object of registry hosts, each {"insecure": true|false, "chunkSize": "8MiB", "mountFrom": ["other/repository"]}' };
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return expected;
+  const out: Record<string, RemoteSettings> = {};
+  for (const [host, r] of Object.entries(v as Record<string, unknown>)) {
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) return expected;
+    const o: RemoteSettings = {};
+    for (const [k, x] of Object.entries(r as Record<string, unknown>)) {
+      if (k === 'insecure' && typeof x === 'boolean') o.insecure = x;
+      else if (k === 'chunkSize' && (typeof x === 'string' || typeof x === 'number') && (parseSize(x) ?? 0) > 0) o.chunkSize = parseSize(x)!;
+      else if (k === 'mountFrom' && Array.isArray(x) && x.every((f) => typeof f === 'string')) o.mountFrom = x as string[];
+      else return expected;
+    }
+    out[host.toLowerCase()] = o;
+  }
+  return { value: out };
 }
 
 /**
@@ -216,7 +251,7 @@ export function resolveSettings(flags: FlagValues, env: Env): ResolvedSettings {
     return Number(v);
   });
   if (flags.jobs !== undefined) {
-    if (!isWholeNumber(flags.jobs, 1)) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${String(flags.jobs)}`);
+    if (!isWholeNumber(flags.jobs, 1)) throw new HoardError('E_USAGE', `--jobs must be a whole number of at least 1, not ${JSON.stringify(String(flags.jobs))}`);
     set('jobs', flags.jobs as number, { kind: 'flag', source: '--jobs' });
   } else if (jobsEnv) set('jobs', jobsEnv.value as number, jobsEnv.origin);
   else if (fromFile?.jobs !== undefined) set('jobs', fromFile.jobs, fileOrigin);
@@ -238,6 +273,23 @@ export function resolveSettings(flags: FlagValues, env: Env): ResolvedSettings {
   else if (engineEnv) set('engine', engineEnv.value as EngineChoice, engineEnv.origin);
   else if (fromFile?.engine !== undefined) set('engine', fromFile.engine, fileOrigin);
   else set('engine', 'auto', { kind: 'default', source: 'default' });
+
+  // The team cache: --remote / --no-remote, HOARD_REMOTE, (the manifest's "remote": see effectiveRemote), the file.
+  const remoteEnv = envValue('HOARD_REMOTE');
+  if (flags.remote === false) set('remote', false, { kind: 'flag', source: '--no-remote' });
+  else if (typeof flags.remote === 'string') set('remote', flags.remote, { kind: 'flag', source: '--remote' });
+  else if (remoteEnv !== undefined) set('remote', remoteEnv, { kind: 'env', source: 'HOARD_REMOTE' });
+  else if (fromFile?.remote !== undefined) set('remote', fromFile.remote, fileOrigin);
+  else set('remote', undefined, { kind: 'default', source: 'default' });
+
+  const pushEnv = fromEnv('HOARD_PUSH', (v) => envBoolean('HOARD_PUSH', v));
+  if (flags.push !== undefined) set('push', flags.push, { kind: 'flag', source: flags.push ? '--push' : '--no-push' });
+  else if (pushEnv) set('push', pushEnv.value as boolean, pushEnv.origin);
+  else if (fromFile?.push !== undefined) set('push', fromFile.push, fileOrigin);
+  else set('push', false, { kind: 'default', source: 'default' });
+
+  if (fromFile?.remotes !== undefined) set('remotes', fromFile.remotes, fileOrigin);
+  else set('remotes', {}, { kind: 'default', source: 'default' });
 
   return { settings, origins, file, fileFound: fromFile !== null };
 }

@@ -10,6 +10,6 @@ export function imageSupport(choice: EngineChoice, env: Record<string, string | 
   let engine: ReturnType<ImageSupport['engine']> | null = null;
   return {
     engine: () => (engine ??= engineModule().then((m) => m.selectEngine(choice, m.execaRunner, { env }))),
-    classify: async (file) => (await engineModule()).classifyArchive(file),
+    classify: async (file, shown) => (await engineModule()).classifyArchive(file, shown),
   };
 }

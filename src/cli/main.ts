@@ -1,5 +1,6 @@
 // The only module that touches process.argv, process.env and process.exit.
 import { setMaxListeners } from 'node:events';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { errorInfo, EXIT_TEXT, exitCodeFor, HoardError, isBug, signalExit } from '../core/errors.ts';
 import { describeDuration, parseDuration } from '../core/duration.ts';
@@ -14,13 +15,22 @@ import {
 } from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
+import { findManifest } from '../manifest/find.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
+import { runPush, teamCacheFor } from './push.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
 const IMAGE_OPTIONS = {
   images: { type: 'boolean', default: true, describe: 'import or load container images (--no-images skips the engine entirely)' },
   engine: { choices: ENGINES, defaultDescription: 'auto', describe: 'container engine; auto: docker when its daemon answers, else podman' },
+} as const;
+
+const REMOTE_OPTION = {
+  remote: {
+    type: 'string', requiresArg: true,
+    describe: 'team cache: oci://<registry>/<repository> [default: HOARD_REMOTE, hoard.json\'s "remote", the config file]; --no-remote: none',
+  },
 } as const;
 
 const NETWORK_OPTIONS = {
@@ -36,7 +46,8 @@ function networkOptions(args: Record<string, unknown>): NetworkOptions {
   const num = (flag: string, key: string, min: number, integer = false): number => {
     const v = Number(args[key]);
     if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${String(args[key])}`);
+      const given = typed(process.argv.slice(2), [`--${flag}`], args[key]);
+      throw new HoardError('E_USAGE', `--${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, not ${JSON.stringify(String(given))}`);
     }
     return v;
   };
@@ -62,7 +73,7 @@ const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environmen
 
 function globals(y: Argv) {
   return y
-    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', describe: 'manifest file', requiresArg: true })
+    .option('manifest', { alias: 'm', type: 'string', default: 'hoard.json', defaultDescription: 'hoard.json here, else in the closest folder above (up to the repository root)', describe: 'manifest file', requiresArg: true })
     .option('store', {
       alias: 'cache-dir', type: 'string', requiresArg: true,
       describe: 'store folder [default: $XDG_CACHE_HOME/hoard or ~/.cache/hoard]; --no-store: keep nothing, download straight to the outputs',
@@ -95,6 +106,7 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
   add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', ...NETWORK_ENV],
   sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
+  push: ['jobs', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
   gc: ['dry-run', 'max-size'],
@@ -190,6 +202,8 @@ async function main(argv: string[]): Promise<number> {
       quiet: g.quiet,
       color: g.color && !env.NO_COLOR && process.stdout.isTTY === true,
       progress: !g.json && !g.quiet && process.stderr.isTTY === true,
+      // No terminal on stderr (CI, a pipe), or --json: progress as lines at a steady pace.
+      ...(g.json || process.stderr.isTTY !== true ? { steady: progressPace(env) } : {}),
       out,
       err: errOut,
       cwd: process.cwd(),
@@ -200,8 +214,11 @@ async function main(argv: string[]): Promise<number> {
   let resolved: ResolvedSettings | null = null;
   const context = (args: Record<string, unknown>) => {
     const { settings, origins } = resolved!;
+    // No -m (or HOARD_MANIFEST): hoard.json here or in the closest folder above (init: here).
+    const named = argv.some((a) => /^(-m|--manifest)(=|$)/.test(a)) || env.HOARD_MANIFEST !== undefined;
+    const found = named || !MANIFEST_COMMANDS.includes(command ?? '') ? null : findManifest(process.cwd());
     const g: GlobalOptions = {
-      manifest: String(args.manifest),
+      manifest: found ?? String(args.manifest),
       store: settings.store,
       noStore: !settings.enabled,
       // --link and HOARD_LINK apply to every artifact (args.link); the file's "link" is the
@@ -212,7 +229,9 @@ async function main(argv: string[]): Promise<number> {
       quiet: Boolean(args.quiet),
       color: Boolean(args.color),
     };
-    return { g, printer: makePrinter(g), env, settings };
+    const p = makePrinter(g);
+    if (found && path.dirname(found) !== process.cwd()) p.note(`using ${path.relative(process.cwd(), found)}`);
+    return { g, printer: p, env, settings };
   };
 
   let code = 0;
@@ -267,7 +286,10 @@ async function main(argv: string[]): Promise<number> {
         }
         setLockWaitDefaults({ signal: controller.signal, timeoutMs: lockTimeout });
         resolved = resolveSettings(
-          { store: args.store as string | false | undefined, jobs: args.jobs, link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined },
+          {
+            store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
+            remote: args.remote as string | false | undefined, push: args.push as boolean | undefined,
+          },
           env,
         );
         const { settings, origins } = resolved;
@@ -336,9 +358,12 @@ async function main(argv: string[]): Promise<number> {
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
             .option('max-size', MAX_SIZE_OPTION)
+            .options(REMOTE_OPTION)
+            .option('push', { type: 'boolean', describe: 'push what this sync downloaded from elsewhere to the team cache (HOARD_PUSH=1, config "push": true; for CI)' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
+            .example('$0 sync --push', 'in CI: fill the team cache with what had to come from the vendor')
             .example('$0 sync --max-size 50GB', 'then evict least recently used blobs of other projects until the store fits')
             .example('$0 sync --frozen', 'in CI: fail if hoard.json is not locked')
             .example('$0 sync ceos-lab --dry-run', 'show what would happen to one artifact'),
@@ -352,6 +377,7 @@ async function main(argv: string[]): Promise<number> {
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
             ...(maxSize !== undefined ? { maxSize } : {}),
+            teamCache: teamCacheFor(resolved!, c.env, network), push: c.settings.push,
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -362,15 +388,44 @@ async function main(argv: string[]): Promise<number> {
         'show what sync would do; exit 0 in sync, 3 out of sync',
         (y) =>
           y
-            .positional('names', { type: 'string', array: true })
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash instead of trusting fingerprints' })
+            .options(REMOTE_OPTION)
             .options(IMAGE_OPTIONS)
-            .example('$0 status || hoard sync', 'sync only when something drifted'),
+            .example('$0 status || hoard sync', 'sync only when something drifted')
+            .example('$0 status -v', 'also: which missing blobs the team cache holds'),
         async (args) => {
           const c = context(args);
           code = await runStatus(c.g, c.printer, c.env, {
             names: (args.names as string[] | undefined) ?? [], output: args.output, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine,
+            teamCache: teamCacheFor(resolved!, c.env),
+          });
+        },
+      )
+      .command(
+        'push [names..]',
+        'upload the manifest\'s blobs that the team cache lacks (HEAD first; mount when the registry can)',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel uploads' })
+            .options(REMOTE_OPTION)
+            .options(NETWORK_OPTIONS)
+            .example('$0 push', 'every artifact of hoard.json that the local store holds, to hoard.json\'s "remote"')
+            .example('$0 push ceos-lab --remote oci://registry.example.com/lab/hoard-cache', 'one artifact, to another team cache')
+            .example('HOARD_REMOTE_USERNAME=ci HOARD_REMOTE_PASSWORD=$TOKEN $0 push', 'credentials from the environment (else docker/podman logins)')
+            .epilog(
+              'Each blob is stored as the single layer of an OCI artifact manifest tagged sha256-<hex>, so registry garbage collection keeps it.\n' +
+                'Credentials: HOARD_REMOTE_USERNAME/HOARD_REMOTE_PASSWORD, else $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,\n' +
+                '~/.config/containers/auth.json, $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).\n' +
+                'Exit codes: 0 all pushed or present, 1 a push failed, 2 usage. See docs/team-cache.md.',
+            ),
+        async (args) => {
+          const c = context(args);
+          const network = networkOptions(args);
+          code = await runPush(c.g, c.printer, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], jobs: jobsOption(args), teamCache: teamCacheFor(resolved!, c.env, network),
           });
         },
       )
@@ -472,6 +527,7 @@ async function main(argv: string[]): Promise<number> {
           y
             .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
+            .options(REMOTE_OPTION)
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 ui', 'keys: ↑/↓ or j/k move, space selects, a all, s or Enter syncs, f force-syncs, v verifies, / filters, ? help, q quits'),
@@ -483,6 +539,7 @@ async function main(argv: string[]): Promise<number> {
           const maxSize = maxSizeOf(args.maxSize);
           code = await runUiCommand(c.g, c.env, controller.signal, {
             output: args.output, jobs, images: args.images, engine: c.settings.engine, network, ...(maxSize !== undefined ? { maxSize } : {}),
+            teamCache: teamCacheFor(resolved!, c.env, network),
           });
         },
       )
@@ -569,7 +626,9 @@ async function main(argv: string[]): Promise<number> {
             .epilog(
               'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
                 '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
-                'Keys: store, maxSize, jobs, link, engine, enabled; every one is optional.\n' +
+                'Keys: store, maxSize, jobs, link, engine, enabled, remote, push, remotes; every one is optional.\n' +
+                '"remote": "oci://host/repository" is the team cache when neither --remote, HOARD_REMOTE nor hoard.json names one;\n' +
+                '"remotes": {"host:port": {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}} (see docs/team-cache.md).\n' +
                 'A flag wins over a HOARD_* variable, which wins over the file.\n' +
                 '"link" in the file applies to artifacts whose entry has no "link"; --link and HOARD_LINK to all.\n' +
                 '"enabled": false is --no-store (HOARD_NO_STORE=1): downloads go straight to the outputs.',
@@ -579,8 +638,7 @@ async function main(argv: string[]): Promise<number> {
           code = runConfig(c.printer, resolved!);
         },
       )
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, ui, fetch or config')
-      .demandCommand(1, 'name a command: init, add, sync, status, verify, gc, store or ui')
+      .demandCommand(1, `name a command: ${COMMANDS.join(', ')}`)
       .recommendCommands()
       .strict()
       .epilog(EPILOG)
@@ -589,7 +647,7 @@ async function main(argv: string[]): Promise<number> {
       .wrap(Math.min(100, process.stdout.columns || 100))
       .fail((msg, err) => {
         if (err) throw err;
-        throw new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+        throw usageError(msg, argv);
       })
       .parseAsync();
   } catch (err) {
@@ -607,6 +665,51 @@ async function main(argv: string[]): Promise<number> {
   }
   // A command stopped by a signal exits with that signal's status, whatever it returned.
   return stoppedBy ? signalExit(stoppedBy) : code;
+}
+
+/**
+ * How often progress is reported without a terminal: a line every 10 s, a --json event every
+ * second. HOARD_PROGRESS_INTERVAL_MS (internal, for tests) sets both.
+ */
+function progressPace(env: Record<string, string | undefined>): { everyMs: number; jsonEveryMs: number } {
+  const ms = Number(env.HOARD_PROGRESS_INTERVAL_MS);
+  return Number.isFinite(ms) && ms >= 0 && env.HOARD_PROGRESS_INTERVAL_MS !== '' ? { everyMs: ms, jsonEveryMs: ms } : { everyMs: 10_000, jsonEveryMs: 1000 };
+}
+
+/** The commands that read a manifest (init writes one, in the working folder). */
+const MANIFEST_COMMANDS = ['add', 'sync', 'status', 'verify', 'ui'];
+const COMMANDS = ['init', 'add', 'sync', 'status', 'verify', 'fetch', 'gc', 'store', 'config', 'merge-driver', 'ui'];
+const STORE_COMMANDS = ['path', 'ls', 'du', 'add', 'rm'];
+
+/** yargs' complaint, naming what was typed: `unknown command "snyc"`, not only "Did you mean sync?". */
+function usageError(msg: string, argv: readonly string[]): HoardError {
+  const suggestion = /^Did you mean (\S+)\?$/.exec(msg)?.[1];
+  const command = commandOf(argv);
+  if (command === 'store') {
+    const sub = commandOf(argv.slice(argv.indexOf('store') + 1));
+    if (sub !== undefined && !STORE_COMMANDS.includes(sub)) {
+      return new HoardError('E_USAGE', `unknown store command "${sub}"`, { hint: `name one of: ${STORE_COMMANDS.map((c) => `hoard store ${c}`).join(', ')}` });
+    }
+  }
+  if (command !== undefined && !COMMANDS.includes(command)) {
+    return new HoardError('E_USAGE', `unknown command "${command}"${suggestion ? `; did you mean ${suggestion}?` : ''}`, {
+      hint: `the commands are ${COMMANDS.join(', ')} (see \`hoard --help\`)`,
+    });
+  }
+  return new HoardError('E_USAGE', msg, { hint: 'see `hoard --help`' });
+}
+
+/** What was typed for a flag that yargs turned into a number (`--jobs abc` is NaN to yargs). */
+function typed(argv: readonly string[], flags: readonly string[], parsed: unknown): unknown {
+  if (!(typeof parsed === 'number' && Number.isNaN(parsed))) return parsed;
+  for (let i = argv.length - 1; i >= 0; i--) {
+    const a = argv[i]!;
+    for (const f of flags) {
+      if (a === f) return argv[i + 1] ?? '';
+      if (a.startsWith(`${f}=`)) return a.slice(f.length + 1);
+    }
+  }
+  return parsed;
 }
 
 function parseHeaders(values: string[]): Record<string, string> | undefined {

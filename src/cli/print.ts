@@ -4,6 +4,7 @@ import { describeDuration } from '../core/duration.ts';
 import { escapeControl, escapeStrings, jsonLine } from '../core/terminal.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
 import type { Tone } from '../tui/types.ts';
+import { stateOf } from '../sync/states.ts';
 
 export interface PrinterOptions {
   json: boolean;
@@ -16,6 +17,37 @@ export interface PrinterOptions {
   out: (s: string, tone?: Tone) => void;
   err: (s: string, tone?: Tone) => void;
   cwd: string;
+  /**
+   * Progress without a terminal (CI, pipes): a start line per download and a progress line at
+   * most every `everyMs` on stderr; with --json, `progress` events at most every `jsonEveryMs`.
+   */
+  steady?: { everyMs: number; jsonEveryMs: number };
+}
+
+/** `212/470 MiB`: both numbers in the unit of the larger. */
+export function formatPair(received: number, total: number | null): string {
+  if (total === null) return formatBytes(received);
+  const [value, unit] = formatBytes(Math.max(total, received)).split(' ') as [string, string];
+  if (unit === 'B') return `${received}/${total} B`;
+  const scale = Math.max(total, received) / Number(value);
+  const digits = value.includes('.') ? 1 : 0;
+  return `${(received / scale).toFixed(digits)}/${(total / scale).toFixed(digits)} ${unit}`;
+}
+
+/** `ceos-lab  212/470 MiB  18 MiB/s  ETA 14s`: one download's progress as a line of its own. */
+export function formatProgressLine(name: string, received: number, total: number | null, bytesPerSecond: number): string {
+  const eta = total !== null && bytesPerSecond > 0 ? Math.max(0, total - received) / bytesPerSecond : null;
+  const etaText = eta === null ? '' : eta < 60 ? `  ETA ${Math.ceil(eta)}s` : `  ETA ${Math.floor(eta / 60)}m${String(Math.ceil(eta % 60)).padStart(2, '0')}s`;
+  return `${name}  ${formatPair(received, total)}  ${formatBytes(Math.round(bytesPerSecond))}/s${etaText}`;
+}
+
+/** The host a download comes from, for the start line (the URL is already redacted). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 /** Any event the commands emit, sync's and verify's. */
@@ -63,6 +95,21 @@ export function createPrinter(o: PrinterOptions) {
     progressShown = true;
   };
 
+  // Without a terminal: when each download last printed a line (or a --json progress event).
+  const steadyAt = new Map<string, { at: number; started: number; from: number }>();
+
+  // `status` and `--dry-run`: one line per artifact, in columns, printed with the summary.
+  let planRows: Array<{ name: string; state: string; bad: boolean; ok: boolean; path: string; detail?: string }> = [];
+  const flushPlan = () => {
+    const wn = Math.max(0, ...planRows.map((r) => r.name.length));
+    const ws = Math.max(0, ...planRows.map((r) => r.state.length));
+    for (const r of planRows) {
+      const state = r.state.padEnd(ws);
+      line(`${bold(r.name.padEnd(wn))}  ${r.ok ? green(state) : r.bad ? red(state) : yellow(state)}  ${dim(r.path)}${r.detail ? dim(`  (${r.detail})`) : ''}`, r.bad ? 'error' : undefined);
+    }
+    planRows = [];
+  };
+
   let engineErrorShown = false;
   const printError = (e: ErrorInfo, indent: string) => {
     o.err(`${indent}${red('error:')} ${e.message}\n`, 'error');
@@ -78,6 +125,14 @@ export function createPrinter(o: PrinterOptions) {
     event(ev: PrintableEvent) {
       if (o.json) {
         if (ev.type === 'check' && !o.verbose) return;
+        if (o.steady && ev.type === 'download') steadyAt.set(String(ev.name), { at: Date.now(), started: Date.now(), from: 0 });
+        if (o.steady && ev.type === 'progress') {
+          // A bounded rate: one event a second per download is plenty for a machine.
+          const s = steadyAt.get(String(ev.name));
+          const now = Date.now();
+          if (s && (ev.received === s.from || (now - s.at < o.steady.jsonEveryMs && ev.received !== ev.total))) return;
+          if (s) Object.assign(s, { at: now, from: ev.received }); // (`from`: the last count sent)
+        }
         o.out(`${jsonLine(ev)}\n`);
         return;
       }
@@ -90,10 +145,34 @@ export function createPrinter(o: PrinterOptions) {
           if (o.verbose) line(dim(`${e.noStore ? 'no store' : `store ${e.store}`}, output ${rel(e.output)}, ${e.artifacts} artifact${e.artifacts === 1 ? '' : 's'}`));
           return;
         case 'check':
-          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${rel(e.path)}: ${e.result}`));
+          if (o.verbose) line(dim(`  check ${e.name} ${e.subject} ${/^[a-z]+:\/\//.test(e.path) ? e.path : rel(e.path)}: ${e.result}`));
+          return;
+        case 'upload':
+          if (o.progress) active.set(e.name, { received: 0, total: e.size, started: Date.now(), from: 0 });
+          if (o.verbose) line(dim(`  PUT ${e.url} (${formatBytes(e.size)})`));
+          return;
+        case 'pushed': {
+          active.delete(e.name);
+          if (o.quiet && !e.error) return;
+          const words = { pushed: `pushed ${formatBytes(e.bytes)}`, mounted: 'mounted from another repository', present: 'already in the team cache', failed: 'push failed' } as const;
+          line(`${bold(e.name)}  ${e.outcome === 'failed' ? red(words.failed) : e.outcome === 'present' ? green(words.present) : words[e.outcome]}  ${dim(e.digest)}`);
+          if (e.error) printError(e.error, '  ');
+          return;
+        }
+        case 'push-summary':
+          if (o.quiet) return;
+          line(
+            `push to ${e.remote}: ${e.pushed} pushed (${formatBytes(e.bytesPushed)}), ${e.mounted ? `${e.mounted} mounted, ` : ''}${e.present} already there` +
+              `${e.failed ? `, ${red(`${e.failed} failed`)}` : ''}${e.skipped ? `, ${e.skipped} not in the local store` : ''} in ${formatDuration(e.elapsedMs)}`,
+          );
           return;
         case 'download':
           if (o.progress) active.set(e.name, { received: e.resumeFrom ?? 0, total: e.size, started: Date.now(), from: e.resumeFrom ?? 0 });
+          if (o.steady && !o.quiet) {
+            steadyAt.set(e.name, { at: Date.now(), started: Date.now(), from: e.resumeFrom ?? 0 });
+            const resume = e.resumeFrom ? ` (resuming at ${formatBytes(e.resumeFrom)})` : '';
+            o.err(`${e.name}  downloading ${e.size !== null ? `${formatBytes(e.size)} ` : ''}from ${hostOf(e.url)}${resume}\n`);
+          }
           if (o.verbose) {
             const resume = e.resumeFrom ? `, resuming at ${formatBytes(e.resumeFrom)}` : '';
             line(dim(`  GET ${e.url} (${e.reason}${e.size !== null ? `, ${formatBytes(e.size)}` : ''}${resume})`));
@@ -102,10 +181,20 @@ export function createPrinter(o: PrinterOptions) {
         case 'retry':
           if (o.verbose) {
             clearProgress();
-            o.err(`${yellow('retry')} ${e.name}: attempt ${e.attempt} failed (${e.message}); trying again in ${(e.delayMs / 1000).toFixed(1)} s, ${e.left} ${e.left === 1 ? 'retry' : 'retries'} left\n`);
+            o.err(`${yellow('retry')} ${e.name}: attempt ${e.attempt} failed (${e.message}); trying again in ${(e.delayMs / 1000).toFixed(1)} s, ${e.left} ${e.left === 1 ? 'retry' : 'retries'} left\n`, 'warn');
           }
           return;
         case 'progress': {
+          const s = o.steady && !o.quiet ? steadyAt.get(e.name) : undefined;
+          if (s) {
+            const now = Date.now();
+            if (now - s.at >= o.steady!.everyMs) {
+              s.at = now;
+              // Only bytes moved in this run make the speed (not those kept from an earlier one).
+              const rate = (e.received - s.from) / Math.max(0.001, (now - s.started) / 1000);
+              o.err(`${formatProgressLine(e.name, e.received, e.total, rate)}\n`);
+            }
+          }
           const p = active.get(e.name);
           if (!p || !o.progress) return;
           p.received = e.received;
@@ -130,30 +219,13 @@ export function createPrinter(o: PrinterOptions) {
           return;
         case 'plan': {
           if (o.quiet && e.inSync) return;
-          const what: string[] = [];
-          const blobWords: Record<string, string> = {
-            fetch: 'download', refetch: `re-download (corrupt blob: ${e.blobReason ?? '?'})`, force: 're-download (--force)',
-            adopt: 'copy the verified output back into the store', lock: 'download and lock (no digest yet)',
-          };
-          const outWords: Record<string, string> = {
-            link: 'link', relink: `relink (${e.outputReason ?? 'outdated'})`, replace: `replace (--force: ${e.outputReason ?? ''})`,
-            conflict: `conflict: ${e.outputReason ?? 'someone else\'s file'}`, check: 'compare the existing file once locked',
-          };
-          if (e.blob !== 'none') what.push(blobWords[e.blob] ?? e.blob);
-          if (e.output !== 'none') what.push(outWords[e.output] ?? e.output);
-          if (e.image && e.image !== 'none') {
-            const imageWords: Record<string, string> = {
-              import: `import image ${e.imageRef}`, reimport: `re-import image ${e.imageRef} (stale tag: built from another file)`,
-              force: `re-import image ${e.imageRef} (--force)`, unavailable: `image ${e.imageRef}: engine unavailable`,
-            };
-            what.push(imageWords[e.image] ?? e.image);
-          }
-          const state = e.inSync ? green('in sync') : e.output === 'conflict' ? red(what.join(', ')) : yellow(what.join(', '));
-          line(`${bold(e.name)}  ${state}  ${dim(shown(e.path))}`, e.output === 'conflict' ? 'error' : undefined);
+          const { state, detail } = e.inSync ? { state: 'in sync' as const, detail: undefined } : stateOf(e);
+          planRows.push({ name: e.name, state, ok: e.inSync, bad: state === 'conflict' || state === 'corrupt', path: shown(e.path), ...(detail ? { detail } : {}) });
           return;
         }
         case 'artifact': {
           active.delete(e.name);
+          steadyAt.delete(e.name);
           if (o.quiet && !e.error && !e.imageError) return;
           // The common line first, built cheaply: a no-op sync prints one per artifact.
           if (e.blob === 'cached' && e.output === 'present' && (e.image === undefined || e.image === 'present')) {
@@ -161,7 +233,8 @@ export function createPrinter(o: PrinterOptions) {
             return;
           }
           let text: string;
-          if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
+          if (e.blob === 'downloaded' && e.fromCache) text = `pulled from cache ${formatBytes(e.bytesDownloaded)}`;
+          else if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
           else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`;
           else if (e.blob === 'adopted') text = 'restored to the store from the output';
           else if (e.blob === 'none') text = e.output === 'present' ? 'up to date (no store)' : 'not downloaded';
@@ -200,6 +273,7 @@ export function createPrinter(o: PrinterOptions) {
           if (!o.quiet) line(`kept ${e.digest}  ${dim('(in use by a running hoard)')}`);
           return;
         case 'summary': {
+          flushPlan();
           if (o.quiet) return;
           const s = e;
           if (s.outOfSync !== undefined) {
@@ -212,7 +286,8 @@ export function createPrinter(o: PrinterOptions) {
           const bits = [
             `${s.hits} hit${s.hits === 1 ? '' : 's'}`,
             `${s.misses} miss${s.misses === 1 ? '' : 'es'}`,
-            `${formatBytes(s.bytesDownloaded)} downloaded`,
+            `${formatBytes(s.bytesDownloaded - (s.bytesFromCache ?? 0))} downloaded`,
+            ...(s.bytesFromCache ? [`${formatBytes(s.bytesFromCache)} pulled from cache`] : []),
             `${formatBytes(s.bytesSaved)} saved`,
           ];
           if (s.imagesPresent || s.imagesImported) bits.push(`images: ${s.imagesPresent} present, ${s.imagesImported} imported`);
@@ -221,6 +296,9 @@ export function createPrinter(o: PrinterOptions) {
           if (s.evicted) bits.push(`evicted ${s.evicted} blob${s.evicted === 1 ? '' : 's'} (${formatBytes(s.bytesEvicted ?? 0)})`);
           const manifestNote = s.manifestError ? red(' · hoard.json NOT updated: the new digests were not recorded') : s.manifestUpdated ? dim(' · hoard.json updated') : '';
           line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${manifestNote}`, s.failed || s.manifestError ? 'error' : undefined);
+          if (s.failed) {
+            o.err(`${dim('hint:')} fix what the errors above say, then run the same command again: what is done is not done twice, and a download that broke off resumes\n`, 'hint');
+          }
           return;
         }
         default:
@@ -255,6 +333,7 @@ export function createPrinter(o: PrinterOptions) {
       line(escapeControl(text));
     },
     finish() {
+      flushPlan();
       clearProgress();
     },
   };

@@ -9,7 +9,7 @@ import { loadManifest } from '../manifest/load.ts';
 import { releaseHeldLocksSync } from '../store/lock.ts';
 import { escapeStrings } from '../core/terminal.ts';
 import type { LiveView, OpResult, UiEmit, UiEngine, UiEvent } from '../tui/index.ts';
-import { runStatus, runSync, runVerify, type GlobalOptions, type ImageOptions, type NetworkFlags } from './commands.ts';
+import { runStatus, runSync, runVerify, type GlobalOptions, type ImageOptions, type NetworkFlags, type TeamCacheFlags } from './commands.ts';
 import { createPrinter, type Printer } from './print.ts';
 
 type Env = Record<string, string | undefined>;
@@ -202,6 +202,7 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
           names: [...names], force, dryRun: false, frozen: false, jobs: o.jobs, verify: false, ...images, ...output,
           ...(o.network ? { network: o.network } : {}),
           ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+          ...(o.teamCache ? { teamCache: o.teamCache } : {}),
         }),
       ),
     verify: (emit) => guard(() => runVerify({ ...g, json: false, quiet: false }, printerFor(emit, true), output)),
@@ -214,6 +215,8 @@ export interface UiOptions extends ImageOptions, NetworkFlags {
   jobs: number;
   /** The configured size limit: each sync evicts afterwards, as `hoard sync` does. */
   maxSize?: number;
+  /** The team cache its syncs read through (src/cli/push.ts). */
+  teamCache?: TeamCacheFlags['teamCache'];
 }
 
 /** `hoard ui`: needs a terminal on both sides; 0 on `q`, 130 on Ctrl-C. */

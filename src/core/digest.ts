@@ -4,12 +4,6 @@ import { HoardError } from './errors.ts';
 /** `sha256:<64 lowercase hex>`, the OCI form. */
 export type Digest = `sha256:${string}`;
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
-export function isDigest(value: string): value is Digest {
-  return DIGEST_RE.test(value);
-}
-
 export function digestHex(digest: Digest): string {
   return digest.slice('sha256:'.length);
 }
@@ -36,12 +30,26 @@ export type Checksums = Partial<Record<ChecksumAlgorithm, string>>;
 
 /** Hashes one stream of bytes with SHA-256 plus any extra algorithms, in one pass. */
 export class MultiHash {
-  private readonly main: Hash = createHash('sha256');
-  private readonly extra: Array<[ChecksumAlgorithm, Hash]>;
+  private main: Hash = createHash('sha256');
+  private extra: Array<[ChecksumAlgorithm, Hash]>;
   size = 0;
 
   constructor(algorithms: Iterable<ChecksumAlgorithm> = []) {
     this.extra = [...new Set(algorithms)].filter((a) => a !== 'sha256').map((a) => [a, createHash(a)]);
+  }
+
+  /** An independent copy of the state so far (a checkpoint to continue from). */
+  clone(): MultiHash {
+    const c = new MultiHash();
+    c.main = this.main.copy();
+    c.extra = this.extra.map(([a, h]) => [a, h.copy()]);
+    c.size = this.size;
+    return c;
+  }
+
+  /** The SHA-256 hex of the bytes so far, without ending this hash (a partial download's checkpoint). */
+  prefixDigest(): string {
+    return this.main.copy().digest('hex');
   }
 
   update(chunk: Uint8Array): void {

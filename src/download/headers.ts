@@ -20,11 +20,6 @@ export function expandHeaders(headers: Record<string, string>, env: Record<strin
   return out;
 }
 
-/** Every ${NAME} a header set needs (for `status`, which must not fail on them). */
-export function headerVariables(headers: Record<string, string>): string[] {
-  return Object.values(headers).flatMap((v) => [...v.matchAll(VAR_RE)].map((m) => m[1]!));
-}
-
 /** A URL as it may be shown: no user:password, no query string (tokens live there). */
 export function redactUrl(url: string): string {
   try {

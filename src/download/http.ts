@@ -43,6 +43,11 @@ export interface FetchOptions {
    * be resumed even when the server gave no validator to check them with (If-Range).
    */
   verified?: boolean;
+  /**
+   * The locked size: an answer that announces a longer file, or a body that grows past it,
+   * is refused at once (E_INTEGRITY) rather than transferred in full.
+   */
+  size?: number;
 }
 
 export interface FetchResult {
@@ -152,7 +157,13 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         if (validator) headers['if-range'] = validator;
       }
       let total: number | null = null;
+      let refused: HoardError | null = null;
       const decide = (h: Head): Decision => {
+        const announced = h.status === 200 ? h.length : h.status === 206 ? (h.range?.size ?? null) : null;
+        if (o.size !== undefined && announced !== null && announced > o.size) {
+          refused = tooLong(url, announced, o.size);
+          return 'stop';
+        }
         if (h.status === 200) {
           total = h.length;
           // The whole file, from its first byte (a fresh start, a server that ignores Range,
@@ -171,7 +182,8 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
         return REDIRECTS.has(h.status) || h.status === 304 || h.status >= 400 ? 'discard' : 'stop';
       };
       const progress = o.onProgress && ((received: number) => o.onProgress!({ received, total }));
-      const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted);
+      const res = await get(agent, url, headers, writer, decide, progress, o.signal, counted, o.size ?? null);
+      if (refused) throw refused;
       if (REDIRECTS.has(res.status)) {
         if (res.location === undefined || hop >= maxRedirects) {
           throw new HoardError('E_HTTP', `GET ${redactUrl(url)}: ${hop >= maxRedirects ? 'too many redirects' : `${res.status} without a Location header`}`, {
@@ -320,6 +332,8 @@ function get(
   onProgress: ((received: number) => void) | undefined,
   signal: AbortSignal | undefined,
   counted: { bytes: number },
+  /** The most bytes the file may have (its locked size); null: no limit. */
+  limit: number | null,
 ): Promise<Answer> {
   if (signal?.aborted) return Promise.reject(interrupted(url, signal.reason));
   const target = new URL(url);
@@ -379,6 +393,10 @@ function get(
           }
           return;
         }
+        if (limit !== null && writer.bytesWritten + chunk.byteLength > limit) {
+          stop(tooLong(url, writer.bytesWritten + chunk.byteLength, limit, true));
+          return;
+        }
         let wait: Promise<void> | void;
         try {
           wait = writer.write(chunk);
@@ -416,6 +434,14 @@ function get(
   });
 }
 
+/** An answer longer than the locked size: refused before (or as soon as) the extra bytes come. */
+function tooLong(url: string, found: number, size: number, received = false): HoardError {
+  return new HoardError('E_INTEGRITY', `download is too long: ${received ? `the server sent at least ${found} bytes` : `the server announces ${found} bytes`}, the manifest locks ${size}`, {
+    hint: `the server at ${redactUrl(url)} serves another file than the manifest records; if the artifact really changed upstream, remove its digest and size from hoard.json and sync again`,
+    details: { url: redactUrl(url), expectedSize: size, foundSize: found },
+  });
+}
+
 function interrupted(url: string, reason: unknown): HoardError {
   return new HoardError('E_INTERRUPTED', `GET ${redactUrl(url)}: interrupted`, { cause: reason });
 }
@@ -424,10 +450,10 @@ function httpError(url: string, status: number, retryAfter?: string): HoardError
   const hints: Record<number, string> = {
     401: 'the server wants credentials: set "headers" for this artifact (for example "Authorization": "Bearer ${TOKEN}") and export the variable',
     403: 'the server refused access: check the credentials in "headers" and that your account may download this file',
-    404: 'the URL does not exist (any more): check it, or add a mirror',
+    404: 'the URL does not exist (any more): check it',
   };
   return new HoardError('E_HTTP', `GET ${redactUrl(url)}: HTTP ${status}`, {
-    hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later or add a mirror' : undefined),
+    hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later' : undefined),
     details: { url: redactUrl(url), status, ...(retryAfter !== undefined ? { retryAfter } : {}) },
   });
 }

@@ -149,7 +149,8 @@ function streamSource(stream: Readable, opts: { close: () => void; finished: () 
   };
 }
 
-async function openSource(file: string): Promise<Source> {
+/** `shown`: how messages name the file (an artifact and its output, not a blob path). */
+async function openSource(file: string, shown = file): Promise<Source> {
   const head = Buffer.alloc(6);
   const handle = await fs.open(file, 'r');
   try {
@@ -167,14 +168,14 @@ async function openSource(file: string): Promise<Source> {
     return streamSource(gunzip, {
       close: () => input.destroy(),
       finished: async () => {},
-      failed: (err) => new HoardError('E_ENGINE', `${file} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file } }),
+      failed: (err) => new HoardError('E_ENGINE', `${shown} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file } }),
     });
   }
-  return toolSource(file, compression, TOOLS[compression]);
+  return toolSource(file, compression, TOOLS[compression], shown);
 }
 
 /** `xz -dc file` (or zstd, bzip2): Debian's tools, faster than any JavaScript decoder. */
-function toolSource(file: string, compression: keyof typeof TOOLS, tool: { command: string; pkg: string }): Source {
+function toolSource(file: string, compression: keyof typeof TOOLS, tool: { command: string; pkg: string }, shown: string): Source {
   // xz >= 5.4 decompresses multi-block files (made by `xz -T`) on all cores; older xz ignores -T0.
   const args = compression === 'xz' ? ['-T0', '-dc', '--', file] : ['-dc', '--', file];
   const child: ChildProcess = spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -190,9 +191,9 @@ function toolSource(file: string, compression: keyof typeof TOOLS, tool: { comma
     close: () => child.kill('SIGKILL'),
     finished: async () => {
       const { code, error } = await exited;
-      if (error || code !== 0) throw toolError(file, tool, error, stderr, code);
+      if (error || code !== 0) throw toolError(shown, tool, error, stderr, code);
     },
-    failed: (err) => toolError(file, tool, err as Error, stderr, null),
+    failed: (err) => toolError(shown, tool, err as Error, stderr, null),
   });
 }
 
@@ -287,7 +288,7 @@ export interface ArchiveInspection {
   bytesRead: number;
 }
 
-async function classifyTar(file: string, src: Source): Promise<ArchiveInspection> {
+async function classifyTar(shown: string, src: Source): Promise<ArchiveInspection> {
   const roots = new Set<string>();
   const done = (kind: ArchiveKind): ArchiveInspection => ({ kind, bytesRead: src.position() });
   let longName: string | undefined;
@@ -299,23 +300,23 @@ async function classifyTar(file: string, src: Source): Promise<ArchiveInspection
     if (block.length === 0 && !first) break; // no end-of-archive blocks: tolerated
     if (block.length < 512 || (first && !checksumOk(block))) {
       if (first) {
-        throw new HoardError('E_ENGINE', `${file} is not a tar archive (compressed or not); cannot import it as an image`, {
+        throw new HoardError('E_ENGINE', `${shown} is not a tar archive (compressed or not); cannot import it as an image`, {
           hint: 'an image artifact must be a root filesystem tarball, a `docker save` archive or an OCI archive',
-          details: { file },
+          details: { file: shown },
         });
       }
-      throw damaged(file, offset, 'truncated header');
+      throw damaged(shown, offset, 'truncated header');
     }
     if (block.every((b) => b === 0)) break; // end of archive
-    if (!checksumOk(block)) throw damaged(file, offset, 'bad header checksum');
+    if (!checksumOk(block)) throw damaged(shown, offset, 'bad header checksum');
     const type = String.fromCharCode(block[156]!);
     const ownSize = entrySize(block);
-    if (ownSize === undefined) throw damaged(file, offset, 'bad size field');
+    if (ownSize === undefined) throw damaged(shown, offset, 'bad size field');
     if (METADATA_TYPES.has(type)) {
       if (type === 'L' || type === 'x') {
-        if (ownSize > MAX_METADATA) throw damaged(file, offset, `a ${ownSize}-byte ${type === 'L' ? 'long name' : 'PAX header'}`);
+        if (ownSize > MAX_METADATA) throw damaged(shown, offset, `a ${ownSize}-byte ${type === 'L' ? 'long name' : 'PAX header'}`);
         const data = await src.read(Math.ceil(ownSize / 512) * 512);
-        if (data.length < ownSize) throw damaged(file, offset, 'truncated entry');
+        if (data.length < ownSize) throw damaged(shown, offset, 'truncated entry');
         if (type === 'L') longName = cstring(data, 0, ownSize);
         else {
           const records = paxRecords(data.subarray(0, ownSize));
@@ -323,7 +324,7 @@ async function classifyTar(file: string, src: Source): Promise<ArchiveInspection
           const size = records.get('size');
           if (size !== undefined && /^\d+$/.test(size)) paxSize = Number(size);
         }
-      } else if (!(await src.skip(Math.ceil(ownSize / 512) * 512))) throw damaged(file, offset, 'truncated entry');
+      } else if (!(await src.skip(Math.ceil(ownSize / 512) * 512))) throw damaged(shown, offset, 'truncated entry');
       continue;
     }
     const name = paxPath ?? longName ?? headerName(block);
@@ -337,7 +338,7 @@ async function classifyTar(file: string, src: Source): Promise<ArchiveInspection
     }
     // Links, folders and devices carry no data, whatever their size field says.
     const hasData = !'123456'.includes(type);
-    if (hasData && !(await src.skip(Math.ceil(size / 512) * 512))) throw damaged(file, offset, 'truncated entry');
+    if (hasData && !(await src.skip(Math.ceil(size / 512) * 512))) throw damaged(shown, offset, 'truncated entry');
   }
   await src.drain();
   await src.finished();
@@ -346,10 +347,10 @@ async function classifyTar(file: string, src: Source): Promise<ArchiveInspection
 }
 
 /** Like `classifyArchive`, and also says how much it read (for tests and benchmarks). */
-export async function inspectArchive(file: string): Promise<ArchiveInspection> {
-  const src = await openSource(file);
+export async function inspectArchive(file: string, shown = file): Promise<ArchiveInspection> {
+  const src = await openSource(file, shown);
   try {
-    return await classifyTar(file, src);
+    return await classifyTar(shown, src);
   } catch (err) {
     // A decompressor that failed explains the problem better than the tar it cut short.
     if (src.ended()) await src.finished();
@@ -366,6 +367,6 @@ export async function inspectArchive(file: string): Promise<ArchiveInspection> {
  * Root filesystems and classic `docker save` archives are recognised by their first entry;
  * an OCI layout is read to its end (contents skipped) to know it has no manifest.json.
  */
-export async function classifyArchive(file: string): Promise<ArchiveKind> {
-  return (await inspectArchive(file)).kind;
+export async function classifyArchive(file: string, shown = file): Promise<ArchiveKind> {
+  return (await inspectArchive(file, shown)).kind;
 }

@@ -2,7 +2,6 @@
 // materializer as sync. The store keeps a URL → digest index (state/urls.json) so that the
 // second fetch of a URL makes no request; --refresh asks the server (ETag / Last-Modified);
 // --sha256 lets the digest decide.
-import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
@@ -14,31 +13,12 @@ import type { LinkMode } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
 import { createMaterializer, prepareTarget, type LinkMethod } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
-import { storeLayout } from '../store/paths.ts';
-import { StateFile } from '../store/state-file.ts';
+import { openUrlIndex, urlKey } from '../store/urls.ts';
 import { openStore, resumeKeyOf, type BlobWriter, type Expected } from '../store/store.ts';
 import { retryEvent, type SyncEvent } from '../sync/events.ts';
 import { openSyncState } from '../sync/state.ts';
 
-/** What the index remembers of a URL: what it served last, and how to ask whether that changed. */
-export interface UrlRecord {
-  /** Redacted (no credentials, no query string): for people. The key is the full URL's SHA-256. */
-  url: string;
-  digest: Digest;
-  size: number;
-  etag?: string;
-  lastModified?: string;
-  /** When it was last downloaded or confirmed unchanged (ISO 8601). */
-  checked: string;
-}
-
-/** The URL → digest index. Keyed by the SHA-256 of the URL: a token in a query string stays out of the file. */
-export function openUrlIndex(storeRoot: string) {
-  const { state, locks } = storeLayout(path.resolve(storeRoot));
-  return new StateFile<UrlRecord>(path.join(state, 'urls.json'), path.join(locks, 'state-urls.lock'));
-}
-
-export const urlKey = (url: string) => createHash('sha256').update(url).digest('hex');
+export { openUrlIndex, urlKey, type UrlRecord } from '../store/urls.ts';
 
 export type FetchEvent =
   | Extract<SyncEvent, { type: 'download' | 'progress' | 'retry' | 'warning' }>
@@ -221,7 +201,8 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
       else throw conflict(target, 'has other content (hoard did not write it, or it was changed since)');
     }
     if (action === 'none') return { ...done, path: target, output: 'present' };
-    const made = await createMaterializer().materialize({ blob, outputRoot: path.dirname(target), relPath: path.basename(target), link, executable });
+    const d = digest;
+    const made = await store.linking([d], () => createMaterializer().materialize({ blob, outputRoot: path.dirname(target), relPath: path.basename(target), link, executable, digest: d }));
     outputs.set(target, { digest, fp: fileFingerprint(lstatSync(target)) });
     return { ...done, path: target, output: action === 'link' ? 'linked' : action === 'relink' ? 'relinked' : 'replaced', method: made.method };
   } finally {

@@ -63,6 +63,7 @@ function explain(e: AjvError): { pointer: string; message: string } {
         output: RELATIVE_PATH_EXPECTED,
         path: RELATIVE_PATH_EXPECTED,
         url: 'an http:// or https:// URL (no spaces, no control characters)',
+        remote: 'a team cache address: oci://<registry host[:port]>/<lowercase repository>',
         digest: 'sha256: followed by 64 lowercase hex characters',
         image: 'a container image reference: name[:tag][@sha256:digest], lowercase name',
         sha512: '128 lowercase hex characters',
@@ -131,7 +132,7 @@ export const USER_INFO_PROBLEM =
   'put the credentials in "headers" from an environment variable instead: "headers": {"Authorization": "Basic ${VENDOR_BASIC}"} ' +
   'with VENDOR_BASIC=$(printf %s user:pass | base64), or "Bearer ${VENDOR_TOKEN}"';
 
-const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'auth', 'key', 'api_key', 'apikey', 'sig', 'signature', 'password', 'passwd', 'secret', 'x-amz-signature', 'x-amz-credential', 'x-goog-signature', 'sv', 'se']);
+const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'auth', 'key', 'api_key', 'apikey', 'sig', 'signature', 'password', 'passwd', 'secret', 'x-amz-signature', 'x-amz-credential', 'x-goog-signature']);
 
 /** The query keys of a URL that look like secrets (`?token=…`, `X-Amz-Signature=…`); empty when none. */
 export function secretQueryKeys(url: string): string[] {

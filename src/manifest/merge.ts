@@ -14,8 +14,9 @@ export interface MergeResult {
   conflicts: string[];
 }
 
-type TopKey = '$schema' | 'version' | 'output';
-const TOP_KEYS: readonly TopKey[] = ['$schema', 'version', 'output'];
+type TopKey = '$schema' | 'version' | 'output' | 'remote';
+// In serializeManifest's order.
+const TOP_KEYS: readonly TopKey[] = ['$schema', 'version', 'output', 'remote'];
 
 /** One artifact's canonical lines (4-space indented, no trailing comma), or undefined when absent. */
 function entryText(doc: ManifestDoc, name: string): string | undefined {

@@ -22,6 +22,8 @@ export interface ManifestDoc {
   $schema?: string;
   version: 1;
   output?: string;
+  /** The team cache: oci://<host[:port]>/<repository>. */
+  remote?: string;
   artifacts: Record<string, ArtifactEntry>;
 }
 

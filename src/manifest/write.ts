@@ -35,6 +35,7 @@ export function serializeManifest(doc: ManifestDoc): string {
   if (doc.$schema !== undefined) lines.push(`  "$schema": ${JSON.stringify(doc.$schema)}`);
   lines.push(`  "version": ${JSON.stringify(doc.version)}`);
   if (doc.output !== undefined) lines.push(`  "output": ${JSON.stringify(doc.output)}`);
+  if (doc.remote !== undefined) lines.push(`  "remote": ${JSON.stringify(doc.remote)}`);
   lines.push(artifacts.length ? `  "artifacts": {\n${artifacts.join(',\n')}\n  }` : '  "artifacts": {}');
   return `{\n${lines.join(',\n')}\n}\n`;
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { digestHex, type Digest } from '../core/digest.ts';
 
-/** The store's folders (layout v1, see DESIGN: the store). */
+/** The store's folders (layout v1, see docs/store.md). */
 export function storeLayout(root: string) {
   const v1 = path.join(root, 'v1');
   return {

@@ -60,12 +60,15 @@ export class StateFile<V> {
     return [...all];
   }
 
-  set(key: string, value: V | undefined): void {
-    this.changes.set(key, value);
+  /** The value in the file now (another process may have written it since this one read it). */
+  reread(key: string): V | undefined {
+    if (this.changes.has(key)) return this.changes.get(key);
+    this.data = this.read();
+    return this.data[key];
   }
 
-  get dirty(): boolean {
-    return this.changes.size > 0;
+  set(key: string, value: V | undefined): void {
+    this.changes.set(key, value);
   }
 
   async flush(): Promise<void> {

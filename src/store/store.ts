@@ -2,10 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { digestHex, MultiHash, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
+import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
-import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
+import { blobFingerprint, fingerprintCtime, onlyLinksChanged, type Fingerprint } from './fingerprint.ts';
+import { addCheckpoint, readPartialMeta, resumePartial, writePartialMeta, type Checkpoint } from './partial.ts';
 import { acquireLock, lockState, tryAcquireLock, type LockWaitInfo } from './lock.ts';
 import { blobPath, storeLayout } from './paths.ts';
 import { StateFile } from './state-file.ts';
@@ -65,6 +67,8 @@ export interface WriterOptions {
    * (the source), and outlives the process. The caller holds the store lock for this key.
    */
   resumeKey?: string;
+  /** How many bytes are coming, when known: a small download is hashed inline, not in a worker. */
+  sizeHint?: number;
 }
 
 /** One blob as `hoard store ls` and gc see it. */
@@ -87,6 +91,9 @@ export interface TmpFile {
 
 /** What `put` accepts: a local file's path, bytes, or a stream of bytes (a Node.js Readable is one). */
 export type PutSource = string | Uint8Array | AsyncIterable<Uint8Array>;
+
+/** Blobs `verify` hashes at once (the hash pool has two workers). */
+const VERIFY_AHEAD = 2;
 
 /** "Used" is recorded at most this often per blob, so a no-op sync usually writes nothing. */
 export const USED_GRANULARITY_MS = 60 * 60 * 1000;
@@ -114,8 +121,12 @@ export interface Store {
 
   /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
   check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
-  /** Records that the blob as it is now on disk is verified (after linking changed its ctime, say). */
-  touchVerified(digest: Digest): Promise<void>;
+  /**
+   * Runs `op`, one of hoard's own link operations on these blobs (a hard link made or removed,
+   * which moves a blob's ctime), and records their fingerprints anew afterwards, for each blob
+   * that was trusted just before and whose bytes, mtime and mode did not move meanwhile.
+   */
+  linking<T>(digests: readonly Digest[], op: () => Promise<T>): Promise<T>;
   /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;
@@ -172,6 +183,10 @@ const BUFFER_BYTES = 1024 * 1024;
 const FIRST_BUFFER_BYTES = 64 * 1024;
 /** ...and has at most this many (the most a download holds in memory: about 7 MiB). */
 const MAX_BUFFERS = 8;
+/** A resumable download records a checkpoint in its meta file at most this often. */
+const CHECKPOINT_MS = 200;
+/** A download's bytes are synced to the disk every this many bytes (and all of them before publishing). */
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 /**
  * The name of a resumable download (see WriterOptions.resumeKey): the digest's hex when it is
@@ -204,7 +219,23 @@ export function integrityError(what: string, expected: Expected, found: { digest
 
 export function openStore(root: string): Store {
   const layout = storeLayout(path.resolve(root));
-  const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'));
+  // Two processes that both verified a blob keep the later record (a link since moved its ctime).
+  const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'), (inFile, mine) =>
+    typeof inFile === 'string' && inFile.split(':')[1] === mine.split(':')[1] && fingerprintCtime(inFile) > fingerprintCtime(mine) ? inFile : mine,
+  );
+  /** Fingerprints this process recorded itself, per blob hex (its own links may have moved on since). */
+  const mine = new Map<string, Set<Fingerprint>>();
+  const trusted = (hex: string, fp: Fingerprint) => verified.get(hex) === fp || (mine.get(hex)?.has(fp) ?? false);
+  const recordVerified = (hex: string, st: Stats) => {
+    const fp = blobFingerprint(st);
+    let set = mine.get(hex);
+    if (!set) mine.set(hex, (set = new Set()));
+    set.add(fp);
+    const current = verified.get(hex);
+    // Links made concurrently finish in any order: the latest state of the blob wins.
+    if (current && current.split(':')[1] === String(st.ino) && fingerprintCtime(current) > st.ctimeMs) return;
+    verified.set(hex, fp);
+  };
   // Last use per blob hex (ms since the epoch). Two processes that both record keep the later time.
   const used = new StateFile<number>(path.join(layout.state, 'used.json'), path.join(layout.locks, 'state-used.lock'), (inFile, mine) =>
     typeof inFile === 'number' && inFile > mine ? inFile : mine,
@@ -232,15 +263,22 @@ export function openStore(root: string): Store {
     }
     await fs.rm(tmp, { force: true });
     const st = await fs.stat(dest);
-    verified.set(digestHex(digest), blobFingerprint(st));
+    recordVerified(digestHex(digest), st);
     used.set(digestHex(digest), Date.now());
   };
 
   const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> => {
     await ensureDirs();
     const algs = [...algorithms];
-    let hash = new MultiHash(algs);
+    /** Made when the first buffer leaves for the disk (or at open, to re-hash a partial file). */
+    let hash: Hasher | null = null;
+    /** Bytes accepted so far (the partial file's included). */
+    let accepted = 0;
+    /** Set by commit() and abort(): the size is known now. */
+    let finishing = false;
+    const hasher = (): Hasher => (hash ??= createHasher(algs, { sizeHint: opts.sizeHint ?? (finishing ? accepted : undefined) }));
     let source: PartialSource | null = null;
+    let checkpoints: Checkpoint[] = [];
     let tmpPath: string;
     let metaPath: string | null = null;
     let fh: FileHandle;
@@ -252,23 +290,67 @@ export function openStore(root: string): Store {
       tmpPath = path.join(layout.tmp, `${opts.resumeKey}.partial`);
       metaPath = `${tmpPath}.json`;
       // What a killed process left: its bytes are a prefix of what it was sent (writes go out
-      // in order), and the source file says where they came from. Without one, start over.
-      source = readPartialSource(metaPath);
+      // in order), the meta file says where they came from, and its checkpoints prove how much
+      // of them is intact. Only that much is kept (and hashed); without a meta file, start over.
+      const meta = readPartialMeta(metaPath);
       fh = await openPartial(tmpPath);
-      if (source) await hashInto(fh, hash);
-      else await fh.truncate(0);
+      if (meta) {
+        const r = await resumePartial(tmpPath, fh, meta, () => createHasher(algs, opts.sizeHint !== undefined ? { sizeHint: opts.sizeHint } : {}));
+        hash = r.hasher;
+        accepted = r.kept;
+        checkpoints = r.checkpoints;
+        source = accepted > 0 ? { url: meta.url, ...(meta.etag ? { etag: meta.etag } : {}), ...(meta.lastModified ? { lastModified: meta.lastModified } : {}) } : null;
+      } else await fh.truncate(0);
     }
-    // Bytes are hashed the moment they arrive, while they are still in the CPU's cache, and
-    // copied into a few fixed buffers: the caller may reuse its chunk as soon as write()
-    // returns, and memory stays the same however fast the bytes come. A full buffer is written
-    // (one write at a time, on libuv's thread pool) while the next one fills; the caller waits
-    // only when every buffer is full and on its way to the disk.
+    /** Set by abort(): what is still written out is not hashed. */
+    let unhashed = false;
+    // A big download's hash worker starts now, while the request is on its way.
+    if (opts.sizeHint !== undefined && opts.sizeHint >= INLINE_BYTES) hasher();
+    // Bytes are copied into a few fixed buffers (shared with the hash workers): the caller may
+    // reuse its chunk as soon as write() returns, and memory stays the same however fast the
+    // bytes come. A full buffer is written (one write at a time, on libuv's thread pool) and
+    // hashed (see core/hash-pool.ts) while the next one fills, and is reused once both are
+    // done; the caller waits only when every buffer is on its way.
     const spare: Buffer[] = [];
     let buffers = 0;
     let current: Buffer | null = null;
     let fill = 0;
-    const full: Array<{ buf: Buffer; len: number }> = [];
-    let offset = hash.size;
+    /** Buffers on their way to the disk; `cp`: the checkpoint their last byte completes. */
+    const full: Array<{ buf: Buffer; len: number; hashed: Promise<void> | void; cp: Promise<Checkpoint> | null }> = [];
+    /** Meta file writes, one at a time; `generation` moves on restart, so a stale one is skipped. */
+    let metaChain: Promise<void> = Promise.resolve();
+    let generation = 0;
+    let lastMetaWrite = 0;
+    /** A checkpoint held back by the rate limit is written when the limit allows. */
+    let trailing: NodeJS.Timeout | null = null;
+    let removed = false;
+    /** Checkpoints of the bytes written so far, recorded in order. */
+    let checkpointed: Promise<void> = Promise.resolve();
+    const saveMeta = (force = false): Promise<void> => {
+      if (!metaPath || !source || removed) return metaChain;
+      const now = Date.now();
+      if (!force && now - lastMetaWrite < CHECKPOINT_MS) {
+        trailing ??= setTimeout(() => {
+          trailing = null;
+          if (!closed) void saveMeta();
+        }, lastMetaWrite + CHECKPOINT_MS - now).unref();
+        return metaChain;
+      }
+      if (trailing) clearTimeout(trailing);
+      trailing = null;
+      lastMetaWrite = now;
+      const gen = generation;
+      const file = metaPath;
+      metaChain = metaChain.then(async () => {
+        if (gen !== generation || !source || removed) return;
+        await writePartialMeta(file, { ...source, checkpoints: [...checkpoints] });
+      }).catch(() => {}); // a checkpoint not recorded only means more to download again
+      return metaChain;
+    };
+    /** The bytes written but not yet synced to the disk, and the sync in flight. */
+    let unsynced = 0;
+    let syncing: Promise<void> | null = null;
+    let offset = accepted;
     let writing = false;
     /** A restart in progress: no write starts until the file is empty again. */
     let truncating: Promise<void> | null = null;
@@ -276,7 +358,6 @@ export function openStore(root: string): Store {
     let failed: unknown = null;
     let closed = false;
     let waiting: Array<() => void> = [];
-
     /** Resolves when the write in flight is done (or failed). */
     const writeDone = () => new Promise<void>((resolve) => waiting.push(resolve));
     const wake = () => {
@@ -291,16 +372,47 @@ export function openStore(root: string): Store {
         done += bytesWritten;
       }
     };
+    /** `buf` is free again once its hash is done. */
+    const reuse = (buf: Buffer, hashed: Promise<void> | void): void => {
+      if (!hashed) spare.push(buf);
+      else {
+        hashed.then(
+          () => {
+            spare.push(buf);
+            wake();
+          },
+          () => {},
+        );
+      }
+    };
     const pump = (): void => {
       if (writing || truncating || stopped || failed || full.length === 0) return;
-      const { buf, len } = full.shift()!;
+      const { buf, len, hashed, cp } = full.shift()!;
       const at = offset;
       offset += len;
       writing = true;
+      const gen = generation;
       writeAll(buf, len, at).then(
         () => {
           writing = false;
-          spare.push(buf);
+          reuse(buf, hashed);
+          if (cp) {
+            // Only now are these bytes in the file: the checkpoint may vouch for them.
+            checkpointed = checkpointed.then(() => cp).then((c) => {
+              if (gen !== generation) return;
+              addCheckpoint(checkpoints, c);
+              void saveMeta();
+            }, () => {});
+          }
+          // Big blobs are pushed to the disk as they arrive, so the fsync before publishing
+          // has little left to do.
+          unsynced += len;
+          if (unsynced >= SYNC_EVERY_BYTES && !syncing) {
+            unsynced = 0;
+            syncing = fh.datasync().catch(() => {}).finally(() => {
+              syncing = null;
+            });
+          }
           pump();
           wake();
         },
@@ -311,8 +423,26 @@ export function openStore(root: string): Store {
         },
       );
     };
+    /** Hands `len` bytes of `buf` to the hasher (resolves when `buf` is free again); a failure stops the writer. */
+    const hashing = (buf: Buffer, len: number): Promise<void> | void => {
+      if (unhashed) return;
+      const h = hasher();
+      const p = h.update(len === buf.byteLength ? buf : buf.subarray(0, len));
+      return p?.catch((err: unknown) => {
+        if (hash === h) failed ??= err; // (a restart dropped that hash: nothing is lost)
+      });
+    };
+    /** The checkpoint at the end of what was handed to the hasher so far. */
+    const checkpointNow = (): Promise<Checkpoint> => {
+      const h = hasher();
+      const at = h.size;
+      return h.prefix().then((sha) => [at, sha] as Checkpoint);
+    };
     const queueCurrent = (): void => {
-      if (current && fill > 0) full.push({ buf: current, len: fill });
+      if (current && fill > 0) {
+        const hashed = hashing(current, fill);
+        full.push({ buf: current, len: fill, hashed, cp: metaPath && !unhashed ? checkpointNow() : null });
+      }
       else if (current) spare.push(current);
       current = null;
       fill = 0;
@@ -323,7 +453,7 @@ export function openStore(root: string): Store {
       if (stopped) return chunk.byteLength; // aborted while the caller waited: drop the rest
       while (from < chunk.byteLength) {
         if (!current) {
-          current = spare.pop() ?? (buffers < MAX_BUFFERS ? Buffer.allocUnsafeSlow(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
+          current = spare.pop() ?? (buffers < MAX_BUFFERS ? sharedBuffer(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
           if (!current) return from;
         }
         const n = Math.min(current.byteLength - fill, chunk.byteLength - from);
@@ -349,11 +479,16 @@ export function openStore(root: string): Store {
     const close = async () => {
       if (!closed) {
         closed = true;
+        if (trailing) clearTimeout(trailing);
+        await syncing;
+        await metaChain;
         await fh.close();
       }
     };
 
     const removeFiles = async () => {
+      removed = true;
+      await metaChain;
       await fs.rm(tmpPath, { force: true });
       if (metaPath) await fs.rm(metaPath, { force: true });
     };
@@ -361,16 +496,20 @@ export function openStore(root: string): Store {
     return {
       tmpPath,
       get bytesWritten() {
-        return hash.size;
+        return accepted;
       },
       get source() {
         return source;
       },
       restart(next) {
         if (failed) return Promise.reject(writeError(failed, tmpPath));
-        hash = new MultiHash(algs);
+        hash?.dispose();
+        hash = null;
+        accepted = 0;
         source = next;
-        for (const f of full) spare.push(f.buf);
+        generation++;
+        checkpoints = [];
+        for (const f of full) reuse(f.buf, f.hashed);
         full.length = 0;
         fill = 0;
         const previous = truncating;
@@ -378,9 +517,10 @@ export function openStore(root: string): Store {
           await previous?.catch(() => {});
           while (writing) await writeDone();
           // The order matters for a crash: the old bytes go before the new source is recorded.
+          await metaChain;
           await fh.truncate(0);
           offset = 0;
-          if (metaPath) await writePartialSource(metaPath, next);
+          if (metaPath) await writePartialMeta(metaPath, { ...next, checkpoints: [] });
         })().then(
           () => {
             if (truncating === done) truncating = null;
@@ -400,16 +540,20 @@ export function openStore(root: string): Store {
       write(chunk) {
         if (failed) throw writeError(failed, tmpPath);
         if (stopped) throw new Error('write() after commit() or abort()');
-        hash.update(chunk);
+        accepted += chunk.byteLength;
         const done = copy(chunk, 0);
         if (done < chunk.byteLength) return copyRest(chunk, done);
       },
       async commit(expected, opts = {}) {
         try {
+          finishing = true;
           await drain();
           stopped = true;
+          // On the disk before it gets its name: a power loss cannot leave a wrong blob.
+          await syncing;
+          await fh.datasync();
           await close();
-          const found = { ...hash.digest(), size: hash.size };
+          const found = await hasher().digest();
           const err = integrityError('download is', expected, found);
           if (err) throw err;
           await opts.beforePublish?.(found.digest);
@@ -417,22 +561,31 @@ export function openStore(root: string): Store {
           return found.digest;
         } finally {
           stopped = true;
+          hash?.dispose();
           await close().catch(() => {});
           await removeFiles();
         }
       },
       async abort(o = {}) {
-        if (o.keep && metaPath && source && !stopped && !failed && hash.size > 0) {
+        finishing = true;
+        if (o.keep && metaPath && source && !stopped && !failed && accepted > 0) {
           try {
+            // The rest is written and hashed too: its checkpoint vouches for every byte kept.
             await drain();
             stopped = true;
+            await checkpointed;
+            await saveMeta(true);
+            unhashed = true;
+            hash?.dispose();
             await close();
             return;
           } catch {
             // could not write it out: drop it below
           }
         }
+        unhashed = true;
         stopped = true;
+        hash?.dispose();
         full.length = 0;
         while (writing || truncating) await (truncating?.catch(() => {}) ?? writeDone());
         await close().catch(() => {});
@@ -459,24 +612,39 @@ export function openStore(root: string): Store {
       if (opts.size !== undefined && st.size !== opts.size) {
         return { state: 'corrupt', path: p, found: null, reason: `size ${st.size}, expected ${opts.size}`, stat: st };
       }
-      const fp = blobFingerprint(st);
-      if (!opts.verify && verified.get(hex) === fp) return { state: 'ok', path: p, rehashed: false, stat: st };
+      if (!opts.verify && trusted(hex, blobFingerprint(st))) return { state: 'ok', path: p, rehashed: false, stat: st };
+      // A writable blob is made read-only again first, so that the stat before hashing is final.
+      if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
+      const before = (st.mode & 0o222) !== 0 ? await fs.stat(p) : st;
       const { digest: found } = await hashFile(p);
       if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
-      if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
       const after = await fs.stat(p);
-      verified.set(digestHex(digest), blobFingerprint(after));
+      // Recorded only when nothing moved while it was read.
+      if (blobFingerprint(before) === blobFingerprint(after)) recordVerified(hex, after);
       return { state: 'ok', path: p, rehashed: true, stat: after };
     },
 
-    async touchVerified(digest) {
-      const st = await fs.stat(blobPath(layout.root, digest));
-      verified.set(digestHex(digest), blobFingerprint(st));
+    async linking(digests, op) {
+      const before = digests.map((d) => {
+        const st = statSync(blobPrefix + d.slice(7), { throwIfNoEntry: false });
+        return st && trusted(d.slice(7), blobFingerprint(st)) ? st : null;
+      });
+      try {
+        return await op();
+      } finally {
+        digests.forEach((d, i) => {
+          const was = before[i];
+          if (!was) return;
+          const now = statSync(blobPrefix + d.slice(7), { throwIfNoEntry: false });
+          if (now && onlyLinksChanged(was, now)) recordVerified(d.slice(7), now);
+        });
+      }
     },
 
     async remove(digest) {
       await fs.rm(blobPath(layout.root, digest), { force: true });
       verified.set(digestHex(digest), undefined);
+      mine.delete(digestHex(digest));
       used.set(digestHex(digest), undefined);
     },
 
@@ -491,6 +659,7 @@ export function openStore(root: string): Store {
         const found = await hashFile(tmp, algorithms);
         const err = integrityError(`${file} is`, expected, found);
         if (err) throw err;
+        await syncFile(tmp);
         await publish(tmp, found.digest);
         return found.digest;
       } finally {
@@ -652,18 +821,30 @@ export function openStore(root: string): Store {
 
     async verify(opts = {}) {
       const result = { blobs: 0, bytes: 0, corrupt: [] as Digest[] };
-      for (const digest of await store.list()) {
-        let c = await store.check(digest, { verify: true });
-        if (c.state === 'corrupt') {
-          // Under the lock: a sync may be replacing it right now.
-          const release = await store.lock(digest);
-          try {
-            c = await store.check(digest, { verify: true });
-            if (c.state === 'corrupt') await store.remove(digest);
-          } finally {
-            await release();
-          }
+      const checkOne = async (digest: Digest): Promise<BlobCheck> => {
+        const c = await store.check(digest, { verify: true });
+        if (c.state !== 'corrupt') return c;
+        // Under the lock: a sync may be replacing it right now.
+        const release = await store.lock(digest);
+        try {
+          const again = await store.check(digest, { verify: true });
+          if (again.state === 'corrupt') await store.remove(digest);
+          return again;
+        } finally {
+          await release();
         }
+      };
+      // VERIFY_AHEAD blobs are hashed at once (each by a hash worker), reported in order.
+      const digests = await store.list();
+      const running: Array<Promise<BlobCheck>> = [];
+      for (let next = 0, i = 0; i < digests.length; i++) {
+        while (next < digests.length && next < i + VERIFY_AHEAD) {
+          const p = checkOne(digests[next++]!);
+          p.catch(() => {}); // awaited in order below
+          running.push(p);
+        }
+        const digest = digests[i]!;
+        const c = await running.shift()!;
         if (c.state === 'missing') continue;
         result.blobs++;
         if (c.state === 'ok') {
@@ -698,25 +879,14 @@ export function openStore(root: string): Store {
   return store;
 }
 
-/** The source file beside a partial download, or null when it is missing or unreadable. */
-function readPartialSource(file: string): PartialSource | null {
+/** Flushes a file's bytes to the disk (before it is renamed into place). */
+async function syncFile(file: string): Promise<void> {
+  const fh = await fs.open(file, 'r');
   try {
-    const o = JSON.parse(readFileSync(file, 'utf8')) as Partial<PartialSource>;
-    if (typeof o.url !== 'string') return null;
-    return {
-      url: o.url,
-      ...(typeof o.etag === 'string' ? { etag: o.etag } : {}),
-      ...(typeof o.lastModified === 'string' ? { lastModified: o.lastModified } : {}),
-    };
-  } catch {
-    return null;
+    await fh.datasync();
+  } finally {
+    await fh.close();
   }
-}
-
-async function writePartialSource(file: string, source: PartialSource): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(source));
-  await fs.rename(tmp, file);
 }
 
 /** Opens (or creates) a partial file for reading and writing; one a crash left read-only is replaced. */
@@ -730,19 +900,9 @@ async function openPartial(file: string): Promise<FileHandle> {
   }
 }
 
-/** Feeds a file's bytes to `hash` (the prefix a resumed download continues). */
-async function hashInto(fh: FileHandle, hash: MultiHash): Promise<void> {
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  for (let at = 0; ; ) {
-    const { bytesRead } = await fh.read(buf, 0, buf.byteLength, at);
-    if (bytesRead === 0) return;
-    hash.update(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead));
-    at += bytesRead;
-  }
-}
-
 /** A write that failed: a full disk is said plainly, with `hint` (what to free or where to go). */
 export function writeError(err: unknown, tmpPath: string, hint = 'free some space (or point --store at a larger disk) and sync again'): HoardError {
+  if (err instanceof HoardError) return err; // already said plainly (a hashing thread that stopped)
   if (isErrno(err, 'ENOSPC')) {
     return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, { hint, cause: err });
   }

@@ -5,13 +5,14 @@ import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { errorInfo, HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
-import type { Fetcher } from '../download/http.ts';
+import type { Fetcher, FetchResult, Source } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
 import { prepareTarget, type LinkMethod, type Materializer } from '../materialize/materialize.ts';
-import { fileFingerprint } from '../store/fingerprint.ts';
+import { fileFingerprint, inodeId } from '../store/fingerprint.ts';
+import { openUrlIndex, urlKey } from '../store/urls.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
-import { resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
+import { integrityError, resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
@@ -41,8 +42,15 @@ export interface ApplyDeps {
    */
   beforePublish?: (digest: Digest, locked: boolean) => Promise<void>;
   signal?: AbortSignal;
+  /** When the sync started (ms since the epoch): what another process fetched since is taken as fresh. */
+  startedAt?: number;
   /** The store is disabled: downloads go straight to the outputs (verified, atomic); nothing is kept. */
   noStore?: boolean;
+  /**
+   * The team cache (src/remote/): where a locked blob can be fetched from, tried before the
+   * artifact's url and mirrors; null when it has no copy or failed (it has warned then).
+   */
+  cache?: (name: string, digest: Digest) => Promise<Source | null>;
 }
 
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
@@ -52,8 +60,6 @@ interface Sink<W extends BlobWriter> {
   open(): Promise<W>;
   /** Verifies (and for the store, publishes) what was written; the digest. */
   finish(writer: W): Promise<Digest>;
-  /** A lock to hold while downloading (the URL's, for a resumable download of an entry not locked yet). */
-  hold?: () => Promise<() => Promise<void>>;
 }
 
 export type ArtifactEvent = Extract<SyncEvent, { type: 'artifact' }>;
@@ -97,11 +103,16 @@ function conflictInfo(target: string, name: string, reason: string | undefined):
 /** At most `n` holders at a time; acquire() resolves with the function that releases. */
 function semaphore(n: number): { acquire(): Promise<() => void> } {
   let free = n;
-  const queue: Array<() => void> = [];
+  // A queue of thousands (every entry waiting for an output step) is not shifted: O(1) each.
+  const queue: Array<(() => void) | undefined> = [];
+  let head = 0;
   const release = () => {
-    const next = queue.shift();
-    if (next) next();
-    else free++;
+    const next = queue[head];
+    if (next) {
+      queue[head++] = undefined;
+      if (head === queue.length) queue.length = head = 0;
+      next();
+    } else free++;
   };
   return {
     acquire() {
@@ -138,84 +149,303 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
   return results;
 }
 
+/** What an artifact's blob step came to: shared by every entry that needs the same blob. */
+interface BlobDone {
+  digest: Digest;
+  size: number | null;
+  /** The entry whose source was used: it reports the download; the others report a cache hit. */
+  leader: string;
+  blob: BlobOutcome;
+  bytes: number;
+  reason?: string;
+  /** The bytes came from the team cache. */
+  fromCache?: boolean;
+}
+
+/** A copy refused because the blob's bytes do not match its digest (see materialize/copy.ts). */
+function isCorruptBlob(err: unknown): boolean {
+  return err instanceof HoardError && err.code === 'E_INTEGRITY' && err.details.corruptBlob === true;
+}
+
+/**
+ * Which entries share one blob step: those with one digest (and the same extra checksums),
+ * and those not locked yet with one source (URL, mirrors, headers, checksums). null: the
+ * blob is in place, nothing to do.
+ */
+function blobKey(p: ArtifactPlan): string | null {
+  const a = p.artifact;
+  if (p.blob === 'none') return null;
+  const sums = JSON.stringify(Object.entries(a.checksums).sort());
+  if (p.blob === 'lock') return `url ${JSON.stringify([a.url, a.mirrors, Object.entries(a.headers).sort(), sums])}`;
+  return `digest ${a.digest} ${sums}`;
+}
+
 /** Executes a plan: downloads, verifies, links, and reports each artifact as it finishes. */
 export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Promise<ArtifactEvent[]> {
   const { store, emit } = deps;
+  /** A download another process finished after this moment is as fresh as one of ours. */
+  const startedAt = deps.startedAt ?? Date.now();
+  const urls = openUrlIndex(store.root);
 
   const toStore = (a: Artifact, expected: Expected, replace: boolean): Sink<BlobWriter> => {
     // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
     // and the next attempt continues from them. The key is the digest, or for an entry not
-    // locked yet its URL; the caller holds the digest's lock, the URL's is taken here.
+    // locked yet its URL; the caller holds the lock of that key.
     const resumeKey = resumeKeyOf(expected.digest, a.url);
     const before = deps.beforePublish;
     return {
       dir: store.root,
-      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey }),
-      // Every download but an unlocked entry's runs under the blob's lock (see applyOne).
+      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey, sizeHint: expected.size }),
+      // Every download but an unlocked entry's runs under the blob's lock (see lockedBlob).
       finish: (w) => w.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, expected.digest !== undefined) } : {}) }),
-      ...(expected.digest ? {} : { hold: () => store.lock(`sha256:${resumeKey}`, (info) => emit(waiting(a.name, info))) }),
     };
   };
 
   const transfers = semaphore(deps.jobs);
+  /** Bytes each artifact's downloads brought in this run, failed ones included (for the summary). */
+  const moved = new Map<string, number>();
 
   const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
     const headers = expandHeaders(a.headers, deps.env, a.name);
     const origin = new URL(a.url).origin;
-    const sources = [a.url, ...a.mirrors];
-    const release = await sink.hold?.();
+    // The team cache first (by digest), then the artifact's own url and mirrors.
+    const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
+    const sources: Array<Source & { cache?: true }> = [
+      ...(cached ? [{ ...cached, cache: true as const }] : []),
+      ...[a.url, ...a.mirrors].map((url) => ({ url, headers: new URL(url).origin === origin ? headers : {} })),
+    ];
     let lastError: unknown;
-    try {
-      for (const [i, url] of sources.entries()) {
-        for (let fresh = false; ; fresh = true) {
-          // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
-          // the image do not, so the next download starts as soon as this one's bytes are in.
-          const freeSlot = await transfers.acquire();
-          let slotHeld = true;
-          const writer = await sink.open().catch((err: unknown) => {
-            freeSlot();
-            throw err;
-          });
-          const resumeFrom = writer.bytesWritten;
-          let keep = true;
-          try {
-            if (expected.size !== undefined) {
-              await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
-            }
-            emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
-            const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
-              onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
-              onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
-              signal: deps.signal,
-              verified: expected.digest !== undefined,
-            });
-            keep = false;
-            freeSlot();
-            slotHeld = false;
-            const digest = await sink.finish(writer);
-            return { digest, size: writer.bytesWritten, bytes: r.bytes, writer };
-          } catch (err) {
-            if (slotHeld) freeSlot();
-            await writer.abort({ keep: keep && !(err instanceof HoardError && err.code === 'E_STORE') });
-            lastError = err;
-            if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
-              // Bytes resumed from an earlier attempt may be what is wrong: once more, from the start.
-              if (resumeFrom > 0 && !fresh) continue;
-              (err as HoardError & { details: Record<string, unknown> }).details.url = redactUrl(url);
-              err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
-            }
-            if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
-            if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; trying the next mirror` });
-            break;
+    for (const [i, { url, headers: sent, cache }] of sources.entries()) {
+      for (let fresh = false; ; fresh = true) {
+        // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
+        // the image do not, so the next download starts as soon as this one's bytes are in.
+        const freeSlot = await transfers.acquire();
+        let slotHeld = true;
+        const writer = await sink.open().catch((err: unknown) => {
+          freeSlot();
+          throw err;
+        });
+        const resumeFrom = writer.bytesWritten;
+        let keep = true;
+        try {
+          if (expected.size !== undefined) {
+            await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
           }
+          emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
+          let last = resumeFrom;
+          const r = await fetcher.fetch({ url, headers: sent }, writer, {
+            onProgress: (p) => {
+              // (Fewer than before: the server ignored Range and the transfer started over.)
+              moved.set(a.name, (moved.get(a.name) ?? 0) + (p.received >= last ? p.received - last : p.received));
+              last = p.received;
+              emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null });
+            },
+            onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
+            signal: deps.signal,
+            verified: expected.digest !== undefined,
+            ...(expected.size !== undefined ? { size: expected.size } : {}),
+          });
+          keep = false;
+          freeSlot();
+          slotHeld = false;
+          const digest = await sink.finish(writer);
+          return { digest, size: writer.bytesWritten, bytes: r.bytes, writer, url, fetched: r, ...(cache ? { fromCache: true as const } : {}) };
+        } catch (err) {
+          if (slotHeld) freeSlot();
+          // What arrived stays for the next attempt, unless it is what was wrong.
+          await writer.abort({ keep: keep && !(err instanceof HoardError && (err.code === 'E_STORE' || err.code === 'E_INTEGRITY')) });
+          lastError = err;
+          if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
+            // Bytes resumed from an earlier attempt may be what is wrong: once more, from the start.
+            if (resumeFrom > 0 && !fresh) continue;
+            (err as HoardError & { details: Record<string, unknown> }).details.url = redactUrl(url);
+            err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
+          }
+          if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
+          if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; ${cache ? 'downloading from its url instead of the team cache' : 'trying the next mirror'}` });
+          break;
         }
       }
-    } finally {
-      await release?.();
     }
     throw lastError;
   };
+
+  /** Remembers what a URL served (state/urls.json, written at once): a process waiting for it takes that. */
+  const recordUrl = async (r: { url: string; digest: Digest; size: number; fetched: FetchResult; fromCache?: boolean }) => {
+    if (r.fromCache) return; // the team cache's URL says nothing about the entry's own
+    urls.set(urlKey(r.url), {
+      url: redactUrl(r.url), digest: r.digest, size: r.size,
+      ...(r.fetched.etag ? { etag: r.fetched.etag } : {}), ...(r.fetched.lastModified ? { lastModified: r.fetched.lastModified } : {}),
+      checked: new Date().toISOString(),
+    });
+    await urls.flush().catch(() => {}); // only a later download of the same URL is at stake
+  };
+
+  /** Downloads from one URL in this process run one after another: the second finds the first's blob. */
+  const urlTurns = new Map<string, Promise<unknown>>();
+  const inTurn = <T>(url: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (urlTurns.get(url) ?? Promise.resolve()).then(fn, fn);
+    urlTurns.set(url, run.catch(() => {}));
+    return run;
+  };
+
+  /** What another process (or this one) fetched from the entry's URL since this run started, when it is intact. */
+  const fetchedMeanwhile = async (a: Artifact): Promise<BlobDone | null> => {
+    const rec = urls.reread(urlKey(a.url));
+    if (!rec || !(Date.parse(rec.checked) >= startedAt)) return null;
+    // Pinned before it is looked at: gc must leave it alone until hoard.json names it.
+    await deps.beforePublish?.(rec.digest, false);
+    const c = await store.check(rec.digest, { size: rec.size });
+    if (c.state !== 'ok') return null;
+    const algorithms = Object.keys(a.checksums) as ChecksumAlgorithm[];
+    if (algorithms.length > 0 && integrityError('', { checksums: a.checksums }, await hashFile(c.path, algorithms))) return null;
+    return { digest: rec.digest, size: rec.size, leader: a.name, blob: 'cached', bytes: 0 };
+  };
+
+  /** An entry not locked yet: under its URL's lock, what was fetched from it meanwhile, or a download. */
+  const unlockedBlob = (a: Artifact): Promise<BlobDone> =>
+    inTurn(a.url, async () => {
+      const expected: Expected = { checksums: a.checksums };
+      // Processes that sync the same unlocked URL wait for each other: it is downloaded once.
+      const release = await store.lock(`sha256:${resumeKeyOf(undefined, a.url)}`, (info) => emit(waiting(a.name, info)));
+      try {
+        const reused = await fetchedMeanwhile(a);
+        if (reused) return reused;
+        const r = await download(a, expected, 'unlocked', toStore(a, expected, false));
+        await recordUrl(r);
+        return { digest: r.digest, size: r.size, leader: a.name, blob: 'downloaded', bytes: r.bytes };
+      } finally {
+        await release();
+      }
+    });
+
+  /** A locked entry whose blob is missing, corrupt or forced: under the blob's lock. */
+  const lockedBlob = (p: ArtifactPlan, action: 'fetch' | 'refetch' | 'force'): Promise<BlobDone> => {
+    const a = p.artifact;
+    const d = a.digest!;
+    const expected: Expected = { checksums: a.checksums, digest: d, ...(a.size !== undefined ? { size: a.size } : {}) };
+    return inTurn(a.url, async () => {
+      const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
+      try {
+        // Another process (or an unlocked entry of the same URL) may have fetched or repaired it meanwhile.
+        const now = action === 'force' ? null : await store.check(d, expected.size !== undefined ? { size: expected.size } : {});
+        if (now?.state === 'ok') return { digest: d, size: a.size ?? null, leader: a.name, blob: 'cached', bytes: 0 };
+        let reason: string | undefined;
+        if (now?.state === 'corrupt') {
+          reason = `the stored blob was corrupt (${now.reason}); removed it`;
+          emit({ type: 'warning', name: a.name, message: `blob ${d} is corrupt (${now.reason}): removed, downloading again` });
+          await store.remove(d);
+        }
+        const why = action === 'force' ? 'force' : now?.state === 'corrupt' ? 'corrupt' : 'missing';
+        const r = await download(a, expected, why, toStore(a, expected, action === 'force'));
+        await recordUrl(r);
+        if (why === 'force') reason = '--force';
+        return {
+          digest: d, size: r.size, leader: a.name, blob: why === 'missing' ? 'downloaded' : 'redownloaded', bytes: r.bytes,
+          ...(reason ? { reason } : {}), ...(r.fromCache ? { fromCache: true } : {}),
+        };
+      } finally {
+        await release();
+      }
+    });
+  };
+
+  /**
+   * The blob step of a group of entries that need one blob: adopted from an output that has it,
+   * else fetched from the first entry's sources (then the next entry's, when they differ).
+   */
+  const groupBlob = async (members: readonly ArtifactPlan[]): Promise<BlobDone> => {
+    const first = members[0]!;
+    if (first.blob === 'lock') return unlockedBlob(first.artifact);
+    const adopter = members.find((m) => m.blob === 'adopt');
+    if (adopter) {
+      const a = adopter.artifact;
+      try {
+        await store.ingestFile(adopter.observed.target, { checksums: a.checksums, digest: a.digest!, ...(a.size !== undefined ? { size: a.size } : {}) });
+        return { digest: a.digest!, size: a.size ?? null, leader: a.name, blob: 'adopted', bytes: 0 };
+      } catch (err) {
+        // The file changed since it was looked at: fetch the blob instead.
+        if (members.every((m) => m.blob === 'adopt')) throw err;
+      }
+    }
+    const action = members.some((m) => m.blob === 'force') ? 'force' : members.some((m) => m.blob === 'refetch') ? 'refetch' : 'fetch';
+    const seen = new Set<string>();
+    let lastError: unknown;
+    for (const m of members) {
+      const a = m.artifact;
+      const sourceKey = JSON.stringify([a.url, a.mirrors, Object.entries(a.headers).sort()]);
+      if (seen.has(sourceKey)) continue;
+      seen.add(sourceKey);
+      try {
+        return await lockedBlob(m, action);
+      } catch (err) {
+        lastError = err;
+        if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
+      }
+    }
+    throw lastError;
+  };
+
+  // Entries that need the same blob share one blob step (one transfer at most). An entry that
+  // waits for it holds nothing: no --jobs slot, no place among the blob steps running.
+  const groups = new Map<string, ArtifactPlan[]>();
+  for (const p of plans) {
+    const k = p.inSync && p.artifact.size !== undefined ? null : blobKey(p);
+    if (!k) continue;
+    const members = groups.get(k);
+    if (members) members.push(p);
+    else groups.set(k, [p]);
+  }
+  const blobSteps = semaphore(deps.jobs * 2);
+  const blobTasks = new Map<string, Promise<BlobDone>>();
+  const blobOf = (p: ArtifactPlan): Promise<BlobDone> => {
+    const a = p.artifact;
+    const k = blobKey(p);
+    if (!k) return Promise.resolve({ digest: a.digest!, size: a.size ?? null, leader: a.name, blob: 'cached', bytes: 0 });
+    let task = blobTasks.get(k);
+    if (!task) {
+      task = blobSteps.acquire().then(async (release) => {
+        try {
+          return await groupBlob(groups.get(k) ?? [p]);
+        } finally {
+          release();
+        }
+      });
+      blobTasks.set(k, task);
+    }
+    return task;
+  };
+
+  /** A blob a copy found damaged (its fingerprint vouched for it): removed and fetched again, once per run. */
+  const repairs = new Map<Digest, Promise<number>>();
+  const repairBlob = (a: Artifact, d: Digest): Promise<number> => {
+    let task = repairs.get(d);
+    if (!task) {
+      task = (async () => {
+        const expected: Expected = { checksums: a.checksums, digest: d, ...(a.size !== undefined ? { size: a.size } : {}) };
+        const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
+        try {
+          const c = await store.check(d, { verify: true });
+          if (c.state === 'ok') return 0;
+          if (c.state === 'corrupt') {
+            emit({ type: 'warning', name: a.name, message: `blob ${d} is corrupt (${c.reason}): removed, downloading again` });
+            await store.remove(d);
+          }
+          const r = await download(a, expected, 'corrupt', toStore(a, expected, false));
+          await recordUrl(r);
+          return r.bytes;
+        } finally {
+          await release();
+        }
+      })();
+      repairs.set(d, task);
+      return task;
+    }
+    return task.then(() => 0);
+  };
+
+  const outputSteps = semaphore(Math.max(8, deps.jobs * 2));
 
   const applyOne = async (p: ArtifactPlan): Promise<ArtifactEvent> => {
     const a = p.artifact;
@@ -223,51 +453,26 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let digest = a.digest ?? null;
     let size = a.size ?? null;
     let bytesDownloaded = 0;
+    let fromCache = false;
     let blob: BlobOutcome = 'cached';
     let output: OutputOutcome = 'present';
     let method: LinkMethod | undefined;
     let reason: string | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output,
-      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...extra,
+      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}), ...extra,
     });
 
-    // 1. The blob.
+    // 1. The blob (shared with every entry that needs the same one).
     try {
-      const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
-      if (p.blob === 'adopt') {
-        await store.ingestFile(target, expected);
-        blob = 'adopted';
-      } else if (p.blob === 'lock') {
-        const r = await download(a, expected, 'unlocked', toStore(a, expected, false));
-        digest = r.digest;
-        size = r.size;
-        bytesDownloaded = r.bytes;
-        blob = 'downloaded';
-      } else if (p.blob !== 'none') {
-        const d = a.digest!;
-        const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
-        try {
-          // Another process may have fetched or repaired it while we waited.
-          const now = p.blob === 'force' ? null : await store.check(d, expected.size !== undefined ? { size: expected.size } : {});
-          if (now?.state === 'ok') blob = 'cached';
-          else {
-            if (now?.state === 'corrupt') {
-              reason = `the stored blob was corrupt (${now.reason}); removed it`;
-              emit({ type: 'warning', name: a.name, message: `blob ${d} is corrupt (${now.reason}): removed, downloading again` });
-              await store.remove(d);
-            }
-            const why = p.blob === 'force' ? 'force' : now?.state === 'corrupt' ? 'corrupt' : 'missing';
-            const r = await download(a, expected, why, toStore(a, expected, p.blob === 'force'));
-            bytesDownloaded = r.bytes;
-            size = r.size;
-            blob = why === 'missing' ? 'downloaded' : 'redownloaded';
-            if (why === 'force') reason = '--force';
-          }
-        } finally {
-          await release();
-        }
-      }
+      const done = await blobOf(p);
+      const mine = done.leader === a.name;
+      digest = done.digest;
+      size = done.size ?? size;
+      blob = mine ? done.blob : 'cached';
+      bytesDownloaded = mine ? done.bytes : 0;
+      fromCache = mine && done.fromCache === true;
+      if (mine && done.reason) reason = done.reason;
       // An entry with a digest but no size (added with --sha256) is completed too.
       if (digest && (a.digest !== digest || a.size === undefined)) {
         size ??= lstatSync(store.blobPath(digest as Digest)).size;
@@ -276,11 +481,13 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } catch (err) {
       blob = 'failed';
       output = 'skipped';
+      bytesDownloaded = moved.get(a.name) ?? 0;
       return event({ error: errorInfo(err), ...(a.image ? { image: 'skipped' as const, imageRef: a.image } : {}) });
     }
 
     // 2. The output file (a conflict or failure there does not stop the image).
     let outputError: ErrorInfo | undefined;
+    const releaseOutput = await outputSteps.acquire();
     try {
       let action = p.output;
       if (action === 'check') {
@@ -295,21 +502,40 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         if (p.observed.outputFp) deps.state.outputs.set(target, { digest: digest!, fp: p.observed.outputFp });
         output = 'present';
       } else {
-        const r = await deps.materializer.materialize({
-          blob: store.blobPath(digest!),
-          outputRoot: deps.outputRoot,
-          relPath: a.path,
-          ...(deps.outputBoundary ? { boundary: deps.outputBoundary } : {}),
-          link: a.link,
-          executable: a.executable,
-        });
+        const d = digest as Digest;
+        // A hard link made here, or one replaced here, moves a blob's ctime: hoard's own doing,
+        // recorded, so that the next sync still trusts the blob's fingerprint.
+        const previous = deps.state.outputs.get(target)?.digest;
+        const materialize = () =>
+          store.linking(previous && previous !== d ? [d, previous] : [d], () =>
+            deps.materializer.materialize({
+              blob: store.blobPath(d), outputRoot: deps.outputRoot, relPath: a.path,
+              ...(deps.outputBoundary ? { boundary: deps.outputBoundary } : {}),
+              link: a.link, executable: a.executable, digest: d,
+            }),
+          );
+        let r: Awaited<ReturnType<typeof materialize>>;
+        try {
+          r = await materialize();
+        } catch (err) {
+          if (!isCorruptBlob(err)) throw err;
+          // A copy found the blob damaged although its fingerprint vouched for it: no wrong
+          // byte was served; the blob is fetched again and the copy made from that.
+          bytesDownloaded += await repairBlob(a, d);
+          blob = 'redownloaded';
+          reason = 'the stored blob was corrupt (found while copying it); fetched it again';
+          r = await materialize();
+        }
         method = r.method;
-        deps.state.outputs.set(target, { digest: digest!, fp: fileFingerprint(lstatSync(target)) });
+        const st = lstatSync(target);
+        deps.state.outputs.set(target, { digest: d, fp: fileFingerprint(st), ...(r.method === 'hardlink' ? { blobInode: inodeId(st) } : {}) });
         output = action === 'link' ? 'linked' : action === 'replace' ? 'replaced' : 'relinked';
       }
     } catch (err) {
       output = 'failed';
       outputError = errorInfo(err);
+    } finally {
+      releaseOutput();
     }
 
     // 3. The container image.
@@ -325,12 +551,13 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let digest = a.digest ?? null;
     let size = a.size ?? null;
     let bytesDownloaded = 0;
+    let fromCache = false;
     let blob: BlobOutcome = 'none';
     let output: OutputOutcome = 'present';
     let error: ErrorInfo | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output, bytesDownloaded,
-      ...(error ? { error } : {}), ...extra,
+      ...(fromCache ? { fromCache } : {}), ...(error ? { error } : {}), ...extra,
     });
 
     if (p.output === 'conflict') {
@@ -343,13 +570,14 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
         const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
           dir: deps.outputRoot,
-          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable),
+          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable, a.size),
           finish: (w) => w.verify(expected),
         });
         writer = r.writer;
         digest = r.digest;
         size = r.size;
         bytesDownloaded = r.bytes;
+        if (r.fromCache) fromCache = true;
         blob = 'downloaded';
         if (a.digest !== digest || a.size === undefined) deps.onLocked(a.name, digest, size);
         let action: OutputAction = p.output;
@@ -372,6 +600,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         await writer?.abort();
         blob = blob === 'downloaded' ? blob : 'failed';
         output = blob === 'failed' ? 'skipped' : 'failed';
+        if (blob === 'failed') bytesDownloaded = moved.get(a.name) ?? 0;
         error = errorInfo(err);
         return event(a.image ? { image: 'skipped', imageRef: a.image } : {});
       }
@@ -413,7 +642,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       const hex = digest.slice(7);
       let kind = deps.state.archives.get(hex);
       if (!kind) {
-        kind = await images.support.classify(file);
+        kind = await images.support.classify(file, `${a.name}'s file ${path.relative(process.cwd(), p.observed.target) || p.observed.target}`);
         deps.state.archives.set(hex, kind);
       }
       const made = await serial(() => {
@@ -453,12 +682,15 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     results[i] = ev;
     emit(ev);
   }
-  // Twice as many artifacts as transfers: while some are verified, linked or imported, as many
-  // others download (each holds a few MiB of buffers at most).
-  await pool(pending, deps.jobs * 2, async (i) => {
+  const finish = async (i: number) => {
     const ev = await (deps.noStore ? applyDirect : applyOne)(plans[i]!);
     results[i] = ev;
     emit(ev);
-  });
+  };
+  // Twice as many artifacts as transfers: while some are verified, linked or imported, as many
+  // others download (each holds a few MiB of buffers at most). With the store, applyOne limits
+  // its own steps (blob steps, transfers, output steps), so every entry starts at once.
+  if (deps.noStore) await pool(pending, deps.jobs * 2, finish);
+  else await Promise.all(pending.map(finish));
   return results;
 }

@@ -79,7 +79,11 @@ export type SyncEvent =
       imageRef?: string;
       imageReason?: string;
     }
-  | { type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string }
+  | {
+      type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string;
+      /** For content found right: trusted on its stat fingerprint, or read and hashed. */
+      trusted?: 'fingerprint' | 'hashed';
+    }
   /**
    * A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one.
    * reason `refresh`: hoard fetch --refresh asks whether the URL changed (a conditional request).
@@ -88,6 +92,22 @@ export type SyncEvent =
   /** A request failed and is tried again after `delayMs` (`left` more retries after this one). */
   | { type: 'retry'; name: string; url: string; attempt: number; left: number; delayMs: number; message: string }
   | { type: 'progress'; name: string; received: number; total: number | null }
+  /** hoard push (or sync --push): a blob's upload to the team cache starts. */
+  | { type: 'upload'; name: string; url: string; size: number }
+  /** A blob's push finished: uploaded, mounted from another repository, already there, or failed. */
+  | { type: 'pushed'; name: string; digest: Digest; outcome: 'pushed' | 'mounted' | 'present' | 'failed'; bytes: number; error?: ErrorInfo }
+  | {
+      type: 'push-summary';
+      remote: string;
+      pushed: number;
+      mounted: number;
+      present: number;
+      failed: number;
+      /** Artifacts whose blob the local store does not hold (nothing to push). */
+      skipped: number;
+      bytesPushed: number;
+      elapsedMs: number;
+    }
   /** An engine command that makes an image starts (import of a rootfs, load of an archive). */
   | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }
   /**
@@ -110,6 +130,8 @@ export type SyncEvent =
       method?: LinkMethod;
       reason?: string;
       bytesDownloaded: number;
+      /** The blob was pulled from the team cache (the remote), not from the artifact's url. */
+      fromCache?: true;
       error?: ErrorInfo;
       /** Only for artifacts with an `image`. */
       image?: ImageOutcome;
@@ -124,6 +146,8 @@ export type SyncEvent =
       failed: number;
       conflicts: number;
       bytesDownloaded: number;
+      /** Of bytesDownloaded: bytes pulled from the team cache. */
+      bytesFromCache?: number;
       bytesSaved: number;
       elapsedMs: number;
       manifestUpdated: boolean;

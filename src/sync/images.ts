@@ -24,7 +24,8 @@ export interface ImageSupport {
   /** The engine, chosen on first use (docker when its daemon answers, else podman). */
   engine(): Promise<Engine>;
   /** What an archive holds (rootfs to import, or an image archive to load). */
-  classify(file: string): Promise<ArchiveKind>;
+  /** `shown` names the file in messages (the artifact and its output; `file` may be a blob). */
+  classify(file: string, shown?: string): Promise<ArchiveKind>;
 }
 
 /** Where hoard remembers which image it made from which digest (loaded images carry no label). */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { hashFile } from '../core/hashfile.ts';
 import type { Artifact } from '../manifest/types.ts';
-import { fileFingerprint, type Fingerprint } from '../store/fingerprint.ts';
+import { fileFingerprint, inodeId, type Fingerprint } from '../store/fingerprint.ts';
 import type { Store } from '../store/store.ts';
 import type { Emit } from './events.ts';
 import type { SyncState } from './state.ts';
@@ -45,19 +45,22 @@ export interface ObserveContext {
 export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
   const target = path.join(ctx.outputRoot, a.path); // outputRoot is absolute
   const check = ctx.checks
-    ? (subject: 'blob' | 'output', p: string, result: string) => ctx.emit({ type: 'check', name: a.name, subject, path: p, result })
+    ? (subject: 'blob' | 'output', p: string, result: string, trusted?: 'fingerprint' | 'hashed') =>
+        ctx.emit({ type: 'check', name: a.name, subject, path: p, result, ...(trusted ? { trusted } : {}) })
     : () => {};
 
   let blob: BlobState = 'unlocked';
   let blobReason: string | undefined;
   let blobIno: number | null = null;
+  let blobTrusted: 'fingerprint' | 'hashed' | undefined;
   if (a.digest && ctx.noStore) blob = 'missing';
   else if (a.digest) {
     const c = await ctx.store.check(a.digest, { verify: ctx.verify, size: a.size });
     blob = c.state;
     if (c.state === 'ok') {
       blobIno = c.stat.ino;
-      check('blob', c.path, c.rehashed ? 're-hashed, digest matches' : 'fingerprint matches, trusted');
+      blobTrusted = c.rehashed ? 'hashed' : 'fingerprint';
+      check('blob', c.path, c.rehashed ? 're-hashed, digest matches' : 'fingerprint matches, trusted', c.rehashed ? 'hashed' : 'fingerprint');
     } else if (c.state === 'corrupt') {
       blobReason = c.reason;
       blobIno = c.stat?.ino ?? null;
@@ -67,8 +70,8 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
 
   // lstat: a symbolic link at the output path is someone else's, whatever it points to.
   const lst = lstatSync(target, { throwIfNoEntry: false });
-  const result = (output: OutputState, reason?: string, outputFp?: Fingerprint): Observed => {
-    if (ctx.checks) check('output', target, reason ? `${output}: ${reason}` : output);
+  const result = (output: OutputState, reason?: string, outputFp?: Fingerprint, trusted?: 'fingerprint' | 'hashed'): Observed => {
+    if (ctx.checks) check('output', target, reason ? `${output}: ${reason}` : output, trusted);
     const o: Observed = { target, blob, output };
     if (blobReason) o.blobReason = blobReason;
     if (reason) o.outputReason = reason;
@@ -83,7 +86,7 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     // A hard link of the blob: its content is the blob's.
     if (blob !== 'ok') return result('stale', 'a hard link of a corrupt blob');
     if (a.link === 'copy' || a.link === 'reflink' || a.executable) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
-    return result('ok', 'hard link of the blob');
+    return result('ok', 'hard link of the blob', undefined, blobTrusted);
   }
   const record = ctx.state.outputs.get(target);
   const fp = fileFingerprint(lst);
@@ -103,9 +106,12 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   if (content === a.digest) {
     if (!modeOk) return result('stale', a.executable ? 'not executable' : 'executable');
     const trusted = record?.fp === fp && !ctx.verify;
-    return result('ok', trusted ? 'fingerprint matches' : 're-hashed, digest matches', trusted ? undefined : fp);
+    return result('ok', trusted ? 'fingerprint matches' : 're-hashed, digest matches', trusted ? undefined : fp, trusted ? 'fingerprint' : 'hashed');
   }
   if (record && (record.fp === fp || content === record.digest)) return result('stale', `hoard's file from ${record.digest.slice(0, 19)}…`);
+  // hoard made this file a hard link of the blob (it still has that inode): what it holds is
+  // the blob's bytes, damaged in place, not someone's data. The blob is gone or was replaced.
+  if (record?.blobInode !== undefined && record.blobInode === inodeId(lst)) return result('stale', "hoard's hard link of a blob that was damaged or removed");
   if (record) return result('foreign', 'changed since hoard wrote it (kept: it may be data, --force replaces it)');
   return result('foreign', 'a file hoard did not put there, with other content');
 }

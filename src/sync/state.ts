@@ -9,6 +9,11 @@ import { StateFile } from '../store/state-file.ts';
 export interface OutputRecord {
   digest: Digest;
   fp: Fingerprint;
+  /**
+   * Set when hoard made the output a hard link of the blob: that inode (see inodeId). Whatever
+   * the file holds later is the blob's bytes, hoard's own, even once the blob is removed.
+   */
+  blobInode?: string;
 }
 
 /** Output files hoard made (keyed by absolute path), and the manifests that use the store. */

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
-import { resolveArtifacts } from '../manifest/load.ts';
+import { DEFAULT_OUTPUT, resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
 import { checkInside, createMaterializer } from '../materialize/materialize.ts';
@@ -15,6 +15,7 @@ import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
+import { cacheLocator, type Remote } from '../remote/index.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -56,6 +57,11 @@ export interface SyncOptions {
    * as additions. Everything else this sync writes is a lock (digest and size) of an entry.
    */
   unsaved?: string[];
+  /**
+   * The team cache: blobs missing here are looked up there by digest before their url (the
+   * caller opens it, and closes it). With `checks`, status says which missing blobs it holds.
+   */
+  remote?: Remote;
 }
 
 export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
@@ -70,7 +76,7 @@ export interface SyncResult {
 
 export function outputRootOf(manifest: Manifest, override?: string): string {
   if (override) return path.resolve(override);
-  const root = path.resolve(manifest.dir, manifest.doc.output ?? 'artifacts');
+  const root = path.resolve(manifest.dir, manifest.doc.output ?? DEFAULT_OUTPUT);
   if (!isInside(manifest.dir, root) || root === manifest.dir) {
     throw new HoardError('E_PATH', `"output" (${manifest.doc.output}) must be a folder inside ${manifest.dir}`, {
       hint: 'use a relative folder such as "artifacts", or pass --output <dir> on the command line',
@@ -99,6 +105,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const started = performance.now();
+  const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
   const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
@@ -148,6 +155,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   };
 
   if (mode !== 'sync') {
+    if (opts.remote && opts.checks && !noStore) await checkRemote(opts.remote, plans, emit);
     for (const p of plans) {
       emit({
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
@@ -186,6 +194,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
+      ...(opts.remote ? { cache: cacheLocator(opts.remote, emit) } : {}),
+      startedAt,
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
@@ -239,6 +249,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       summary.bytesSaved += r.size ?? 0;
     } else if (r.blob === 'downloaded' || r.blob === 'redownloaded') summary.misses++;
     summary.bytesDownloaded += r.bytesDownloaded;
+    if (r.fromCache) summary.bytesFromCache = (summary.bytesFromCache ?? 0) + r.bytesDownloaded;
     if (r.blob === 'failed' || r.output === 'failed') summary.failed++;
     if (r.output === 'conflict') summary.conflicts++;
     if (r.image === 'present') summary.imagesPresent++;
@@ -284,4 +295,19 @@ function markUsed(store: Store, state: SyncState, file: string, results: readonl
   if (full && known?.used !== undefined && now - known.used < USED_GRANULARITY_MS && now >= known.used) return;
   for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
   if (full) state.manifests.set(file, { ...known, added: known?.added ?? new Date(now).toISOString(), used: now });
+}
+
+/** status -v: for each blob that would be downloaded, whether the team cache holds it (a `check` event). */
+async function checkRemote(remote: Remote, plans: readonly ArtifactPlan[], emit: Emit): Promise<void> {
+  const wanted = plans.filter((p) => p.artifact.digest && (p.blob === 'fetch' || p.blob === 'refetch'));
+  if (wanted.length === 0) return;
+  try {
+    const client = await remote.client();
+    for (const p of wanted) {
+      const there = await client.hasBlob(p.artifact.digest!);
+      emit({ type: 'check', name: p.artifact.name, subject: 'blob', path: remote.ref.spec, result: there ? 'in the team cache' : 'not in the team cache' });
+    }
+  } catch (err) {
+    emit({ type: 'warning', message: `${(err as Error).message}; cannot tell what the team cache holds` });
+  }
 }

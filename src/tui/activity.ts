@@ -87,10 +87,13 @@ export function etaOf(d: Download): number | null {
 export function overall(a: Activity, now: number): { received: number; expected: number; speed: number } {
   let received = a.finishedBytes;
   let expected = a.finishedExpected;
+  // The speed counts only bytes moved in this run, not those kept from an interrupted one.
+  let moved = a.finishedBytes;
   for (const d of a.downloads) {
     received += d.received;
     expected += d.total ?? d.received;
+    moved += d.received - (d.from ?? 0);
   }
-  const speed = a.firstStart !== null ? speedOf({ received, started: a.firstStart, at: now }) : 0;
+  const speed = a.firstStart !== null ? speedOf({ received: moved, started: a.firstStart, at: now }) : 0;
   return { received, expected, speed };
 }

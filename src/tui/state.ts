@@ -3,18 +3,10 @@
 // the job the state asks for and exits with `exit` once it is set.
 import { foldActivity, noActivity, type Activity } from './activity.ts';
 import type { ErrorInfo, OpResult, SyncEvent, UiEvent } from './types.ts';
+import { stateOf, type ArtifactState } from '../sync/states.ts';
 
-/** An artifact's state in words, as the list shows it. */
-export type RowState =
-  | 'in sync'
-  | 'not downloaded'
-  | 'not linked'
-  | 'corrupt'
-  | 'image missing'
-  | 'image stale'
-  | 'image unknown'
-  | 'unlocked'
-  | 'conflict';
+/** An artifact's state in words, as the list shows it (the same words as `hoard status`). */
+export type RowState = ArtifactState;
 
 export interface Row {
   name: string;
@@ -121,17 +113,7 @@ type PlanEvent = Extract<SyncEvent, { type: 'plan' }>;
 /** Pure: the words for an artifact's plan, most serious first. */
 export function rowFromPlan(p: PlanEvent): Row {
   const base = { name: p.name, path: p.path, size: p.size ?? null, ...(p.imageRef ? { image: p.imageRef } : {}) };
-  const at = (state: RowState, detail?: string): Row => ({ ...base, state, ...(detail ? { detail } : {}) });
-  if (p.output === 'conflict') return at('conflict', p.outputReason);
-  if (p.blob === 'refetch') return at('corrupt', p.blobReason);
-  if (p.blob === 'lock') return at('unlocked', 'no digest yet: sync downloads it and records it');
-  if (p.blob === 'fetch') return at('not downloaded');
-  if (p.blob === 'adopt') return at('not downloaded', 'the output is intact: sync copies it back into the store, no download');
-  if (p.output !== 'none') return at('not linked', p.outputReason);
-  if (p.image === 'reimport') return at('image stale', p.imageReason ?? `${p.imageRef} was built from another file`);
-  if (p.image === 'import') return at('image missing', p.imageRef);
-  if (p.image === 'unavailable') return at('image unknown', p.imageReason);
-  return at('in sync');
+  return { ...base, ...stateOf(p) };
 }
 
 /** The rows the filter lets through. */

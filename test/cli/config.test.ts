@@ -53,6 +53,9 @@ test('hoard config: every setting from its default, then the config file, then H
     jobs: { value: 4, origin: 'default', source: 'default' },
     link: { value: 'auto', origin: 'default', source: 'default' },
     engine: { value: 'auto', origin: 'default', source: 'default' },
+    remote: { value: null, origin: 'default', source: 'default' },
+    push: { value: false, origin: 'default', source: 'default' },
+    remotes: { value: {}, origin: 'default', source: 'default' },
   });
   // Without XDG_CACHE_HOME: ~/.cache/hoard.
   const noXdg = await s.run(['config', '--json'], { XDG_CACHE_HOME: '' });
@@ -70,6 +73,9 @@ test('hoard config: every setting from its default, then the config file, then H
     jobs: { value: 8, ...file },
     link: { value: 'copy', ...file },
     engine: { value: 'podman', ...file },
+    remote: { value: null, origin: 'default', source: 'default' },
+    push: { value: false, origin: 'default', source: 'default' },
+    remotes: { value: {}, origin: 'default', source: 'default' },
   });
 
   // 3. HOARD_* beats the file.
@@ -85,6 +91,9 @@ test('hoard config: every setting from its default, then the config file, then H
     jobs: { value: 3, origin: 'env', source: 'HOARD_JOBS' },
     link: { value: 'hardlink', origin: 'env', source: 'HOARD_LINK' },
     engine: { value: 'docker', origin: 'env', source: 'HOARD_ENGINE' },
+    remote: { value: null, origin: 'default', source: 'default' },
+    push: { value: false, origin: 'default', source: 'default' },
+    remotes: { value: {}, origin: 'default', source: 'default' },
   });
 
   // 4. A flag beats the variable.
@@ -97,6 +106,9 @@ test('hoard config: every setting from its default, then the config file, then H
     jobs: { value: 2, origin: 'flag', source: '--jobs' },
     link: { value: 'reflink', origin: 'flag', source: '--link' },
     engine: { value: 'auto', origin: 'flag', source: '--engine' },
+    remote: { value: null, origin: 'default', source: 'default' },
+    push: { value: false, origin: 'default', source: 'default' },
+    remotes: { value: {}, origin: 'default', source: 'default' },
   });
   c = await shown(s, ['--no-store'], env);
   assert.deepEqual(c.settings.enabled, { value: false, origin: 'flag', source: '--no-store' });
@@ -199,7 +211,7 @@ test('a broken configuration file is exit 2 naming the file, the key, what was e
   const s = await setup(t);
   await fs.writeFile(path.join(s.dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts: {} }));
   const cases: Array<[string, RegExp[]]> = [
-    ['{\n  "job": 8\n}\n', [/:2:10: "job" is not a setting \(known: store, enabled, maxSize, jobs, link, engine\)/]],
+    ['{\n  "job": 8\n}\n', [/:2:10: "job" is not a setting \(known: store, enabled, maxSize, jobs, link, engine, remote, push, remotes\)/]],
     ['{"jobs": "8"}', [/:1:10: "jobs" expected a whole number of at least 1, found "8"/]],
     ['{"jobs": 0, "link": "symlink", "enabled": "no"}', [
       /"jobs" expected a whole number of at least 1, found 0/,
@@ -245,7 +257,7 @@ test('a bad HOARD_* setting is exit 2 naming the variable', async (t) => {
   }
   const flag = await s.run(['config', '--jobs', '0']);
   assert.equal(flag.code, 2);
-  assert.match(flag.stderr, /--jobs must be a whole number of at least 1, not 0/);
+  assert.match(flag.stderr, /--jobs must be a whole number of at least 1, not "0"/);
 });
 
 test('maxSize in the configuration file: each sync evicts other projects\' least recently used blobs afterwards; --max-size beats it', async (t) => {

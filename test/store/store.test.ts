@@ -265,13 +265,17 @@ test('check: a blob made writable (content intact) is re-hashed, found ok and ma
   assert.equal(again.state === 'ok' && again.rehashed, false);
 });
 
-test('check: a hard link to the blob (new ctime) does not force a re-hash', async (t) => {
+test('check: a hard link hoard makes (store.linking) does not force a re-hash; one made by someone else does', async (t) => {
   const { store } = newStore(t);
   const digest = await put(store, randomData(5000));
   await sleep(15);
-  await fs.link(store.blobPath(digest), path.join(path.dirname(store.root), 'output-link'));
+  await store.linking([digest], () => fs.link(store.blobPath(digest), path.join(path.dirname(store.root), 'output-link')));
   const c = await store.check(digest);
   assert.equal(c.state === 'ok' && c.rehashed, false);
+  await sleep(15);
+  await fs.link(store.blobPath(digest), path.join(path.dirname(store.root), 'someone-elses-link'));
+  const d = await store.check(digest);
+  assert.equal(d.state === 'ok' && d.rehashed, true, 'the ctime moved without hoard: re-hashed');
 });
 
 test('check: a missing blob is missing; a removed blob is missing', async (t) => {

@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import type { Digest } from '../core/digest.ts';
+import { storeLayout } from './paths.ts';
+import { StateFile } from './state-file.ts';
+
+/** What the index remembers of a URL: what it served last, and how to ask whether that changed. */
+export interface UrlRecord {
+  /** Redacted (no credentials, no query string): for people. The key is the full URL's SHA-256. */
+  url: string;
+  digest: Digest;
+  size: number;
+  etag?: string;
+  lastModified?: string;
+  /** When it was last downloaded or confirmed unchanged (ISO 8601). */
+  checked: string;
+}
+
+/**
+ * The URL → digest index (state/urls.json): `hoard fetch` answers from it, and a sync that
+ * waited for another process's download of an unlocked URL takes that download's result.
+ * Keyed by the SHA-256 of the URL: a token in a query string stays out of the file.
+ */
+export function openUrlIndex(storeRoot: string) {
+  const { state, locks } = storeLayout(path.resolve(storeRoot));
+  return new StateFile<UrlRecord>(path.join(state, 'urls.json'), path.join(locks, 'state-urls.lock'));
+}
+
+export const urlKey = (url: string) => createHash('sha256').update(url).digest('hex');
