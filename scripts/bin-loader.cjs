@@ -22,7 +22,24 @@ const cacheDir =
   env.NODE_COMPILE_CACHE ||
   path.join(env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(home, '.cache'), 'hoard-compile-cache');
 
-if (enableCompileCache) {
+// A working directory that was deleted under a shell: every module that asks for it would
+// crash with a stack trace. Say so in one line (E_CWD in docs/errors.md), exit 1.
+let cwdGone = false;
+try {
+  process.cwd();
+} catch (err) {
+  if (!err || err.code !== 'ENOENT') throw err;
+  cwdGone = true;
+  const message = 'the working directory no longer exists (it was deleted or moved)';
+  const hint = '`cd` into an existing folder and run the command again';
+  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ type: 'error', code: 'E_CWD', message, hint })}\n`);
+  process.stderr.write(`hoard: error: ${message}\nhint: ${hint}\n`);
+  process.exitCode = 1;
+}
+
+if (cwdGone) {
+  // nothing to run
+} else if (enableCompileCache) {
   enableCompileCache(cacheDir);
   require(main);
 } else if (env.NODE_DISABLE_COMPILE_CACHE || env.NODE_V8_COVERAGE) {

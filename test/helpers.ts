@@ -1,6 +1,6 @@
 // Shared test fixtures: temp folders, a real HTTP server on 127.0.0.1:0, and the built CLI
 // run as a child process. Nothing here is mocked.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -133,28 +133,80 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs the built CLI as a child process (asynchronously, so an in-process server keeps serving). */
-export function hoard(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; store?: string }): Promise<RunResult> {
+/**
+ * The environment every CLI run of the tests gets: the test process's own, without any HOARD_*
+ * variable of the developer's shell, no colour, an empty configuration folder, and no retry
+ * back-off (HOARD_RETRY_DELAY=0: a test about the delay passes its own). `extra` wins; an
+ * undefined value removes the variable.
+ */
+export function cliEnv(extra: Record<string, string | undefined> = {}, store?: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
   env.NO_COLOR = '1';
   // Never the developer's own ~/.config/hoard/config.json: a folder with no configuration,
   // unless the test passes its own XDG_CONFIG_HOME.
   env.XDG_CONFIG_HOME = NO_CONFIG;
-  if (opts.store) env.HOARD_STORE = opts.store;
-  for (const [k, v] of Object.entries(opts.env ?? {})) {
+  env.HOARD_RETRY_DELAY = '0';
+  if (store) env.HOARD_STORE = store;
+  for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  return env;
+}
+
+/** A CLI run in the background: signal it, watch its output as it comes. */
+export interface RunningHoard {
+  child: ChildProcess;
+  pid: number;
+  done: Promise<RunResult>;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once stdout or stderr matches (rejects if the process ends first). */
+  until(pattern: RegExp, stream?: 'stdout' | 'stderr'): Promise<void>;
+}
+
+/** Starts the built CLI (with cliEnv) and returns at once. */
+export function startHoard(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; store?: string; nodeArgs?: string[] }): RunningHoard {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env, opts.store), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  const poke = () => waiters.splice(0).forEach((w) => w());
+  child.stdout!.on('data', (d: Buffer) => ((stdout += d), poke()));
+  child.stderr!.on('data', (d: Buffer) => ((stderr += d), poke()));
+  let ended = false;
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on('error', (err) => {
+      ended = true;
+      reject(err);
+      poke();
+    });
+    child.on('close', (code, signal) => {
+      ended = true;
+      resolve({ code, signal, stdout, stderr });
+      poke();
+    });
   });
+  return {
+    child, pid: child.pid!, done, stdout: () => stdout, stderr: () => stderr,
+    until(pattern, stream) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          const text = stream === 'stdout' ? stdout : stream === 'stderr' ? stderr : stdout + stderr;
+          if (pattern.test(text)) return resolve();
+          if (ended) return reject(new Error(`hoard ended without printing ${pattern}:\n${stdout}\n${stderr}`));
+          waiters.push(check);
+        };
+        check();
+      });
+    },
+  };
+}
+
+/** Runs the built CLI as a child process (asynchronously, so an in-process server keeps serving). */
+export function hoard(args: string[], opts: { cwd: string; env?: Record<string, string | undefined>; store?: string }): Promise<RunResult> {
+  return startHoard(args, opts).done;
 }
 
 /** A project folder with a hoard.json and its own store. */

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
-import { HoardError, isErrno } from '../core/errors.ts';
+import { exitCode, HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import { isInside, writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
@@ -18,6 +18,7 @@ import { readKnownManifests } from '../sync/known.ts';
 import { openSyncState } from '../sync/state.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
+import { waitingEvent } from '../sync/events.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { imageSupport } from './images.ts';
 import type { Origin, ResolvedSettings } from './config.ts';
@@ -50,10 +51,6 @@ export interface GlobalOptions {
 }
 type Env = Record<string, string | undefined>;
 
-/** Exit status of a finished sync: 1 when anything failed or is in conflict. */
-function syncExit(s: { failed: number; conflicts: number; manifestConflicts?: number }): number {
-  return s.failed > 0 || s.conflicts > 0 || (s.manifestConflicts ?? 0) > 0 ? 1 : 0;
-}
 
 /**
  * Validates a manifest that has an entry (or a field) made from command-line arguments. A
@@ -237,7 +234,7 @@ export async function runAdd(
     emit: (e) => printer.event(e),
   });
   // sync wrote hoard.json only if the entry got its digest and size; keep `manifest` in step.
-  return syncExit(summary);
+  return exitCode(summary, 'sync');
 }
 
 export async function runSync(
@@ -282,18 +279,18 @@ async function runSyncWith(
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
   });
-  if (signal.aborted) return 130;
-  if (o.dryRun) return summary.failed > 0 ? 1 : 0;
+  // (Stopped by a signal: main.ts exits with that signal's status.)
+  if (signal.aborted || o.dryRun) return exitCode(summary, o.dryRun ? 'dry-run' : 'sync');
   if (o.push) {
     if (!remote) {
       printer.event({ type: 'warning', message: `--push: no team cache is set for ${manifest.file}, nothing pushed`, hint: 'add "remote": "oci://<registry>/<repository>" to hoard.json, or pass --remote oci://…' });
-      return syncExit(summary);
+      return exitCode(summary, 'sync');
     }
     const { pushDownloaded } = await import('./push.ts');
     const pushed = await pushDownloaded(remote, g, results, printer, signal, o.jobs);
-    return Math.max(pushed, syncExit(summary));
+    return Math.max(pushed, exitCode(summary, 'sync'));
   }
-  return syncExit(summary);
+  return exitCode(summary, 'sync');
 }
 
 export async function runStatus(
@@ -314,7 +311,7 @@ export async function runStatus(
     emit: (e) => printer.event(e),
   }).finally(() => remote?.close());
   // 1 when the state could not be told (the engine did not answer), 3 for drift.
-  return summary.failed > 0 ? 1 : (summary.outOfSync ?? 0) > 0 ? 3 : 0;
+  return exitCode(summary, 'status');
 }
 
 export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?: string }): Promise<number> {
@@ -341,7 +338,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
       `${manifest ? `; ${summary.outputs} output${summary.outputs === 1 ? '' : 's'}${summary.outputsDiffering ? `, ${summary.outputsDiffering} differ (run \`hoard sync\`)` : ' ok'}` : ''}` +
       ` in ${formatDuration(summary.elapsedMs)}`,
   );
-  return summary.corrupt > 0 || summary.outputsDiffering > 0 ? 1 : 0;
+  return exitCode({ failed: summary.corrupt + summary.outputsDiffering }, 'verify');
 }
 
 /** `hoard fetch <url>`: a cached download without a manifest; prints the file's path. */
@@ -520,9 +517,7 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
   const store = openStore(g.store);
   const size = statSync(store.blobPath(digest), { throwIfNoEntry: false })?.size ?? 0;
   const lastUsed = store.lastUsed(digest);
-  const removed = await store.delete(digest, (info) =>
-    printer.event({ type: 'waiting', name: digest.slice(7), lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
-  );
+  const removed = await store.delete(digest, (info) => printer.event(waitingEvent(digest.slice(7), info)));
   if (!removed) {
     throw new HoardError('E_STORE', `no blob ${digest} in the store at ${store.root}`, {
       hint: 'see `hoard store ls` for the digests it holds',

@@ -189,7 +189,7 @@ export function readConfigFile(file: string, env: Env): Partial<Settings> | null
 }
 
 function envError(name: string, value: string, expected: string): HoardError {
-  return new HoardError('E_USAGE', `${name}=${value}: expected ${expected}`, { hint: `fix or unset ${name}` });
+  return new HoardError('E_USAGE', `${name}=${value}: expected ${expected}`, { hint: `fix or unset ${name}`, details: { variable: name } });
 }
 
 /** A boolean variable as people write them in CI files. */
@@ -222,7 +222,13 @@ export function resolveSettings(flags: FlagValues, env: Env): ResolvedSettings {
   // store, and whether it is used at all (--no-store, HOARD_NO_STORE, "enabled")
   const storeEnv = envValue('HOARD_STORE') !== undefined ? 'HOARD_STORE' : envValue('HOARD_CACHE_DIR') !== undefined ? 'HOARD_CACHE_DIR' : undefined;
   if (typeof flags.store === 'string') set('store', flags.store, { kind: 'flag', source: '--store' });
-  else if (storeEnv) set('store', env[storeEnv]!, { kind: 'env', source: storeEnv });
+  else if (storeEnv) {
+    // The same rule as the file's "store": absolute or ~/ (a relative folder would depend on
+    // where hoard runs); a --store flag is a person's choice, resolved where they typed it.
+    const r = checkFileValue('store', env[storeEnv], env);
+    if ('expected' in r) throw envError(storeEnv, env[storeEnv]!, r.expected);
+    set('store', r.value as string, { kind: 'env', source: storeEnv });
+  }
   else if (fromFile?.store !== undefined) set('store', fromFile.store, fileOrigin);
   else {
     const d = defaultStore(env);

@@ -2,8 +2,10 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { exitCodeFor, HoardError } from '../core/errors.ts';
-import { errorInfo } from '../sync/apply.ts';
+import { errorInfo, EXIT_TEXT, exitCodeFor, HoardError, isBug, signalExit } from '../core/errors.ts';
+import { describeDuration, parseDuration } from '../core/duration.ts';
+import { proxySettings } from '../download/proxy.ts';
+import { releaseHeldLocksSync, setLockWaitDefaults } from '../store/lock.ts';
 import type { NetworkOptions } from '../sync/sync.ts';
 import type { LinkMode } from '../manifest/types.ts';
 import { createPrinter, type Printer } from './print.ts';
@@ -66,7 +68,8 @@ function jobsOption(args: Record<string, unknown>): number {
 }
 
 const EPILOG = 'Every option can also be set as HOARD_<OPTION> in the environment (e.g. HOARD_STORE=/data/hoard, HOARD_NO_STORE=1);\n' +
-  'store, jobs, link, engine and max-size also in $XDG_CONFIG_HOME/hoard/config.json (see `hoard config --help`).\nDocs: README.md · exit codes: 0 ok, 1 failed, 2 usage/manifest error, 3 drift (status), 130 interrupted';
+  'store, jobs, link, engine and max-size also in $XDG_CONFIG_HOME/hoard/config.json (see `hoard config --help`).\n' +
+  `Docs: README.md · exit codes: ${EXIT_TEXT} · error codes (E_*): docs/errors.md`;
 
 function globals(y: Argv) {
   return y
@@ -78,7 +81,11 @@ function globals(y: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'one JSON event per line on stdout' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show each cache check, request and stack traces' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only errors' })
-    .option('color', { type: 'boolean', default: true, describe: 'colour output (--no-color, or NO_COLOR)' });
+    .option('color', { type: 'boolean', default: true, describe: 'colour output (--no-color, or NO_COLOR)' })
+    .option('lock-timeout', {
+      type: 'string', requiresArg: true, default: '5m',
+      describe: 'how long to wait for a lock another hoard holds (30s, 5m, 1h; 0: forever), then fail naming it (E_LOCKED)',
+    });
 }
 
 /** Options that HOARD_* variables may set; any other HOARD_* variable is the user's own (a token, say). */
@@ -86,7 +93,7 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
-  'refresh', 'output-file',
+  'refresh', 'output-file', 'lock-timeout',
 ];
 
 /**
@@ -109,7 +116,7 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   config: [],
   'merge-driver': [],
 };
-const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color'];
+const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'lock-timeout'];
 
 /** The command named on the command line (the first word that is not an option or its value). */
 function commandOf(argv: readonly string[]): string | undefined {
@@ -150,15 +157,21 @@ async function main(argv: string[]): Promise<number> {
   const command = commandOf(argv);
   const forCommand = command !== undefined && command in COMMAND_ENV ? [...GLOBAL_ENV, ...COMMAND_ENV[command]!] : ENV_OPTIONS;
   const known = new Set(forCommand.map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`));
+  let badEnv: HoardError | null = null;
   // The settings the configuration file can also hold are resolved in one place (config.ts),
   // which must tell a flag from a variable: yargs sees only the command line for them.
   const settingVariables = new Set<string>(SETTING_VARIABLES);
   for (const k of Object.keys(process.env)) {
     if (!k.startsWith('HOARD_')) continue;
+    // Booleans as people write them in CI files: 1/0, yes/no, on/off; anything else is an
+    // error, as a malformed HOARD_JOBS is, whichever command runs (not a silent "true").
+    const v = process.env[k]!;
+    if (BOOLEAN_ENV.has(k) && v !== '' && !/^(1|yes|on|true|0|no|off|false)$/i.test(v)) {
+      badEnv = new HoardError('E_USAGE', `${k}=${v}: expected true or false (or 1/0, yes/no, on/off)`, { hint: `fix or unset ${k}`, details: { variable: k } });
+    }
     if (!known.has(k) || settingVariables.has(k)) delete process.env[k];
-    // Booleans as people write them in CI files: 1/0, yes/no, on/off.
-    else if (BOOLEAN_ENV.has(k) && /^(1|yes|on)$/i.test(process.env[k]!)) process.env[k] = 'true';
-    else if (BOOLEAN_ENV.has(k) && /^(0|no|off)$/i.test(process.env[k]!)) process.env[k] = 'false';
+    else if (BOOLEAN_ENV.has(k) && /^(1|yes|on)$/i.test(v)) process.env[k] = 'true';
+    else if (BOOLEAN_ENV.has(k) && /^(0|no|off)$/i.test(v)) process.env[k] = 'false';
   }
   // `hoard status | head -1`: a closed pipe ends the output quietly, as for any Unix tool.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -223,14 +236,29 @@ async function main(argv: string[]): Promise<number> {
 
   let code = 0;
   const controller = new AbortController();
-  // Every download in flight listens for Ctrl-C (--jobs of them, and more with retries).
+  // Every download in flight listens for Ctrl-C (--jobs of them, and more with retries), and
+  // so does every wait for a lock (see setLockWaitDefaults below).
   setMaxListeners(0, controller.signal);
-  const onSigint = () => {
-    controller.abort();
-    code = 130;
+  let stoppedBy: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stoppedBy) {
+      // A second signal: leave now. Locks this process holds are released first, so that
+      // nobody waits for a dead process; partial downloads stay where they are (they resume).
+      // (After the other listeners of this signal: `hoard ui` restores the screen first.)
+      const first = stoppedBy;
+      setImmediate(() => {
+        releaseHeldLocksSync();
+        flushOut();
+        process.exit(signalExit(first));
+      });
+      return;
+    }
+    stoppedBy = signal;
+    code = signalExit(signal);
+    controller.abort(new HoardError('E_INTERRUPTED', `interrupted (${signal})`));
   };
-  process.once('SIGINT', onSigint);
-  process.once('SIGTERM', onSigint);
+  // SIGHUP (the terminal closed, an ssh session dropped) is a request to stop, like SIGTERM.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
   const y = yargs(argv);
   // yargs renders the whole help text after starting any command, in case that command fails
@@ -247,6 +275,16 @@ async function main(argv: string[]): Promise<number> {
       // Flag > HOARD_* > config file > default, for the options the file can set; commands
       // read the effective values from args as if they had been given.
       .middleware((args) => {
+        if (badEnv) throw badEnv;
+        // A malformed proxy variable is an error naming it, before anything is downloaded.
+        proxySettings(env);
+        const lockTimeout = parseDuration(String(args.lockTimeout));
+        if (lockTimeout === null) {
+          throw new HoardError('E_USAGE', `--lock-timeout ${JSON.stringify(String(args.lockTimeout))} is not a duration`, {
+            hint: 'give 30s, 5m, 1h, 500ms or a number of seconds; 0 waits forever (also HOARD_LOCK_TIMEOUT)',
+          });
+        }
+        setLockWaitDefaults({ signal: controller.signal, timeoutMs: lockTimeout });
         resolved = resolveSettings(
           {
             store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
@@ -619,14 +657,14 @@ async function main(argv: string[]): Promise<number> {
         json: argv.includes('--json'), verbose, quiet: false, color: false, progress: false,
         out, err: errOut, cwd: process.cwd(),
       });
-    const isBug = !(err instanceof HoardError);
-    p.fatal(errorInfo(err), verbose || isBug ? (err as Error)?.stack : undefined);
-    code = controller.signal.aborted ? 130 : exitCodeFor(err);
+    p.fatal(errorInfo(err), verbose || isBug(err) ? (err as Error)?.stack : undefined);
+    code = stoppedBy ? signalExit(stoppedBy) : exitCodeFor(err);
   } finally {
     (printer as Printer | null)?.finish();
     flushOut();
   }
-  return code;
+  // A command stopped by a signal exits with that signal's status, whatever it returned.
+  return stoppedBy ? signalExit(stoppedBy) : code;
 }
 
 /**

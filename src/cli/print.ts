@@ -1,6 +1,9 @@
 import path from 'node:path';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
+import { describeDuration } from '../core/duration.ts';
+import { escapeControl, escapeStrings, jsonLine } from '../core/terminal.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
+import type { Tone } from '../tui/types.ts';
 import { stateOf } from '../sync/states.ts';
 
 export interface PrinterOptions {
@@ -10,8 +13,9 @@ export interface PrinterOptions {
   color: boolean;
   /** Show a live progress line on stderr (a terminal, not --json, not --quiet). */
   progress: boolean;
-  out: (s: string) => void;
-  err: (s: string) => void;
+  /** Where text goes; `tone` says what a line is (the TUI colours by it). */
+  out: (s: string, tone?: Tone) => void;
+  err: (s: string, tone?: Tone) => void;
   cwd: string;
   /**
    * Progress without a terminal (CI, pipes): a start line per download and a progress line at
@@ -101,20 +105,20 @@ export function createPrinter(o: PrinterOptions) {
     const ws = Math.max(0, ...planRows.map((r) => r.state.length));
     for (const r of planRows) {
       const state = r.state.padEnd(ws);
-      line(`${bold(r.name.padEnd(wn))}  ${r.ok ? green(state) : r.bad ? red(state) : yellow(state)}  ${dim(r.path)}${r.detail ? dim(`  (${r.detail})`) : ''}`);
+      line(`${bold(r.name.padEnd(wn))}  ${r.ok ? green(state) : r.bad ? red(state) : yellow(state)}  ${dim(r.path)}${r.detail ? dim(`  (${r.detail})`) : ''}`, r.bad ? 'error' : undefined);
     }
     planRows = [];
   };
 
   let engineErrorShown = false;
   const printError = (e: ErrorInfo, indent: string) => {
-    o.err(`${indent}${red('error:')} ${e.message}\n`);
-    if (e.hint) o.err(`${indent}${dim('hint:')} ${e.hint}\n`);
+    o.err(`${indent}${red('error:')} ${e.message}\n`, 'error');
+    if (e.hint) o.err(`${indent}${dim('hint:')} ${e.hint}\n`, 'hint');
   };
 
-  const line = (s: string) => {
+  const line = (s: string, tone?: Tone) => {
     clearProgress();
-    o.out(`${s}\n`);
+    o.out(`${s}\n`, tone);
   };
 
   return {
@@ -129,10 +133,12 @@ export function createPrinter(o: PrinterOptions) {
           if (s && (ev.received === s.from || (now - s.at < o.steady.jsonEveryMs && ev.received !== ev.total))) return;
           if (s) Object.assign(s, { at: now, from: ev.received }); // (`from`: the last count sent)
         }
-        o.out(`${JSON.stringify(ev)}\n`);
+        o.out(`${jsonLine(ev)}\n`);
         return;
       }
-      const e = ev as SyncEvent;
+      // Names, paths, URLs and messages may come from a manifest or a server: no control
+      // characters reach the terminal (see core/terminal.ts).
+      const e = escapeStrings(ev) as SyncEvent;
       switch (e.type) {
         case 'start':
           outputPrefix = `${rel(e.output)}${path.sep}`;
@@ -175,7 +181,7 @@ export function createPrinter(o: PrinterOptions) {
         case 'retry':
           if (o.verbose) {
             clearProgress();
-            o.err(`${yellow('retry')} ${e.name}: attempt ${e.attempt} failed (${e.message}); trying again in ${(e.delayMs / 1000).toFixed(1)} s, ${e.left} ${e.left === 1 ? 'retry' : 'retries'} left\n`);
+            o.err(`${yellow('retry')} ${e.name}: attempt ${e.attempt} failed (${e.message}); trying again in ${(e.delayMs / 1000).toFixed(1)} s, ${e.left} ${e.left === 1 ? 'retry' : 'retries'} left\n`, 'warn');
           }
           return;
         case 'progress': {
@@ -199,15 +205,17 @@ export function createPrinter(o: PrinterOptions) {
         case 'image':
           if (o.verbose) line(dim(`  ${e.action} ${e.ref} (${e.name})`));
           return;
-        case 'waiting':
+        case 'waiting': {
           clearProgress();
-          o.err(`${yellow('waiting')} for ${e.lockFile} (held by ${e.holder}; another hoard is fetching ${e.name})\n`);
+          const limit = e.timeoutMs ? `giving up after ${describeDuration(e.timeoutMs)} (--lock-timeout)` : 'waiting without a time limit (--lock-timeout 0)';
+          o.err(`${yellow('waiting')} for ${e.lockFile}: held by ${e.holder} (another hoard is using ${e.name}); ${limit}; Ctrl-C stops\n`, 'warn');
           return;
+        }
         case 'warning':
           clearProgress();
-          if (!o.quiet || o.verbose) o.err(`${yellow('warning:')} ${e.name ? `${e.name}: ` : ''}${e.message}\n`);
-          if (e.hint && (!o.quiet || o.verbose)) o.err(`${dim('hint:')} ${e.hint}\n`);
-          if (e.message.startsWith('container images:')) engineErrorShown = true;
+          if (!o.quiet || o.verbose) o.err(`${e.severity === 'error' ? red('error:') : yellow('warning:')} ${e.name ? `${e.name}: ` : ''}${e.message}\n`, e.severity === 'error' ? 'error' : 'warn');
+          if (e.hint && (!o.quiet || o.verbose)) o.err(`${dim('hint:')} ${e.hint}\n`, 'hint');
+          if (e.code === 'E_ENGINE') engineErrorShown = true;
           return;
         case 'plan': {
           if (o.quiet && e.inSync) return;
@@ -240,7 +248,7 @@ export function createPrinter(o: PrinterOptions) {
           else if (e.image === 'present') text += ', image present';
           else if (e.image === 'failed') text += `, image ${e.imageRef} failed`;
           const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict' || e.image === 'failed';
-          line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`);
+          line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`, bad ? 'error' : undefined);
           if (e.error) printError(e.error, '  ');
           // The engine's own error is printed once, as a warning, not under every artifact.
           if (e.imageError && e.imageError.code !== 'E_ENGINE') printError(e.imageError, '  ');
@@ -286,41 +294,43 @@ export function createPrinter(o: PrinterOptions) {
           if (s.failed) bits.push(red(`${s.failed} failed`));
           if (s.conflicts) bits.push(red(`${s.conflicts} conflict${s.conflicts === 1 ? '' : 's'}`));
           if (s.evicted) bits.push(`evicted ${s.evicted} blob${s.evicted === 1 ? '' : 's'} (${formatBytes(s.bytesEvicted ?? 0)})`);
-          line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${s.manifestUpdated ? dim(' · hoard.json updated') : ''}`);
+          const manifestNote = s.manifestError ? red(' · hoard.json NOT updated: the new digests were not recorded') : s.manifestUpdated ? dim(' · hoard.json updated') : '';
+          line(`${s.artifacts} artifact${s.artifacts === 1 ? '' : 's'}: ${bits.join(', ')} in ${formatDuration(s.elapsedMs)}${manifestNote}`, s.failed || s.manifestError ? 'error' : undefined);
           if (s.failed) {
-            o.err(`${dim('hint:')} fix what the errors above say, then run the same command again: what is done is not done twice, and a download that broke off resumes\n`);
+            o.err(`${dim('hint:')} fix what the errors above say, then run the same command again: what is done is not done twice, and a download that broke off resumes\n`, 'hint');
           }
           return;
         }
         default:
           if (o.verbose || !o.quiet) {
-            const g = ev as { type: string; text?: string };
+            const g = e as { type: string; text?: string };
             if (g.text) line(g.text);
           }
       }
     },
     /** A fatal error that ends the command. */
-    fatal(e: ErrorInfo, stack?: string) {
+    fatal(info: ErrorInfo, stack?: string) {
       clearProgress();
-      if (o.json) o.out(`${JSON.stringify({ type: 'error', ...e })}\n`);
-      o.err(`${red('hoard: error:')} ${e.message}\n`);
-      if (e.hint) o.err(`${dim('hint:')} ${e.hint}\n`);
-      if (stack) o.err(`${dim(stack)}\n`);
+      if (o.json) o.out(`${jsonLine({ type: 'error', ...info })}\n`);
+      const e = escapeStrings(info);
+      o.err(`${red('hoard: error:')} ${e.message}\n`, 'error');
+      if (e.hint) o.err(`${dim('hint:')} ${e.hint}\n`, 'hint');
+      if (stack) o.err(`${dim(escapeControl(stack))}\n`, 'note');
     },
     info(text: string) {
       if (o.json || o.quiet) return;
-      line(text);
+      line(escapeControl(text));
     },
     /** A remark for people on stderr (stdout carries a result, such as hoard fetch's path). */
     note(text: string) {
       if (o.json || o.quiet) return;
       clearProgress();
-      o.err(`${text}\n`);
+      o.err(`${escapeControl(text)}\n`, 'note');
     },
     /** The command's result on stdout (a path, a digest, a listing): shown even with --quiet, replaced by events with --json. */
     result(text: string) {
       if (o.json) return;
-      line(text);
+      line(escapeControl(text));
     },
     finish() {
       flushPlan();

@@ -4,9 +4,10 @@
 // commands the CLI runs (status, sync, verify), and plain data back: no second sync.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { exitCodeFor, HoardError, isErrno } from '../core/errors.ts';
+import { errorInfo, exitCodeFor, HoardError, isErrno, signalExit } from '../core/errors.ts';
 import { loadManifest } from '../manifest/load.ts';
-import { errorInfo } from '../sync/apply.ts';
+import { releaseHeldLocksSync } from '../store/lock.ts';
+import { escapeStrings } from '../core/terminal.ts';
 import type { LiveView, OpResult, UiEmit, UiEngine, UiEvent } from '../tui/index.ts';
 import { runStatus, runSync, runVerify, type GlobalOptions, type ImageOptions, type NetworkFlags, type TeamCacheFlags } from './commands.ts';
 import { createPrinter, type Printer } from './print.ts';
@@ -56,21 +57,25 @@ async function freeBytes(dir: string): Promise<number | null> {
  * re-raises a signal nobody else listens to, which would kill hoard before an aborted download
  * has removed its temporary file; main.ts aborts on the first signal, and a second one quits.
  */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 async function holdingSignals<T>(fn: () => Promise<T>, o: { fullScreen?: boolean } = {}): Promise<T> {
-  let seen = 0;
-  const hold = () => {
+  let first: NodeJS.Signals | null = null;
+  const hold = (signal: NodeJS.Signals) => {
+    first ??= signal;
     if (++seen < 2) return;
-    // Leave the alternate screen (hoard ui) and show the cursor again before quitting.
+    // Leave the alternate screen (hoard ui) and show the cursor again before quitting; the
+    // locks this process holds go with it.
     process.stdout.write(`${o.fullScreen ? '\x1b[?1049l' : ''}\x1b[?25h`);
-    process.exit(130);
+    releaseHeldLocksSync();
+    process.exit(signalExit(first));
   };
-  process.on('SIGINT', hold);
-  process.on('SIGTERM', hold);
+  let seen = 0;
+  for (const sig of SIGNALS) process.on(sig, hold);
   try {
     return await fn();
   } finally {
-    process.off('SIGINT', hold);
-    process.off('SIGTERM', hold);
+    for (const sig of SIGNALS) process.off(sig, hold);
   }
 }
 
@@ -104,14 +109,14 @@ export async function runLive(g: GlobalOptions, env: Env, run: (printer: Printer
   };
   const plain = createPrinter({
     json: false, verbose: g.verbose, quiet: false, color: colorOn(g, env), progress: false, cwd: process.cwd(),
-    out: (text) => {
-      if (opening) return toView({ type: 'line', text, stream: 'out' });
+    out: (text, tone) => {
+      if (opening) return toView({ type: 'line', text, stream: 'out', ...(tone ? { tone } : {}) });
       if (!pending) setImmediate(flush);
       pending += text;
     },
     // Warnings and errors stay on stderr when it is not the same terminal (2>log).
-    err: (text) => {
-      if (opening && errIsTerminal) return toView({ type: 'line', text, stream: 'err' });
+    err: (text, tone) => {
+      if (opening && errIsTerminal) return toView({ type: 'line', text, stream: 'err', ...(tone ? { tone } : {}) });
       flush();
       process.stderr.write(text);
     },
@@ -137,7 +142,8 @@ export async function runLive(g: GlobalOptions, env: Env, run: (printer: Printer
       const ev = e as UiEvent;
       if (!opening && (ev.type === 'download' || ev.type === 'image')) goLive();
       plain.event(e);
-      if (opening) toView(ev);
+      // Names and messages from a manifest or a server carry no control characters to the screen.
+      if (opening) toView(escapeStrings(ev));
       else if (ev.type === 'start' || ev.type === 'artifact') seen.push(ev);
     },
   };
@@ -161,13 +167,14 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
   const printerFor = (emit: UiEmit, lines: boolean): Printer => {
     const plain = createPrinter({
       json: false, verbose: g.verbose, quiet: false, color: false, progress: false, cwd: process.cwd(),
-      out: (text) => emit({ type: 'line', text, stream: 'out' }),
-      err: (text) => emit({ type: 'line', text, stream: 'err' }),
+      out: (text, tone) => emit({ type: 'line', text, stream: 'out', ...(tone ? { tone } : {}) }),
+      err: (text, tone) => emit({ type: 'line', text, stream: 'err', ...(tone ? { tone } : {}) }),
     });
     return {
       ...plain,
       event(e) {
-        emit(e as UiEvent);
+        // Names and messages from a manifest or a server carry no control characters to the screen.
+        emit(escapeStrings(e as UiEvent));
         if (lines) plain.event(e);
       },
       info(text) {
@@ -180,7 +187,7 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
     try {
       return { code: await fn(), error: null };
     } catch (err) {
-      return { code: exitCodeFor(err), error: errorInfo(err) };
+      return { code: exitCodeFor(err), error: escapeStrings(errorInfo(err)) };
     }
   };
   const images = { images: o.images, engine: o.engine };

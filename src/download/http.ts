@@ -1,6 +1,7 @@
 // undici is imported only here (through ./undici.ts), and this module only when something must be downloaded.
 import type { Dispatcher } from 'undici';
 import { Agent, EnvHttpProxyAgent, errors as undiciErrors } from './undici.ts';
+import { proxySettings } from './proxy.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
@@ -120,14 +121,6 @@ type Answer = Head & { received: number; took: boolean };
 /** What to do with a response's body, decided from its head. */
 type Decision = 'write' | 'discard' | 'stop';
 
-/** The proxy settings, from the environment as curl and undici read it (lower case first). */
-function proxyFrom(env: Record<string, string | undefined>) {
-  const pick = (name: string) => env[name.toLowerCase()] ?? env[name.toUpperCase()] ?? '';
-  const httpProxy = pick('http_proxy');
-  const httpsProxy = pick('https_proxy');
-  return httpProxy || httpsProxy ? { httpProxy, httpsProxy, noProxy: pick('no_proxy') } : null;
-}
-
 export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const agentOptions = {
     connectTimeout: opts.connectTimeoutMs ?? 30_000,
@@ -135,8 +128,10 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
     bodyTimeout: opts.stallTimeoutMs ?? 60_000,
     keepAliveTimeout: 4_000,
   };
-  const proxy = proxyFrom(opts.env ?? {});
-  const agent: Dispatcher = proxy ? new EnvHttpProxyAgent({ ...agentOptions, ...proxy }) : new Agent(agentOptions);
+  const proxy = proxySettings(opts.env ?? {});
+  // proxyTunnel false: an http:// URL is forwarded to the proxy (absolute-form request line), as
+  // curl does; https:// still goes through a CONNECT tunnel.
+  const agent: Dispatcher = proxy ? new EnvHttpProxyAgent({ ...agentOptions, ...proxy, proxyTunnel: false }) : new Agent(agentOptions);
   const maxRedirects = opts.maxRedirects ?? 10;
   const retries = opts.retries ?? DEFAULT_RETRIES;
   const baseDelay = opts.retryDelayMs ?? 1000;
@@ -235,6 +230,12 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           return { ...got, bytes: counted.bytes, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
         } catch (err) {
           if (err instanceof Restart && restarts++ < 2) continue;
+          if (err instanceof Restart) {
+            throw new HoardError('E_RANGE', `GET ${redactUrl(source.url)}: the server ignores range requests (3 answers with other bytes than asked for)`, {
+              hint: 'it cannot resume: remove the partial download (`hoard gc` removes temp files of processes that are gone) and try again, or use a mirror',
+              details: { url: redactUrl(source.url) },
+            });
+          }
           if (!(err instanceof HoardError) || !isRetryable(err)) throw err;
           // A failure after getting further into the file than ever before does not use up a
           // retry: a long download over a flaky link keeps going as long as it makes progress.

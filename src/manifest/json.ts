@@ -196,12 +196,44 @@ function countKeysInText(text: string): number {
   return n;
 }
 
+/** Deeper than any manifest or configuration needs; the depth reported when input overflowed the stack of a recursive walk. */
+export const MAX_DEPTH = 256;
+
+/** Throws a JsonSyntaxError at the first bracket nested deeper than MAX_DEPTH (strings skipped); a linear scan, run only after a stack overflow. */
+function checkDepth(text: string): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      // Skip the string: to the next quote not escaped.
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++;
+    } else if (c === 91 || c === 123) {
+      if (++depth > MAX_DEPTH) {
+        const before = text.slice(0, i);
+        const line = before.split('\n').length;
+        throw new JsonSyntaxError(`nested more than ${MAX_DEPTH} levels deep`, { line, column: i - before.lastIndexOf('\n') });
+      }
+    } else if (c === 93 || c === 125) depth--;
+  }
+}
+
 /**
  * The fast path for the common case: JSON.parse (native) plus a check that no key was
  * written twice. Only a document that fails either falls back to the positional parser,
  * which finds and locates the problem. Positions are computed lazily.
  */
 export function parseJsonFast(text: string): { value: unknown; positions: () => Map<string, Position> } {
+  try {
+    return parseJsonFastUnchecked(text);
+  } catch (err) {
+    // Nesting deep enough to overflow a recursive walk (50,000 levels of [): found and named
+    // here, at no cost to the common case.
+    if (err instanceof RangeError) checkDepth(text);
+    throw err;
+  }
+}
+
+function parseJsonFastUnchecked(text: string): { value: unknown; positions: () => Map<string, Position> } {
   let value: unknown;
   try {
     value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);

@@ -1,20 +1,80 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isErrno } from '../core/errors.ts';
+import { describeDuration } from '../core/duration.ts';
+import { HoardError, isErrno } from '../core/errors.ts';
 
 interface LockOwner {
   pid: number;
   host: string;
   /** Process start time from /proc, so a reused pid is not mistaken for the holder. */
   start: string | null;
+  /** When it was taken (ISO 8601); older lock files lack it, and their mtime says. */
+  since?: string;
 }
 
 export interface LockWaitInfo {
   file: string;
   owner: LockOwner | null;
+  /** When the holder took it (from the lock, else the lock file's mtime). */
+  since: string | null;
+  /** How long this process waits before giving up (ms); 0: forever. */
+  timeoutMs: number;
+}
+
+/**
+ * How every wait for a lock in this process behaves: an abort (Ctrl-C, SIGTERM, SIGHUP) ends
+ * it at once with E_INTERRUPTED, and after `timeoutMs` (0: never) it ends with E_LOCKED naming
+ * the holder. The CLI sets it once for the whole process (it owns the signals and the
+ * --lock-timeout flag), so the store's locks and any other lock obey it without each caller
+ * handing it down; a caller may still pass its own.
+ */
+export interface LockWait {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+let defaults: LockWait = {};
+
+/** Sets how lock waits of this process end (see LockWait). */
+export function setLockWaitDefaults(wait: LockWait): void {
+  defaults = { ...wait };
+}
+
+/** The locks this process holds: file → what it wrote. Released by releaseHeldLocksSync on a forced exit. */
+const held = new Map<string, string>();
+
+/**
+ * Removes every lock this process still holds, synchronously (a second Ctrl-C, an exit that
+ * cannot wait for the normal unwinding). Only locks that still hold what this process wrote.
+ */
+export function releaseHeldLocksSync(): number {
+  let n = 0;
+  for (const [file, mine] of held) {
+    try {
+      if (readFileSync(file, 'utf8') === mine) {
+        rmSync(file, { force: true });
+        n++;
+      }
+    } catch {
+      // gone already
+    }
+  }
+  held.clear();
+  return n;
+}
+
+/** "pid 123 on host-a since 12:01:02" — who holds a lock, for messages. */
+export function describeHolder(info: Pick<LockWaitInfo, 'owner' | 'since'>): string {
+  if (!info.owner) return 'an unknown process (the lock file is unreadable)';
+  const since = info.since ? ` since ${info.since}` : '';
+  return `pid ${info.owner.pid} on ${info.owner.host}${since}`;
+}
+
+function interruptedWhileWaiting(file: string): HoardError {
+  return new HoardError('E_INTERRUPTED', `interrupted while waiting for the lock ${file}`, { hint: 'run the command again' });
 }
 
 function processStart(pid: number): string | null {
@@ -65,6 +125,12 @@ function parseOwner(text: string): LockOwner | null {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function statMtime(file: string): number {
+  return statSync(file).mtimeMs;
+}
+
+
+
 /**
  * Removes a lock judged stale, unless it changed since it was judged. Only one process
  * recovers at a time (under `<file>.recover`, itself taken with O_EXCL), and it re-reads
@@ -97,7 +163,7 @@ async function recover(file: string, judged: { text: string; ino: number }): Pro
  */
 export async function acquireLock(
   file: string,
-  opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number } = {},
+  opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number } & LockWait = {},
 ): Promise<() => Promise<void>> {
   return (await takeLock(file, { ...opts, wait: true }))!;
 }
@@ -110,25 +176,47 @@ export function tryAcquireLock(file: string): Promise<(() => Promise<void>) | nu
   return takeLock(file, { wait: false });
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts (then false). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (!signal) return sleep(ms).then(() => true);
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', done);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function takeLock(
   file: string,
-  opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number; wait: boolean },
+  opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number; wait: boolean } & LockWait,
 ): Promise<(() => Promise<void>) | null> {
   const started = Date.now();
+  const signal = opts.signal ?? defaults.signal;
+  const timeoutMs = opts.timeoutMs ?? defaults.timeoutMs ?? 0;
   let notified = false;
   let delay = 25;
   // What this process writes; a nonce tells two acquisitions by one process apart.
-  const mine = JSON.stringify({ ...self, nonce: randomBytes(8).toString('hex') });
+  const mine = JSON.stringify({ ...self, since: new Date().toISOString(), nonce: randomBytes(8).toString('hex') });
   await fs.mkdir(path.dirname(file), { recursive: true });
   for (;;) {
+    if (opts.wait && signal?.aborted) throw interruptedWhileWaiting(file);
     try {
       const fh = await fs.open(file, 'wx');
+      held.set(file, mine);
       try {
         await fh.writeFile(mine);
       } finally {
         await fh.close();
       }
       return async () => {
+        held.delete(file);
         // Remove it only while it is still ours.
         const now = await readLock(file);
         if (now !== 'gone' && now.text === mine) await fs.rm(file, { force: true });
@@ -147,11 +235,31 @@ async function takeLock(
       continue;
     }
     if (!opts.wait) return null;
-    if (!notified && Date.now() - started >= (opts.notifyAfterMs ?? 3000)) {
+    const waited = Date.now() - started;
+    const info = (): LockWaitInfo => {
+      const mtime = (() => {
+        try {
+          return new Date(statMtime(file)).toISOString();
+        } catch {
+          return null;
+        }
+      })();
+      return { file, owner, since: owner?.since ?? mtime, timeoutMs };
+    };
+    const givingUp = timeoutMs > 0 && waited >= timeoutMs;
+    if (!notified && (givingUp || waited >= (opts.notifyAfterMs ?? 1000))) {
       notified = true;
-      opts.onWait?.({ file, owner });
+      opts.onWait?.(info());
     }
-    await sleep(delay);
+    if (givingUp) {
+      const i = info();
+      throw new HoardError('E_LOCKED', `gave up after ${describeDuration(timeoutMs)}: ${file} is held by ${describeHolder(i)}`, {
+        hint: `another hoard is using it: wait for it${owner ? ` (pid ${owner.pid}${owner.host !== self.host ? ` on ${owner.host}` : ''})` : ''}, or raise --lock-timeout (HOARD_LOCK_TIMEOUT; 0 waits forever)`,
+        details: { lockFile: file, ...(owner ? { pid: owner.pid, host: owner.host } : {}), since: i.since, timeoutMs },
+      });
+    }
+    const step = timeoutMs > 0 ? Math.max(1, Math.min(delay, timeoutMs - waited)) : delay;
+    if (!(await pause(step, signal))) throw interruptedWhileWaiting(file);
     delay = Math.min(delay * 2, 250);
   }
 }

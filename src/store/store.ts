@@ -708,8 +708,10 @@ export function openStore(root: string): Store {
 
     async list() {
       try {
-        const names = await fs.readdir(layout.blobs);
-        return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+        // Only regular files are blobs: a folder or a symbolic link put there by hand is left
+        // alone by verify, gc and ls (never followed, never a reason to stop).
+        const entries = await fs.readdir(layout.blobs, { withFileTypes: true });
+        return entries.filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name)).map((e) => `sha256:${e.name}` as Digest);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) return [];
         throw err;

@@ -2,7 +2,7 @@ import { lstatSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../core/format.ts';
 import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
-import { HoardError, isErrno } from '../core/errors.ts';
+import { errorInfo, HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { expandHeaders, redactUrl } from '../download/headers.ts';
 import type { Fetcher, FetchResult, Source } from '../download/http.ts';
@@ -14,7 +14,7 @@ import { openUrlIndex, urlKey } from '../store/urls.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
 import { integrityError, resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
-import { retryEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
+import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
 import type { SyncState } from './state.ts';
@@ -64,11 +64,8 @@ interface Sink<W extends BlobWriter> {
 
 export type ArtifactEvent = Extract<SyncEvent, { type: 'artifact' }>;
 
-export function errorInfo(err: unknown): ErrorInfo {
-  if (err instanceof HoardError) return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
-  const e = err as NodeJS.ErrnoException;
-  return { code: e?.code ?? 'E_INTERNAL', message: e?.message ?? String(err) };
-}
+/** (Moved to core/errors.ts, where the codes are.) */
+export { errorInfo };
 
 /** Free bytes on the filesystem that holds `dir` (or its nearest existing parent). */
 async function freeBytes(dir: string): Promise<number | null> {
@@ -93,9 +90,7 @@ async function ensureSpace(storeRoot: string, size: number, name: string, where 
   }
 }
 
-function waiting(name: string, info: LockWaitInfo): SyncEvent {
-  return { type: 'waiting', name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' };
-}
+const waiting = waitingEvent;
 
 function conflictInfo(target: string, name: string, reason: string | undefined): ErrorInfo {
   return {

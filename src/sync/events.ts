@@ -1,4 +1,5 @@
 import type { Digest } from '../core/digest.ts';
+import { describeHolder, type LockWaitInfo } from '../store/lock.ts';
 import type { LinkMethod } from '../materialize/materialize.ts';
 import type { BlobAction, ImageAction, OutputAction } from './plan.ts';
 
@@ -32,11 +33,8 @@ export type OutputOutcome =
   | 'failed'
   | 'skipped';
 
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  hint?: string;
-}
+export type { ErrorInfo } from '../core/errors.ts';
+import type { ErrorInfo } from '../core/errors.ts';
 
 /**
  * Something gc (or a sync with a size limit, or `hoard store rm`) removed, or with --dry-run
@@ -112,8 +110,13 @@ export type SyncEvent =
     }
   /** An engine command that makes an image starts (import of a rootfs, load of an archive). */
   | { type: 'image'; name: string; ref: string; action: 'import' | 'load' }
-  | { type: 'waiting'; name: string; lockFile: string; holder: string }
-  | { type: 'warning'; name?: string; message: string; hint?: string }
+  /**
+   * Another process holds a lock this run needs (printed once per wait). `holder` in words;
+   * `pid`/`host`/`since` when the lock says; `timeoutMs`: when this run gives up (0: never).
+   */
+  | { type: 'waiting'; name: string; lockFile: string; holder: string; pid?: number; host?: string; since?: string | null; timeoutMs?: number }
+  /** `severity` says how to show it; `code` names the condition (E_ENGINE: the engine could not be reached). */
+  | { type: 'warning'; name?: string; message: string; hint?: string; severity?: 'warning' | 'error'; code?: string }
   | RemovedEvent
   | KeptEvent
   | {
@@ -148,6 +151,8 @@ export type SyncEvent =
       bytesSaved: number;
       elapsedMs: number;
       manifestUpdated: boolean;
+      /** hoard.json could not be written (a full disk, a read-only folder): the new digests were not recorded. */
+      manifestError?: ErrorInfo;
       /** Entries this run locked or added that someone else changed meanwhile: not recorded (see the warnings). */
       manifestConflicts?: number;
       /** status and --dry-run: how many artifacts are not in sync. */
@@ -161,6 +166,14 @@ export type SyncEvent =
     };
 
 export type Emit = (event: SyncEvent) => void;
+
+/** The `waiting` event for a lock held by another process. */
+export function waitingEvent(name: string, info: LockWaitInfo): Extract<SyncEvent, { type: 'waiting' }> {
+  return {
+    type: 'waiting', name, lockFile: info.file, holder: describeHolder(info),
+    ...(info.owner ? { pid: info.owner.pid, host: info.owner.host } : {}), since: info.since, timeoutMs: info.timeoutMs,
+  };
+}
 
 /** The `retry` event for a fetcher's retry report (`url` as it may be shown). */
 export function retryEvent(name: string, url: string, r: { attempt: number; left: number; delayMs: number; error: Error }): Extract<SyncEvent, { type: 'retry' }> {

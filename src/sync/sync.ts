@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HoardError } from '../core/errors.ts';
+import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
 import { DEFAULT_OUTPUT, resolveArtifacts } from '../manifest/load.ts';
@@ -9,7 +9,7 @@ import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
 import { checkInside, createMaterializer } from '../materialize/materialize.ts';
 import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
-import type { Emit, SyncEvent } from './events.ts';
+import { waitingEvent, type Emit, type SyncEvent } from './events.ts';
 import { evict } from './gc.ts';
 import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
@@ -140,7 +140,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.
   const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
-  if (img?.error) emit({ type: 'warning', message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
+  if (img?.error) emit({ type: 'warning', code: img.error.code, message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
   if (img && opts.checks) {
     for (const [name, o] of img.images) emit({ type: 'check', name, subject: 'image', path: o.info?.ref ?? '', result: o.reason ? `${o.state}: ${o.reason}` : o.state });
   }
@@ -209,16 +209,31 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
     if (changes.length > 0 && !opts.frozen) {
-      const c = await commitManifest(manifest.file, changes, {
-        onWait: (info) => emit({ type: 'waiting', name: changes[0]!.name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
-      });
-      manifest.doc = c.doc;
-      manifest.text = c.text;
-      summary.manifestUpdated = c.written;
-      for (const x of c.conflicts) {
-        emit({ type: 'warning', name: x.name, message: x.message, hint: `look at ${path.basename(manifest.file)} (git diff), then run \`hoard sync ${x.name}\` again` });
+      try {
+        const c = await commitManifest(manifest.file, changes, {
+          onWait: (info) => emit(waitingEvent(changes[0]!.name, info)),
+        });
+        manifest.doc = c.doc;
+        manifest.text = c.text;
+        summary.manifestUpdated = c.written;
+        for (const x of c.conflicts) {
+          emit({ type: 'warning', name: x.name, message: x.message, hint: `look at ${path.basename(manifest.file)} (git diff), then run \`hoard sync ${x.name}\` again` });
+        }
+        if (c.conflicts.length > 0) summary.manifestConflicts = c.conflicts.length;
+      } catch (err) {
+        // hoard.json made invalid meanwhile: the manifest's own error (exit 2), as for any command.
+        if (err instanceof HoardError && err.code === 'E_MANIFEST') throw err;
+        // The file cannot be written (a full disk, a folder that refuses new files): the
+        // downloads are done and kept in the store; say so, and what was not recorded.
+        const e = errorInfo(err);
+        const unrecorded = [...new Set(changes.map((x) => x.name))];
+        summary.manifestError = {
+          ...e,
+          message: `${manifest.file} was not updated (${e.message}): the lock of ${unrecorded.map((n) => `"${n}"`).join(', ')} was not recorded`,
+          hint: `${e.hint ? `${e.hint}; then ` : ''}run \`hoard sync\` again to record it (the downloads are kept in the store)`,
+        };
+        emit({ type: 'warning', severity: 'error', code: e.code, message: summary.manifestError.message, hint: summary.manifestError.hint! });
       }
-      if (c.conflicts.length > 0) summary.manifestConflicts = c.conflicts.length;
     }
     // With the store disabled, nothing is written there: not even the record of this manifest.
     if (!noStore) {

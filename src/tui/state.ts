@@ -29,13 +29,9 @@ export interface LogLine {
   tone?: 'error' | 'warn' | 'hint' | 'note';
 }
 
-/** A line of the printer's (plain, uncoloured) output, toned by what it says. */
-export function printedLine(text: string): LogLine {
-  if (/^\s*error:|^hoard: error:/.test(text)) return { text, tone: 'error' };
-  if (/^warning:/.test(text)) return { text, tone: 'warn' };
-  if (/^\s*hint:/.test(text)) return { text, tone: 'hint' };
-  if (/ (failed|conflict)\b/.test(text)) return { text, tone: 'error' };
-  return { text };
+/** A line of the printer's (plain, uncoloured) output, toned as the printer meant it (never by its words). */
+export function printedLine(text: string, tone?: LogLine['tone']): LogLine {
+  return tone ? { text, tone } : { text };
 }
 
 export interface UiState {
@@ -280,7 +276,7 @@ function onEvent(s: UiState, e: UiEvent, at: number): UiState {
       }
       return next;
     case 'line':
-      return addLog(next, ...e.text.replace(/\n$/, '').split('\n').map(printedLine));
+      return addLog(next, ...e.text.replace(/\n$/, '').split('\n').map((t) => printedLine(t, e.tone)));
     default:
       return next;
   }

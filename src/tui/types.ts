@@ -12,7 +12,12 @@ export interface LineEvent {
   type: 'line';
   text: string;
   stream: 'out' | 'err';
+  /** What the printer meant by it (an error, a warning, a hint, a note), so nobody re-reads the words. */
+  tone?: Tone;
 }
+
+/** How a printed line is meant: errors red, warnings yellow, hints and notes dim. */
+export type Tone = 'error' | 'warn' | 'hint' | 'note';
 
 /** Everything the TUI folds: the engine's events, verify's, and printed lines. */
 export type UiEvent = SyncEvent | VerifyEvent | LineEvent;

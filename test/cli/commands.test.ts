@@ -176,9 +176,9 @@ test('a closed pipe on stdout ends hoard quietly (no EPIPE stack)', async (t) =>
   for (let i = 0; i < 3000; i++) artifacts[`artifact-${i}`] = { url: `http://127.0.0.1:9/some/long/path/file-${i}.bin` };
   await fs.writeFile(path.join(p.dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts }));
   const { spawn } = await import('node:child_process');
-  const { CLI } = await import('../helpers.ts');
+  const { CLI, cliEnv } = await import('../helpers.ts');
   const child = spawn(`node ${JSON.stringify(CLI)} status | head -1 >/dev/null; echo "\${PIPESTATUS[0]}" >&2`, {
-    shell: '/bin/bash', cwd: p.dir, env: { ...process.env, HOARD_STORE: p.store }, stdio: ['ignore', 'ignore', 'pipe'],
+    shell: '/bin/bash', cwd: p.dir, env: cliEnv({}, p.store), stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d));

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { manifestStamp } from '../../src/sync/known.ts';
-import { CLI, hoard, jsonLines, listTree, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
+import { CLI, hoard, startHoard, jsonLines, listTree, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
 
 const blobFile = (store: string, hex: string) => path.join(store, 'v1', 'blobs', 'sha256', hex);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -190,17 +190,10 @@ test('an invalid manifest keeps every blob its text mentions; an unreadable one 
   assert.ok(existsSync(blobFile(l.store, sha256(a))));
 });
 
-/** Starts the CLI in the background; resolves its result when it exits. */
+/** Starts the CLI in the background (through the helper's environment); resolves its result when it exits. */
 function background(args: string[], cwd: string, store: string): { done: Promise<RunResult>; pid: number } {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
-  Object.assign(env, { NO_COLOR: '1', HOARD_STORE: store });
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return { pid: child.pid!, done: new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))) };
+  const run = startHoard(args, { cwd, store });
+  return { pid: run.pid, done: run.done };
 }
 
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, hoard, jsonLines, listTree, project, randomData, serveRoute, sha256, startServer, type Route } from '../helpers.ts';
+import { CLI, hoard, startHoard, jsonLines, listTree, project, randomData, serveRoute, sha256, startServer, type Route } from '../helpers.ts';
 
 /** Fast retries for tests: the backoff itself is not what they test. */
 const FAST = ['--retry-delay', '0.02'];
@@ -311,12 +311,15 @@ test('kill -9 at random moments during one download: no wrong blob, no blocking 
     },
   });
   const p = await project(t, { version: 1, artifacts: { big: { url: srv.url('/big.img'), digest: `sha256:${hex}`, size } } });
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), HOARD_STORE: p.store, NO_COLOR: '1' };
   for (let i = 0; i < 4; i++) {
-    const child = spawn(process.execPath, [CLI, 'sync'], { cwd: p.dir, env, stdio: 'ignore' });
-    await new Promise((resolve) => setTimeout(resolve, 150 + Math.random() * 150));
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.on('close', resolve));
+    const before = served.bytes;
+    const run = startHoard(['sync'], { cwd: p.dir, store: p.store });
+    // Killed only once this run has been sent bytes (a kill before any byte, on a loaded
+    // machine, would test nothing), then at a random moment within the next few chunks.
+    while (served.bytes <= before) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
+    run.child.kill('SIGKILL');
+    await run.done;
     const blob = await fs.readFile(blobFile(p.store, hex)).catch(() => null);
     assert.ok(blob === null || sha256(blob) === hex, `after kill ${i + 1} a blob does not match its name`);
   }

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, NO_CONFIG, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, NO_CONFIG, cliEnv, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
 const CURSOR_ESCAPES = /\x1b\[\d*(;\d*)*[ABCDEFGHJKST]|\x1b\[\?(1049|25|2026)[hl]|\x1b\[2K|\r(?!\n)/;
@@ -29,10 +29,7 @@ M._load = function (request, ...rest) {
 
 /** Runs the CLI with stdin, stdout and stderr all pipes (CI, `| cat`). */
 function piped(args: string[], o: { cwd: string; store: string; nodeArgs?: string[] }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_') && k !== 'NO_COLOR') env[k] = v;
-  env.HOARD_STORE = o.store;
-  env.XDG_CONFIG_HOME = NO_CONFIG;
+  const env = cliEnv({ NO_COLOR: undefined }, o.store);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], { cwd: o.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.end();
