@@ -2,7 +2,7 @@
 // the fixture test/fixtures/lock-child.ts takes the lock in its own process.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -231,10 +231,14 @@ test(
       writeFileSync(path.join(dir, `${r}.lock`), owner);
       writeFileSync(path.join(dir, `${r}.log`), '');
     }
-    const t0 = Date.now() + 2000; // after every child has started
-    const procs = Array.from({ length: children }, () => lockChild(t, 'rounds', dir, String(t0), String(rounds), String(period), '10'));
+    const procs = Array.from({ length: children }, () => lockChild(t, 'rounds', dir, String(rounds), String(period), '10'));
+    // Every child has started (on a loaded machine that takes seconds): then the rounds begin.
+    await Promise.all(procs.map((p) => p.printed('ready')));
+    const t0 = Date.now() + 200;
+    writeFileSync(path.join(dir, 'go.tmp'), String(t0));
+    renameSync(path.join(dir, 'go.tmp'), path.join(dir, 'go'));
     // A broken lock can leave an orphaned empty lock file behind (5 s to recover): bound the wait.
-    const deadline = setTimeout(() => procs.forEach((p) => p.proc.kill('SIGKILL')), t0 + rounds * period + 3000 - Date.now());
+    const deadline = setTimeout(() => procs.forEach((p) => p.proc.kill('SIGKILL')), rounds * period + 20_000);
     await Promise.all(procs.map((p) => p.exited));
     clearTimeout(deadline);
     const broken = [];
