@@ -18,6 +18,7 @@
 //   g  hoard gc, 10,000 blobs / 100 manifests vs du -s                   [<= 3x]
 //   h  first sync of 40,000 entries sharing one digest vs a no-op sync of them  [<= 3x]
 //   i  peak RSS: cold sync of 1 GiB, and of 4 x 1 GiB at once            [<= 150 / 300 MiB]
+// The team cache (issue 12) has its own: npm run bench:remote (bench/remote.mjs, a real registry).
 // Not in the table, run only when named:
 //   j  re-materialise 1 GiB from a warm store vs cp                      [<= 0.05x]
 //   k  20 artifacts with images present: engine processes per sync (podman)
