@@ -15,6 +15,14 @@ export interface Source {
    * May hold If-None-Match / If-Modified-Since: a 304 answer is then `notModified`.
    */
   headers: Record<string, string>;
+  /**
+   * A source that moves (src/sources/: a vendor's short-lived signed link): asked before every
+   * attempt for the URL and headers to request; `url` above then only names the bytes (a
+   * partial file's origin, If-Range), and is never requested.
+   */
+  resolve?: (attempt: number) => Promise<{ url: string; headers: Record<string, string> }>;
+  /** With `resolve`: a 403 means the link expired; resolve again and resume instead of failing. */
+  expiring?: boolean;
 }
 
 export interface FetchProgress {
@@ -137,14 +145,15 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const baseDelay = opts.retryDelayMs ?? 1000;
 
   /** One request and its redirects; the body goes into the writer. Throws what went wrong. */
-  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }): Promise<Omit<FetchResult, 'bytes' | 'resumedFrom'>> => {
-    let url = source.url;
+  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }, n: number): Promise<Omit<FetchResult, 'bytes' | 'resumedFrom'>> => {
+    const target = source.resolve ? await source.resolve(n) : source;
+    let url = target.url;
     const origin = new URL(url).origin;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = {
         'user-agent': opts.userAgent ?? 'hoard',
         'accept-encoding': 'identity',
-        ...(new URL(url).origin === origin ? source.headers : {}),
+        ...(new URL(url).origin === origin ? target.headers : {}),
       };
       // Continue from what the writer holds: with If-Range when the server gave a validator
       // (it answers 200 and the whole file when that changed); without one only when a
@@ -219,11 +228,11 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
       let furthest = writer.bytesWritten;
       for (let n = 1; ; n++) {
         try {
-          const got = await attempt(source, writer, o, counted);
+          const got = await attempt(source, writer, o, counted, n);
           return { ...got, bytes: counted.bytes, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
         } catch (err) {
           if (err instanceof Restart && restarts++ < 2) continue;
-          if (!(err instanceof HoardError) || !isRetryable(err)) throw err;
+          if (!(err instanceof HoardError) || !(isRetryable(err) || (source.expiring && err.details.status === 403))) throw err;
           // A failure after getting further into the file than ever before does not use up a
           // retry: a long download over a flaky link keeps going as long as it makes progress.
           failures = writer.bytesWritten > furthest ? 0 : failures + 1;

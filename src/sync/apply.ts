@@ -13,6 +13,7 @@ import { fileFingerprint } from '../store/fingerprint.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
 import { resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
+import { urlCandidate, type Candidate } from '../sources/types.ts';
 import { retryEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
@@ -41,6 +42,18 @@ export interface ApplyDeps {
   signal?: AbortSignal;
   /** The store is disabled: downloads go straight to the outputs (verified, atomic); nothing is kept. */
   noStore?: boolean;
+  /**
+   * Where an artifact's bytes come from, tried in order (src/sources/). Default: its url, then
+   * its mirrors, with its headers sent to the url's origin only.
+   */
+  candidates?: (a: Artifact) => Promise<Candidate[]>;
+}
+
+/** The default candidates: the artifact's url, then its mirrors; its headers only to the url's origin. */
+export function urlCandidates(a: Artifact, env: Record<string, string | undefined>): Candidate[] {
+  const headers = expandHeaders(a.headers, env, a.name);
+  const origin = new URL(a.url).origin;
+  return [a.url, ...a.mirrors].map((url) => urlCandidate(url, new URL(url).origin === origin ? headers : {}));
 }
 
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
@@ -164,13 +177,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
 
   const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
-    const headers = expandHeaders(a.headers, deps.env, a.name);
-    const origin = new URL(a.url).origin;
-    const sources = [a.url, ...a.mirrors];
+    const sources = deps.candidates ? await deps.candidates(a) : urlCandidates(a, deps.env);
     const release = await sink.hold?.();
     let lastError: unknown;
     try {
-      for (const [i, url] of sources.entries()) {
+      for (const [i, source] of sources.entries()) {
+        const url = source.label;
         for (let fresh = false; ; fresh = true) {
           // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
           // the image do not, so the next download starts as soon as this one's bytes are in.
@@ -187,7 +199,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
               await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
             }
             emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
-            const r = await fetcher.fetch({ url, headers: new URL(url).origin === origin ? headers : {} }, writer, {
+            const r = await fetcher.fetch({ url: source.key, headers: {}, resolve: source.resolve, ...(source.expiring ? { expiring: true } : {}) }, writer, {
               onProgress: (p) => emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null }),
               onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
               signal: deps.signal,
