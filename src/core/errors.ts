@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_LINK' // a link mode cannot be used here
   | 'E_TTY' // the command needs a terminal
   | 'E_ENGINE' // docker or podman is missing, not answering, or failed
+  | 'E_AUTH' // a vendor's API token is missing or was refused
   | 'E_INTERRUPTED';
 
 export interface HoardErrorOptions {

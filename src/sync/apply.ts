@@ -4,7 +4,7 @@ import { formatBytes } from '../core/format.ts';
 import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
-import { expandHeaders, redactUrl } from '../download/headers.ts';
+import { redactUrl } from '../download/headers.ts';
 import type { Fetcher } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
@@ -13,7 +13,7 @@ import { fileFingerprint } from '../store/fingerprint.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
 import { resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
-import { urlCandidate, type Candidate } from '../sources/types.ts';
+import { urlCandidates, type Candidate } from '../sources/index.ts';
 import { retryEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
@@ -49,12 +49,6 @@ export interface ApplyDeps {
   candidates?: (a: Artifact) => Promise<Candidate[]>;
 }
 
-/** The default candidates: the artifact's url, then its mirrors; its headers only to the url's origin. */
-export function urlCandidates(a: Artifact, env: Record<string, string | undefined>): Candidate[] {
-  const headers = expandHeaders(a.headers, env, a.name);
-  const origin = new URL(a.url).origin;
-  return [a.url, ...a.mirrors].map((url) => urlCandidate(url, new URL(url).origin === origin ? headers : {}));
-}
 
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
 interface Sink<W extends BlobWriter> {

@@ -15,6 +15,7 @@ import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
+import { createSources, type Sources } from '../sources/index.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -51,6 +52,11 @@ export interface SyncOptions {
    * recently used first until the store fits, except the blobs of this manifest.
    */
   maxSize?: number;
+  /**
+   * Where artifacts' bytes come from (src/sources/); one per command, so a vendor session is
+   * reused. Default: URLs and mirrors, and vendor sources from `env` (ARISTA_TOKEN).
+   */
+  sources?: Sources;
 }
 
 export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
@@ -177,6 +183,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
+      candidates: (a) => (opts.sources ??= createSources({ env: opts.env ?? {}, storeRoot: noStore ? null : store.root, ...(opts.signal ? { signal: opts.signal } : {}) })).candidates(a),
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
