@@ -13,6 +13,7 @@ import {
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
+import { releaseTypeOption, runAddArista } from './vendor.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
@@ -75,7 +76,7 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
-  'refresh', 'output-file',
+  'refresh', 'output-file', 'release-type', 'token-env',
 ];
 
 /**
@@ -86,7 +87,7 @@ const ENV_OPTIONS = [
 const NETWORK_ENV = ['retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout'];
 const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
-  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', ...NETWORK_ENV],
+  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', 'release-type', 'token-env', ...NETWORK_ENV],
   sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
@@ -249,10 +250,10 @@ async function main(argv: string[]): Promise<number> {
       )
       .command(
         'add <url>',
-        'download, verify and record an artifact',
+        'download, verify and record an artifact (an http(s) URL, or arista:<format>@<version> — see docs/arista.md)',
         (y) =>
           y
-            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL of the artifact' })
+            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL of the artifact, or arista:<format>@<version|latest|branch>, or arista:<file name>' })
             .option('name', { type: 'string', describe: 'artifact name [default: the URL\'s file name]' })
             .option('path', { type: 'string', describe: 'file path inside the output folder [default: the URL\'s file name]' })
             .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag])' })
@@ -262,6 +263,8 @@ async function main(argv: string[]): Promise<number> {
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
+            .option('release-type', { type: 'string', requiresArg: true, describe: 'arista: with @latest or a branch, F (feature, default) or M (maintenance)' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'arista: the variable holding your API token [default: ARISTA_TOKEN]' })
             .option('checksum-url', {
               type: 'string', requiresArg: true,
               describe: 'published checksum file (coreutils "<hex>  <file>", BSD, or bare hex; sha512/sha256/sha1/md5): verified and recorded',
@@ -272,9 +275,22 @@ async function main(argv: string[]): Promise<number> {
             })
             .example('$0 add https://downloads.example.com/cEOS-lab-4.32.1F.tar.xz --image arista/ceos:4.32.1F', 'record a cEOS image')
             .example('$0 add https://example.com/tool.run --executable --sha256 <hex>', 'an installer, verified against a published digest')
+            .example('$0 add arista:cEOS@latest --image', 'the newest cEOS-lab F release from arista.com (ARISTA_TOKEN), imported as arista/ceos:<version>')
+            .example('$0 add arista:cEOS@4.32 --image ceos:4.32', 'the newest of a branch, under your own tag')
+            .example('$0 add arista:vEOS-lab@latest --release-type M', 'the newest maintenance release')
+            .example('$0 add arista:EOS64-4.32.1F.swi', 'an exact file name')
             .example("$0 add https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)'),
         async (args) => {
           const c = context(args);
+          if (String(args.url).startsWith('arista:')) {
+            code = await runAddArista(c.g, c.printer, c.env, controller.signal, {
+              spec: String(args.url), name: args.name, path: args.path, image: args.image, link: args.link, executable: args.executable,
+              ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
+              ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+              images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+            });
+            return;
+          }
           code = await runAdd(c.g, c.printer, c.env, controller.signal, {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
