@@ -13,7 +13,7 @@ import {
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
-import { releaseTypeOption, runAddArista } from './vendor.ts';
+import { releaseTypeOption, runAddArista, runOutdated, runUpdate, runVersions } from './vendor.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
@@ -76,7 +76,7 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
-  'refresh', 'output-file', 'release-type', 'token-env',
+  'refresh', 'output-file', 'release-type', 'token-env', 'latest', 'branch',
 ];
 
 /**
@@ -96,6 +96,9 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   ui: ['output', 'jobs', 'images', 'engine', ...NETWORK_ENV],
   fetch: ['output-file', 'sha256', 'refresh', 'force', 'link', 'executable', ...NETWORK_ENV],
   config: [],
+  outdated: ['token-env'],
+  update: ['latest', 'token-env', 'output', 'images', 'engine', ...NETWORK_ENV],
+  versions: ['branch', 'release-type', 'token-env'],
 };
 const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color'];
 
@@ -129,7 +132,7 @@ function maxSizeOf(value: unknown): number | undefined {
 }
 
 const BOOLEAN_ENV = new Set(
-  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
+  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh', 'latest'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
 );
 
 async function main(argv: string[]): Promise<number> {
@@ -504,6 +507,66 @@ async function main(argv: string[]): Promise<number> {
             ...(args.link ? { link: args.link as LinkMode } : {}),
             ...(args.header ? { headers: parseHeaders(args.header as string[]) ?? {} } : {}),
             network: networkOptions(args),
+          });
+        },
+      )
+      .command(
+        'outdated [names..]',
+        'newer vendor releases: each arista: artifact\'s version, the newest of its branch and the newest overall; exit 3 when one is behind',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .example('$0 outdated', 'NAME CURRENT BRANCH LATEST for every arista: artifact')
+            .example('$0 outdated || $0 update', 'in CI: move to the newest of each branch when something is behind')
+            .epilog('"latest" is the highest version under Active Releases of the same release type (F or M); versions compare numerically (4.32.10F > 4.32.9F).\nExit codes: 0 up to date, 3 something is outdated, 1 Arista could not be asked, 2 usage.'),
+        async (args) => {
+          const c = context(args);
+          code = await runOutdated(c.g, c.printer, c.env, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+          });
+        },
+      )
+      .command(
+        'update [names..]',
+        'move arista: artifacts to the newest release of their branch (or --latest): download, verify, lock, and record',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('latest', { type: 'boolean', default: false, describe: 'the newest release overall (Active Releases, same release type), not just of the branch' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .options(IMAGE_OPTIONS)
+            .options(NETWORK_OPTIONS)
+            .example('$0 update', '4.32.1F → 4.32.10F: every arista: artifact, within its branch')
+            .example('$0 update cEOS --latest', 'one artifact, to the newest release (4.33.1F)')
+            .epilog('The url, arista.path, checksums, digest and size change; a "path" or an image tag holding the old version gets the new one.\nAn update that fails leaves its entry as it was.'),
+        async (args) => {
+          const c = context(args);
+          code = await runUpdate(c.g, c.printer, c.env, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], latest: Boolean(args.latest), ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+            images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+          });
+        },
+      )
+      .command(
+        'versions <spec>',
+        'list the versions Arista offers of a format (arista:cEOS, arista:vEOS-lab, …), newest first',
+        (y) =>
+          y
+            .positional('spec', { type: 'string', demandOption: true, describe: 'arista:<format>' })
+            .option('branch', { type: 'string', requiresArg: true, describe: 'only this branch (4.32)' })
+            .option('release-type', { type: 'string', requiresArg: true, describe: 'only F (feature) or M (maintenance) releases' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .example('$0 versions arista:cEOS', 'every cEOS-lab version, and where it is (Active Releases, Support Only Releases, …)')
+            .example('$0 versions arista:cEOS --branch 4.32', 'the versions of one branch')
+            .example('$0 versions arista:vEOS-lab --release-type M --json', 'one JSON "version" event per line'),
+        async (args) => {
+          const c = context(args);
+          code = await runVersions(c.g, c.printer, c.env, controller.signal, {
+            spec: String(args.spec), ...(args.branch !== undefined ? { branch: String(args.branch) } : {}),
+            ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
+            ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
           });
         },
       )

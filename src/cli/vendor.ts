@@ -117,3 +117,134 @@ export async function runAddArista(
   printer.info(`${o.spec} → ${r.file.name}${r.version ? ` (${r.version}, ${r.file.dirs[1] ?? r.file.dirs[0]})` : ''}`);
   return syncEntries(g, printer, env, signal, manifest, { ...manifest.doc, artifacts: { ...manifest.doc.artifacts, [name]: entry } }, [name], sources, o);
 }
+
+/** The manifest's vendor-sourced artifacts (all, or those named); an unknown or non-vendor name is a usage error. */
+function vendorArtifacts(manifest: Manifest, names: string[]): Array<[string, ArtifactEntry]> {
+  const all = Object.entries(manifest.doc.artifacts).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const n of names) {
+    const e = manifest.doc.artifacts[n];
+    if (!e) throw new HoardError('E_USAGE', `no artifact named "${n}" in ${manifest.file}`, { hint: `known artifacts: ${all.map(([k]) => k).join(', ') || 'none'}` });
+    if (!isVendorUrl(e.url)) throw new HoardError('E_USAGE', `"${n}" is not from a vendor source (its url is ${e.url})`, { hint: 'outdated and update know arista:… artifacts' });
+  }
+  return all.filter(([n, e]) => isVendorUrl(e.url) && (names.length === 0 || names.includes(n)));
+}
+
+interface Standing {
+  name: string;
+  file: string;
+  current: string | null;
+  /** The newest of its branch (same release type), and the newest under Active Releases. */
+  branch: VersionSummary | null;
+  latest: VersionSummary | null;
+}
+type VersionSummary = { version: string; file: TreeFile };
+
+function standingOf(files: readonly TreeFile[], name: string, e: ArtifactEntry): Standing {
+  const file = e.url.replace(/^arista:/, '');
+  const parsed = parseFileName(file);
+  if (!parsed) return { name, file, current: null, branch: null, latest: null };
+  const type = releaseTypeOf(parsed.version) ?? undefined;
+  const o = type ? { releaseType: type } : {};
+  const pick = (v: ReturnType<typeof latestOf>) => (v ? { version: v.version, file: v.file } : null);
+  return {
+    name, file, current: parsed.version,
+    branch: pick(latestOf(files, parsed.format, { ...o, branch: branchOf(parsed.version) })),
+    latest: pick(latestOf(files, parsed.format, o)),
+  };
+}
+const newer = (v: VersionSummary | null, than: string | null) => v !== null && than !== null && compareVersions(v.version, than) > 0;
+
+/** `hoard outdated`: each vendor artifact's version, the newest of its branch and the newest overall; exit 3 when one is behind. */
+export async function runOutdated(g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, o: { names: string[]; tokenEnv?: string }): Promise<number> {
+  const manifest = await loadManifest(g.manifest);
+  const entries = vendorArtifacts(manifest, o.names);
+  if (entries.length === 0) {
+    printer.info('no artifacts from a vendor source (arista:…) in this manifest');
+    return 0;
+  }
+  const files = await (await vendorSources(g, printer, env, signal, o.tokenEnv).arista()).tree();
+  const rows: string[][] = [['NAME', 'CURRENT', 'BRANCH', 'LATEST', '']];
+  let behind = 0;
+  for (const [name, e] of entries) {
+    const s = standingOf(files, name, e);
+    const out = newer(s.branch, s.current) || newer(s.latest, s.current);
+    if (out) behind++;
+    printer.event({ type: 'outdated', name, file: s.file, current: s.current, branch: s.branch?.version ?? null, latest: s.latest?.version ?? null, outdated: out });
+    rows.push([name, s.current ?? '?', s.branch?.version ?? '-', s.latest?.version ?? '-', out ? 'outdated' : s.current ? 'up to date' : 'unknown version']);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) printer.result(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  if (behind) printer.note(`${behind} outdated: \`hoard update\` moves to the newest of each branch, \`hoard update --latest\` to the newest release`);
+  return behind ? 3 : 0;
+}
+
+/** `hoard update [names..]`: moves vendor artifacts to the newest of their branch (or --latest), downloads, locks and records them. */
+export async function runUpdate(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: { names: string[]; latest: boolean } & VendorOptions,
+): Promise<number> {
+  const manifest = await loadManifest(g.manifest);
+  const entries = vendorArtifacts(manifest, o.names);
+  const sources = vendorSources(g, printer, env, signal, o.tokenEnv);
+  const client = await sources.arista();
+  const files = entries.length ? await client.tree() : [];
+  let code = 0;
+  let moved = 0;
+  for (const [name, e] of entries) {
+    const s = standingOf(files, name, e);
+    const target = o.latest ? s.latest : s.branch;
+    if (!target || !newer(target, s.current)) {
+      printer.info(`${name}: ${s.current ?? s.file} is the newest${o.latest ? '' : ` of branch ${s.current ? branchOf(s.current) : '?'}`}`);
+      continue;
+    }
+    const entry: ArtifactEntry = { ...e, ...(await aristaEntry(client, files, { file: target.file })) };
+    delete entry.digest;
+    delete entry.size;
+    if (!entry.checksums) delete entry.checksums;
+    const from = s.current!;
+    if (e.path?.includes(from)) entry.path = e.path.split(from).join(target.version);
+    if (e.image && /:[^/:@]+$/.test(e.image) && e.image.slice(e.image.lastIndexOf(':') + 1).includes(from)) {
+      entry.image = e.image.slice(0, e.image.lastIndexOf(':') + 1) + e.image.slice(e.image.lastIndexOf(':') + 1).split(from).join(target.version);
+    }
+    printer.event({ type: 'resolved', name, spec: e.url, file: target.file.name, version: target.version, folder: target.file.dirs.join('/'), from });
+    printer.info(`${name}: ${from} → ${target.version}${entry.image && entry.image !== e.image ? ` (image ${entry.image})` : ''}`);
+    // One entry at a time, each from the manifest as it is now: an update that fails leaves its entry as it was.
+    const now = await loadManifest(g.manifest);
+    const r = await syncEntries(g, printer, env, signal, now, { ...now.doc, artifacts: { ...now.doc.artifacts, [name]: entry } }, [name], sources, o);
+    if (r !== 0) code = r;
+    else moved++;
+  }
+  if (entries.length && moved === 0 && code === 0) printer.info('everything is up to date');
+  return code;
+}
+
+/** `hoard versions arista:<format>`: what exists, newest first. */
+export async function runVersions(
+  g: GlobalOptions,
+  printer: Printer,
+  env: Env,
+  signal: AbortSignal,
+  o: { spec: string; branch?: string; releaseType?: ReleaseType; tokenEnv?: string },
+): Promise<number> {
+  const body = o.spec.replace(/^arista:/i, '').replace(/@.*$/, '');
+  const format = findFormat(body);
+  if (!/^arista:/i.test(o.spec) || !format) {
+    throw new HoardError('E_USAGE', `${o.spec} is not arista:<format>`, { hint: 'for example: hoard versions arista:cEOS --branch 4.32' });
+  }
+  if (o.branch !== undefined && !/^\d+\.\d+$/.test(o.branch)) throw new HoardError('E_USAGE', `--branch ${o.branch} is not a branch`, { hint: 'for example --branch 4.32' });
+  const files = await (await vendorSources(g, printer, env, signal, o.tokenEnv).arista()).tree();
+  const latest = latestOf(files, format, o.releaseType ? { releaseType: o.releaseType } : {});
+  const list = versionsOf(files, format)
+    .filter((v) => (!o.branch || branchOf(v.version) === o.branch) && (!o.releaseType || releaseTypeOf(v.version) === o.releaseType))
+    .reverse();
+  const width = Math.max(0, ...list.map((v) => v.version.length));
+  for (const v of list) {
+    printer.event({ type: 'version', format: format.format, version: v.version, section: v.section, file: v.file.name, latest: v.version === latest?.version });
+    printer.result(`${v.version.padEnd(width)}  ${v.file.name}  ${v.section}${v.version === latest?.version ? '  (latest)' : ''}`);
+  }
+  if (list.length === 0) printer.note(`no ${format.format} versions${o.branch ? ` in branch ${o.branch}` : ''}${o.releaseType ? ` of type ${o.releaseType}` : ''}`);
+  return 0;
+}

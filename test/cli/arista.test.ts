@@ -180,3 +180,52 @@ test('a fresh store syncs a committed Arista entry (new session, new link); the 
   ok(await hoard(['sync', '--no-images'], { cwd: other.dir, store: other.store, env: { HOARD_ARISTA_URL: fake.url } }));
   assert.deepEqual(fake.calls, calls);
 });
+
+test('outdated (exit 3 when behind), update to the newest of the branch and --latest, versions', async (t) => {
+  const { fake, p, run, manifest } = await setup(t);
+  ok(await run(['add', 'arista:cEOS@4.32.2F', '--no-images', '--image', 'arista/ceos:4.32.2F', '--path', 'images/ceos-4.32.2F.tar.xz']));
+  ok(await run(['add', 'arista:vEOS-lab@4.31.5M', '--no-images']));
+
+  let r = await run(['outdated']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stdout, /^cEOS\s+4\.32\.2F\s+4\.32\.10F\s+4\.33\.1F\s+outdated$/m);
+  assert.match(r.stdout, /^vEOS-lab\s+4\.31\.5M\s+4\.31\.5M\s+4\.31\.5M\s+up to date$/m);
+  r = await run(['outdated', '--json']);
+  assert.deepEqual(jsonLines(r.stdout).find((e) => e.name === 'cEOS'), {
+    type: 'outdated', name: 'cEOS', file: 'cEOS-lab-4.32.2F.tar.xz', current: '4.32.2F', branch: '4.32.10F', latest: '4.33.1F', outdated: true,
+  });
+
+  r = await run(['update', '--no-images']);
+  ok(r);
+  assert.match(r.stdout, /cEOS: 4\.32\.2F → 4\.32\.10F \(image arista\/ceos:4\.32\.10F\)/);
+  let e = (await manifest()).artifacts.cEOS!;
+  assert.equal(e.url, 'arista:cEOS-lab-4.32.10F.tar.xz');
+  assert.equal(e.path, 'images/ceos-4.32.10F.tar.xz');
+  assert.equal(e.image, 'arista/ceos:4.32.10F');
+  assert.equal(e.size, fake.body('cEOS-lab-4.32.10F.tar.xz').length);
+  assert.deepEqual(e.checksums, { sha512: fake.sha512('cEOS-lab-4.32.10F.tar.xz') });
+  assert.match(String((e.arista as { path: string }).path), /\/EOS-4\.32\.10F\/cEOS-lab\/cEOS-lab-4\.32\.10F\.tar\.xz$/);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'artifacts', 'images', 'ceos-4.32.10F.tar.xz')), fake.body('cEOS-lab-4.32.10F.tar.xz'));
+
+  // An update that fails (a wrong sha512) leaves its entry as it was.
+  fake.opts.wrongSha512.add('cEOS-lab-4.33.1F.tar.xz');
+  const before = await fs.readFile(p.manifestPath, 'utf8');
+  r = await run(['update', 'cEOS', '--latest', '--no-images']);
+  assert.equal(r.code, 1);
+  assert.equal(await fs.readFile(p.manifestPath, 'utf8'), before);
+  fake.opts.wrongSha512.clear();
+  ok(await run(['update', 'cEOS', '--latest', '--no-images']));
+  e = (await manifest()).artifacts.cEOS!;
+  assert.equal(e.url, 'arista:cEOS-lab-4.33.1F.tar.xz');
+  assert.equal((await run(['outdated'])).code, 0);
+
+  r = await run(['versions', 'arista:cEOS', '--branch', '4.32']);
+  ok(r);
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['4.32.10F', '4.32.9F', '4.32.2.1F', '4.32.2F', '4.32.1F']);
+  r = await run(['versions', 'arista:cEOS', '--release-type', 'M', '--json']);
+  assert.deepEqual(jsonLines(r.stdout).map((v) => [v.version, v.section, v.latest]), [
+    ['4.31.5M', 'Active Releases', true], ['4.31.4M', 'Active Releases', false], ['4.30.6M', 'Support Only Releases', false],
+  ]);
+  // The folder tree came from the store's cache after the first command.
+  assert.equal(fake.calls.tree, 1);
+});
