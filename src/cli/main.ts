@@ -13,7 +13,7 @@ import {
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
 import { parseSize } from '../core/format.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
-import { releaseTypeOption, runAddArista, runOutdated, runUpdate, runVersions } from './vendor.ts';
+import { releaseTypeOption, runAddArista, runAddFromClab, runOutdated, runUpdate, runVersions } from './vendor.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
@@ -76,7 +76,7 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
-  'refresh', 'output-file', 'release-type', 'token-env', 'latest', 'branch',
+  'refresh', 'output-file', 'release-type', 'token-env', 'latest', 'branch', 'from-clab',
 ];
 
 /**
@@ -87,7 +87,7 @@ const ENV_OPTIONS = [
 const NETWORK_ENV = ['retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout'];
 const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
-  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', 'release-type', 'token-env', ...NETWORK_ENV],
+  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', 'release-type', 'token-env', 'from-clab', ...NETWORK_ENV],
   sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
@@ -252,11 +252,12 @@ async function main(argv: string[]): Promise<number> {
         },
       )
       .command(
-        'add <url>',
+        'add [url]',
         'download, verify and record an artifact (an http(s) URL, or arista:<format>@<version> — see docs/arista.md)',
         (y) =>
           y
-            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL of the artifact, or arista:<format>@<version|latest|branch>, or arista:<file name>' })
+            .positional('url', { type: 'string', describe: 'http(s) URL of the artifact, or arista:<format>@<version|latest|branch>, or arista:<file name>' })
+            .option('from-clab', { type: 'string', requiresArg: true, describe: 'add every Arista image a containerlab topology uses (kinds.*.image, nodes.*.image)' })
             .option('name', { type: 'string', describe: 'artifact name [default: the URL\'s file name]' })
             .option('path', { type: 'string', describe: 'file path inside the output folder [default: the URL\'s file name]' })
             .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag])' })
@@ -282,9 +283,19 @@ async function main(argv: string[]): Promise<number> {
             .example('$0 add arista:cEOS@4.32 --image ceos:4.32', 'the newest of a branch, under your own tag')
             .example('$0 add arista:vEOS-lab@latest --release-type M', 'the newest maintenance release')
             .example('$0 add arista:EOS64-4.32.1F.swi', 'an exact file name')
+            .example('$0 add --from-clab lab.clab.yml', 'ceos:4.32.1F in the topology → arista:cEOS@4.32.1F, imported under that exact tag')
             .example("$0 add https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)'),
         async (args) => {
           const c = context(args);
+          if (args.fromClab !== undefined) {
+            if (args.url !== undefined) throw new HoardError('E_USAGE', 'give either a URL or --from-clab, not both');
+            code = await runAddFromClab(c.g, c.printer, c.env, controller.signal, {
+              file: String(args.fromClab), ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+              images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+            });
+            return;
+          }
+          if (args.url === undefined) throw new HoardError('E_USAGE', 'name what to add: a URL, arista:<format>@<version>, or --from-clab <file>', { hint: 'see `hoard add --help`' });
           if (String(args.url).startsWith('arista:')) {
             code = await runAddArista(c.g, c.printer, c.env, controller.signal, {
               spec: String(args.url), name: args.name, path: args.path, image: args.image, link: args.link, executable: args.executable,

@@ -1,6 +1,7 @@
 // Commands for vendor sources (Arista first): `hoard add arista:…`, `hoard add --from-clab`,
 // `hoard outdated`, `hoard update`, `hoard versions`. Each builds one Sources for the command (one
 // Arista session for all of it) and hands new entries to the same sync that `hoard add <url>` uses.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HoardError } from '../core/errors.ts';
 import { checkManifest, loadManifest } from '../manifest/load.ts';
@@ -247,4 +248,92 @@ export async function runVersions(
   }
   if (list.length === 0) printer.note(`no ${format.format} versions${o.branch ? ` in branch ${o.branch}` : ''}${o.releaseType ? ` of type ${o.releaseType}` : ''}`);
   return 0;
+}
+
+/** `${VAR}`, `${VAR:-default}` and `${VAR:=default}` in a containerlab file, from the environment. */
+export function expandClabVars(s: string, env: Env): string {
+  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-=]([^}]*))?\}/g, (_all, name: string, dflt: string | undefined) => {
+    const v = env[name];
+    return v !== undefined && v !== '' ? v : (dflt ?? '');
+  });
+}
+
+/** The Arista download an image reference names, by eos-downloader's and containerlab's conventions (`ceos:4.32.1F`, `arista/ceos:4.32.1F`). */
+export function aristaImage(image: string): { format: string; version: string } | null {
+  const m = /^(?:[^@]*\/)?([^/:@]+):([^/:@]+)$/.exec(image);
+  if (!m) return null;
+  const repo = m[1]!.toLowerCase();
+  const format = /^ceos(?:-?lab)?(?:image)?$/.test(repo) ? 'cEOS' : /^ceos64(?:-?lab)?$/.test(repo) ? 'cEOS64' : /^ceosarm(?:-?lab)?$/.test(repo) ? 'cEOSarm' : null;
+  return format && /^\d+\.\d+\.\d+(?:\.\d+)?[FM]$/.test(m[2]!) ? { format, version: m[2]! } : null;
+}
+
+/** `hoard add --from-clab lab.clab.yml`: one artifact per distinct Arista image of the topology, tagged as the topology names it. */
+export async function runAddFromClab(g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, o: { file: string } & VendorOptions): Promise<number> {
+  const { parse } = await import('yaml');
+  let text: string;
+  try {
+    text = await fs.readFile(o.file, 'utf8');
+  } catch (err) {
+    throw new HoardError('E_USAGE', `cannot read ${o.file}: ${(err as Error).message}`, { hint: 'give the path of a containerlab topology file (*.clab.yml)' });
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new HoardError('E_USAGE', `${o.file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, { hint: 'containerlab itself would refuse it: fix the file' });
+  }
+  const topology = (doc as { topology?: Record<string, unknown> } | null)?.topology;
+  if (!topology || typeof topology !== 'object') throw new HoardError('E_USAGE', `${o.file} has no "topology"`, { hint: 'is it a containerlab topology file?' });
+  // Where each image is used: kinds.<kind>.image, nodes.<node>.image (and defaults.image).
+  const uses = new Map<string, string[]>();
+  const note = (image: unknown, where: string) => {
+    if (typeof image !== 'string' || !image.trim()) return;
+    const ref = expandClabVars(image.trim(), env);
+    uses.set(ref, [...(uses.get(ref) ?? []), where]);
+  };
+  const defaults = topology.defaults as { image?: unknown } | undefined;
+  note(defaults?.image, 'defaults');
+  for (const [k, v] of Object.entries((topology.kinds ?? {}) as Record<string, { image?: unknown } | null>)) note(v?.image, `kinds.${k}`);
+  for (const [n, v] of Object.entries((topology.nodes ?? {}) as Record<string, { image?: unknown } | null>)) note(v?.image, `nodes.${n}`);
+
+  const mapped: Array<{ image: string; format: string; version: string }> = [];
+  const unmapped: string[] = [];
+  for (const image of uses.keys()) {
+    const a = aristaImage(image);
+    if (a) mapped.push({ image, ...a });
+    else unmapped.push(image);
+  }
+  for (const image of unmapped) {
+    printer.event({ type: 'warning', message: `${image} (${uses.get(image)!.join(', ')}): not an Arista image hoard can map; left out` });
+  }
+  if (mapped.length === 0) {
+    printer.info(`${o.file}: no Arista image to add (images look like ceos:4.32.1F or arista/ceos:4.32.1F)`);
+    return 0;
+  }
+  const sources = vendorSources(g, printer, env, signal, o.tokenEnv);
+  const client = await sources.arista();
+  const files = await client.tree();
+  let code = 0;
+  for (const m of mapped) {
+    const now = await loadManifest(g.manifest);
+    const have = Object.entries(now.doc.artifacts).find(([, e]) => e.image === m.image);
+    if (have) {
+      printer.info(`${m.image}: already in ${path.basename(now.file)} as "${have[0]}"`);
+      continue;
+    }
+    const spec = `arista:${m.format}@${m.version}`;
+    const r = resolveSpec(files, parseSpec(spec));
+    const name = `${r.format?.name ?? m.format}-${m.version}`;
+    if (now.doc.artifacts[name]) {
+      printer.event({ type: 'warning', message: `${m.image}: an artifact named "${name}" is already there with another image; left out (add it with hoard add ${spec} --name … --image ${m.image})` });
+      code = 1;
+      continue;
+    }
+    const entry: ArtifactEntry = { ...(await aristaEntry(client, files, r)), image: m.image };
+    printer.event({ type: 'resolved', name, spec, file: r.file.name, version: m.version, folder: r.file.dirs.join('/'), image: m.image });
+    printer.info(`${m.image} (${uses.get(m.image)!.join(', ')}) → ${spec} → ${r.file.name}`);
+    const rc = await syncEntries(g, printer, env, signal, now, { ...now.doc, artifacts: { ...now.doc.artifacts, [name]: entry } }, [name], sources, o);
+    if (rc !== 0) code = rc;
+  }
+  return code;
 }

@@ -229,3 +229,43 @@ test('outdated (exit 3 when behind), update to the newest of the branch and --la
   // The folder tree came from the store's cache after the first command.
   assert.equal(fake.calls.tree, 1);
 });
+
+test('add --from-clab: kinds and nodes images (with ${VAR:-default}) mapped to Arista downloads under their exact tags; others reported', async (t) => {
+  const { p, run, manifest } = await setup(t);
+  await fs.writeFile(path.join(p.dir, 'lab.clab.yml'), [
+    'name: lab',
+    'topology:',
+    '  kinds:',
+    '    ceos:',
+    '      image: ${CEOS_IMAGE:-ceos:4.32.1F}',
+    '    linux:',
+    '      image: alpine:3.20',
+    '  nodes:',
+    '    spine1: { kind: ceos }',
+    '    leaf1:',
+    '      kind: ceos',
+    '      image: arista/ceos:4.31.4M',
+    '    leaf2:',
+    '      kind: ceos',
+    '      image: arista/ceos:4.31.4M',
+    '    host: { kind: linux }',
+    '    vr: { kind: vr-veos, image: vrnetlab/vr-veos:4.32.1F }',
+    '',
+  ].join('\n'));
+  const r = await run(['add', '--from-clab', 'lab.clab.yml', '--no-images']);
+  ok(r);
+  const m = (await manifest()).artifacts;
+  assert.deepEqual(Object.keys(m).sort(), ['cEOS-4.31.4M', 'cEOS-4.32.1F']);
+  assert.equal(m['cEOS-4.32.1F']!.url, 'arista:cEOS-lab-4.32.1F.tar.xz');
+  assert.equal(m['cEOS-4.32.1F']!.image, 'ceos:4.32.1F');
+  assert.equal(m['cEOS-4.31.4M']!.image, 'arista/ceos:4.31.4M');
+  assert.match(String(m['cEOS-4.31.4M']!.digest), /^sha256:/);
+  assert.match(r.stderr, /warning: alpine:3\.20 \(kinds\.linux\): not an Arista image/);
+  assert.match(r.stderr, /warning: vrnetlab\/vr-veos:4\.32\.1F \(nodes\.vr\): not an Arista image/);
+
+  // Run again with the variable set: the new image is added, the others are already there.
+  const again = await run(['add', '--from-clab', 'lab.clab.yml', '--no-images'], { CEOS_IMAGE: 'ceos:4.33.1F' });
+  ok(again);
+  assert.match(again.stdout, /arista\/ceos:4\.31\.4M: already in hoard\.json as "cEOS-4\.31\.4M"/);
+  assert.equal((await manifest()).artifacts['cEOS-4.33.1F']!.image, 'ceos:4.33.1F');
+});
