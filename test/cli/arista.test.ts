@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { hoard, jsonLines, listTree, project, type RunResult } from '../helpers.ts';
+import { hoard, jsonLines, listTree, project, ROOT, type RunResult } from '../helpers.ts';
 import { EXPIRED_TOKEN, GOOD_TOKEN, startFakeArista, type FakeArista } from '../fixtures/arista-server.ts';
 
 const EMPTY = { $schema: './schemas/manifest.schema.json', version: 1, output: 'artifacts', artifacts: {} };
@@ -268,4 +268,31 @@ test('add --from-clab: kinds and nodes images (with ${VAR:-default}) mapped to A
   ok(again);
   assert.match(again.stdout, /arista\/ceos:4\.31\.4M: already in hoard\.json as "cEOS-4\.31\.4M"/);
   assert.equal((await manifest()).artifacts['cEOS-4.33.1F']!.image, 'ceos:4.33.1F');
+});
+
+test('every --json line of the vendor commands matches schemas/events.schema.json; every new command has --help with examples', async (t) => {
+  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  const schema = JSON.parse(await fs.readFile(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8'));
+  const validate = new Ajv2020({ allErrors: true, strict: true }).compile(schema);
+  const { run } = await setup(t);
+  const seen = new Set<string>();
+  for (const args of [
+    ['add', 'arista:cEOS@4.32.1F', '--no-images', '--image', 'arista/ceos:4.32.1F'],
+    ['outdated'],
+    ['versions', 'arista:cEOS', '--branch', '4.33'],
+    ['update', '--no-images'],
+    ['add', 'arista:cEOS@4.99.1F', '--no-images'],
+  ]) {
+    const r = await run([...args, '--json']);
+    for (const e of jsonLines(r.stdout)) {
+      if (!validate(e)) assert.fail(`${args.join(' ')}: ${JSON.stringify(e)} does not match: ${JSON.stringify(validate.errors).slice(0, 800)}`);
+      seen.add(String(e.type));
+    }
+  }
+  for (const type of ['resolved', 'outdated', 'version', 'artifact', 'summary', 'error']) assert.ok(seen.has(type), `no "${type}" event seen`);
+  for (const cmd of ['outdated', 'update', 'versions', 'add']) {
+    const h = await run([cmd, '--help']);
+    ok(h);
+    assert.match(h.stdout, /Examples:/);
+  }
 });
