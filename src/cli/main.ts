@@ -88,7 +88,7 @@ const NETWORK_ENV = ['retries', 'retry-delay', 'connect-timeout', 'response-time
 const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
   add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', 'release-type', 'token-env', 'from-clab', ...NETWORK_ENV],
-  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
+  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', 'token-env', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
   gc: ['dry-run', 'max-size'],
@@ -260,7 +260,7 @@ async function main(argv: string[]): Promise<number> {
             .option('from-clab', { type: 'string', requiresArg: true, describe: 'add every Arista image a containerlab topology uses (kinds.*.image, nodes.*.image)' })
             .option('name', { type: 'string', describe: 'artifact name [default: the URL\'s file name]' })
             .option('path', { type: 'string', describe: 'file path inside the output folder [default: the URL\'s file name]' })
-            .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag])' })
+            .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag]); for arista:cEOS… given without a value: arista/ceos:<version>' })
             .option('sha256', { type: 'string', describe: 'expected SHA-256 (hex); the download must match' })
             .option('output', { type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
@@ -297,6 +297,10 @@ async function main(argv: string[]): Promise<number> {
           }
           if (args.url === undefined) throw new HoardError('E_USAGE', 'name what to add: a URL, arista:<format>@<version>, or --from-clab <file>', { hint: 'see `hoard add --help`' });
           if (String(args.url).startsWith('arista:')) {
+            const unfit = (['sha256', 'checksum-url', 'header'] as const).filter((f) => args[f] !== undefined);
+            if (unfit.length) {
+              throw new HoardError('E_USAGE', `--${unfit[0]} does not apply to arista: sources`, { hint: "Arista's own .sha512sum is fetched, verified and recorded; the token comes from ARISTA_TOKEN (or --token-env)" });
+            }
             code = await runAddArista(c.g, c.printer, c.env, controller.signal, {
               spec: String(args.url), name: args.name, path: args.path, image: args.image, link: args.link, executable: args.executable,
               ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
@@ -327,6 +331,7 @@ async function main(argv: string[]): Promise<number> {
             .option('jobs', { alias: 'j', type: 'number', defaultDescription: '4', describe: 'parallel downloads' })
             .option('verify', { type: 'boolean', default: false, describe: 're-hash blobs and outputs instead of trusting fingerprints' })
             .option('max-size', MAX_SIZE_OPTION)
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token, for arista: artifacts [default: ARISTA_TOKEN]' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
@@ -343,6 +348,7 @@ async function main(argv: string[]): Promise<number> {
             force: Boolean(args.force), dryRun: Boolean(args.dryRun), frozen: Boolean(args.frozen), output: args.output,
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
             ...(maxSize !== undefined ? { maxSize } : {}),
+            ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);

@@ -242,9 +242,10 @@ export async function runVersions(
     .filter((v) => (!o.branch || branchOf(v.version) === o.branch) && (!o.releaseType || releaseTypeOf(v.version) === o.releaseType))
     .reverse();
   const width = Math.max(0, ...list.map((v) => v.version.length));
+  const fileWidth = Math.max(0, ...list.map((v) => v.file.name.length));
   for (const v of list) {
     printer.event({ type: 'version', format: format.format, version: v.version, section: v.section, file: v.file.name, latest: v.version === latest?.version });
-    printer.result(`${v.version.padEnd(width)}  ${v.file.name}  ${v.section}${v.version === latest?.version ? '  (latest)' : ''}`);
+    printer.result(`${v.version.padEnd(width)}  ${v.file.name.padEnd(fileWidth)}  ${v.section}${v.version === latest?.version ? '  (latest)' : ''}`);
   }
   if (list.length === 0) printer.note(`no ${format.format} versions${o.branch ? ` in branch ${o.branch}` : ''}${o.releaseType ? ` of type ${o.releaseType}` : ''}`);
   return 0;
