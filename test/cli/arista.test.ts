@@ -5,7 +5,10 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { hoard, jsonLines, listTree, project, ROOT, type RunResult } from '../helpers.ts';
+import os from 'node:os';
+import { hoard, jsonLines, listTree, podmanSkip, project, ROOT, type RunResult } from '../helpers.ts';
+
+const p0 = () => os.tmpdir();
 import { EXPIRED_TOKEN, GOOD_TOKEN, startFakeArista, type FakeArista } from '../fixtures/arista-server.ts';
 
 const EMPTY = { $schema: './schemas/manifest.schema.json', version: 1, output: 'artifacts', artifacts: {} };
@@ -175,6 +178,13 @@ test('a fresh store syncs a committed Arista entry (new session, new link); the 
   ok(await hoard(['sync', '--no-images'], { cwd: third.dir, store: third.store, env: { HOARD_ARISTA_URL: fake.url, ARISTA_TOKEN: GOOD_TOKEN } }));
   assert.equal(fake.calls.tree, 2);
 
+  // --no-store: the same source, straight into the output (verified), nothing kept, no tree cache.
+  const direct = await project(t, committed);
+  const n = await hoard(['sync', '--no-images', '--no-store'], { cwd: direct.dir, store: direct.store, env: { HOARD_ARISTA_URL: fake.url, ARISTA_TOKEN: GOOD_TOKEN } });
+  ok(n);
+  assert.deepEqual(await fs.readFile(path.join(direct.dir, 'artifacts', 'cEOS-lab-4.32.1F.tar.xz')), fake.body('cEOS-lab-4.32.1F.tar.xz'));
+  assert.deepEqual(await listTree(direct.store), []);
+
   // Nothing to download: no request to Arista at all, not even without a token.
   const calls = { ...fake.calls };
   ok(await hoard(['sync', '--no-images'], { cwd: other.dir, store: other.store, env: { HOARD_ARISTA_URL: fake.url } }));
@@ -295,4 +305,40 @@ test('every --json line of the vendor commands matches schemas/events.schema.jso
     ok(h);
     assert.match(h.stdout, /Examples:/);
   }
+});
+
+test('done when: add arista:cEOS@latest --image imports arista/ceos:<v> with podman; a teammate\'s sync on a fresh store fetches, verifies and imports it', { skip: podmanSkip }, async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const podman = (...args: string[]) => execFileSync('podman', args, { encoding: 'utf8' }).trim();
+  const ref = 'arista/ceos:4.33.1F';
+  const rmi = () => {
+    try {
+      execFileSync('podman', ['rmi', '-f', ref], { stdio: 'ignore' });
+    } catch {}
+  };
+  rmi();
+  t.after(rmi);
+  // A tiny root filesystem, like cEOS-lab's, as the 4.33.1F file.
+  const work = await fs.mkdtemp(path.join(p0(), 'hoard-rootfs-'));
+  t.after(() => fs.rm(work, { recursive: true, force: true }));
+  await fs.mkdir(path.join(work, 'root', 'etc'), { recursive: true });
+  await fs.writeFile(path.join(work, 'root', 'etc', 'Eos-release'), 'Arista Networks EOS 4.33.1F\n');
+  execFileSync('tar', ['-C', path.join(work, 'root'), '-cf', path.join(work, 'r.tar'), '.']);
+  execFileSync('xz', ['-f', '-T1', path.join(work, 'r.tar')]);
+  const rootfs = await fs.readFile(path.join(work, 'r.tar.xz'));
+  const { fake, p, run, manifest } = await setup(t, { bodies: { 'cEOS-lab-4.33.1F.tar.xz': rootfs } });
+
+  const r = await run(['add', 'arista:cEOS@latest', '--engine', 'podman', '--image']);
+  ok(r);
+  assert.match(r.stdout, /imported as arista\/ceos:4\.33\.1F/);
+  const entry = (await manifest()).artifacts.cEOS!;
+  assert.equal(entry.image, ref);
+  assert.equal(podman('image', 'inspect', '--format', '{{index .Config.Labels "io.hoard.digest"}}', ref), entry.digest);
+
+  rmi();
+  const mate = await project(t, await fs.readFile(p.manifestPath, 'utf8'));
+  const s = await hoard(['sync', '--engine', 'podman'], { cwd: mate.dir, store: mate.store, env: { HOARD_ARISTA_URL: fake.url, ARISTA_TOKEN: GOOD_TOKEN } });
+  ok(s);
+  assert.match(s.stdout, /cEOS {2}downloaded .*imported as arista\/ceos:4\.33\.1F/);
+  assert.equal(podman('image', 'inspect', '--format', '{{index .Config.Labels "io.hoard.digest"}}', ref), entry.digest);
 });
