@@ -49,7 +49,6 @@ export interface ApplyDeps {
   candidates?: (a: Artifact) => Promise<Candidate[]>;
 }
 
-
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
 interface Sink<W extends BlobWriter> {
   /** Checked for free space first. */

@@ -171,6 +171,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   let results: ArtifactEvent[] = [];
   // Blobs downloaded by this sync stay pinned until hoard.json names them (gc leaves them alone).
   const pins: Array<() => Promise<void>> = [];
+  // Made on first use: a sync with nothing to download never builds one.
+  let sources: Sources | undefined = opts.sources;
   try {
     results = await apply(plans, {
       store, state, outputRoot,
@@ -183,7 +185,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       emit,
       ...(opts.signal ? { signal: opts.signal } : {}),
       noStore,
-      candidates: (a) => (opts.sources ??= createSources({ env: opts.env ?? {}, storeRoot: noStore ? null : store.root, ...(opts.signal ? { signal: opts.signal } : {}) })).candidates(a),
+      candidates: (a) => (sources ??= createSources({ env: opts.env ?? {}, storeRoot: noStore ? null : store.root, ...(opts.signal ? { signal: opts.signal } : {}) })).candidates(a),
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },

@@ -342,3 +342,25 @@ test('done when: add arista:cEOS@latest --image imports arista/ceos:<v> with pod
   assert.match(s.stdout, /cEOS {2}downloaded .*imported as arista\/ceos:4\.33\.1F/);
   assert.equal(podman('image', 'inspect', '--format', '{{index .Config.Labels "io.hoard.digest"}}', ref), entry.digest);
 });
+
+test('one session for a whole sync of several Arista artifacts; a folder tree older than its expiry is fetched again', async (t) => {
+  const { fake, p, run } = await setup(t);
+  ok(await run(['add', 'arista:cEOS@4.32.1F', '--no-images']));
+  ok(await run(['add', 'arista:vEOS-lab@4.31.5M', '--no-images']));
+  const mate = await project(t, await fs.readFile(p.manifestPath, 'utf8'));
+  const before = { ...fake.calls };
+  ok(await hoard(['sync', '--no-images'], { cwd: mate.dir, store: mate.store, env: { HOARD_ARISTA_URL: fake.url, ARISTA_TOKEN: GOOD_TOKEN } }));
+  assert.deepEqual({ session: fake.calls.session - before.session, tree: fake.calls.tree - before.tree, link: fake.calls.link - before.link }, { session: 1, tree: 0, link: 2 });
+
+  // The cached tree (v1/cache/arista-tree-*.json) is used for 10 minutes, then fetched again.
+  const trees = fake.calls.tree;
+  ok(await run(['versions', 'arista:cEOS']));
+  assert.equal(fake.calls.tree, trees);
+  const cacheDir = path.join(p.store, 'v1', 'cache');
+  const [file] = await fs.readdir(cacheDir);
+  const cached = JSON.parse(await fs.readFile(path.join(cacheDir, file!), 'utf8'));
+  await fs.writeFile(path.join(cacheDir, file!), JSON.stringify({ ...cached, fetchedAt: Date.now() - 11 * 60_000 }));
+  ok(await run(['versions', 'arista:cEOS']));
+  assert.equal(fake.calls.tree, trees + 1);
+  assertNoSecrets(fake, await allText(p.store), 'the store');
+});
