@@ -364,3 +364,12 @@ test('one session for a whole sync of several Arista artifacts; a folder tree ol
   assert.equal(fake.calls.tree, trees + 1);
   assertNoSecrets(fake, await allText(p.store), 'the store');
 });
+
+test('a session code that expires during a run is replaced once, and the download goes on', async (t) => {
+  // The sidecar's link is the first; the session expires before the file's link is asked for.
+  const { fake, run, manifest } = await setup(t, { revokeSessionsAfterLinks: 1 });
+  const r = await run(['add', 'arista:cEOS@4.32.1F', '--no-images']);
+  ok(r);
+  assert.equal(fake.calls.session, 2);
+  assert.equal((await manifest()).artifacts.cEOS!.size, fake.body('cEOS-lab-4.32.1F.tar.xz').length);
+});
