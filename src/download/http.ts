@@ -204,7 +204,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           await writer.restart({ url: source.url });
           throw new Restart();
         }
-        throw httpError(url, res.status, res.retryAfter);
+        throw httpError(url, res.status, res.retryAfter, source.expiring);
       }
       const received = writer.bytesWritten;
       if (total !== null && received !== total) {
@@ -428,11 +428,13 @@ function interrupted(url: string, reason: unknown): HoardError {
   return new HoardError('E_INTERRUPTED', `GET ${redactUrl(url)}: interrupted`, { cause: reason });
 }
 
-function httpError(url: string, status: number, retryAfter?: string): HoardError {
+function httpError(url: string, status: number, retryAfter?: string, expiring = false): HoardError {
   const hints: Record<number, string> = {
     401: 'the server wants credentials: set "headers" for this artifact (for example "Authorization": "Bearer ${TOKEN}") and export the variable',
     403: 'the server refused access: check the credentials in "headers" and that your account may download this file',
     404: 'the URL does not exist (any more): check it, or add a mirror',
+    // A vendor's signed link: fresh ones were refused too.
+    ...(expiring ? { 403: 'the download host refused fresh links too: check that your account may download this file' } : {}),
   };
   return new HoardError('E_HTTP', `GET ${redactUrl(url)}: HTTP ${status}`, {
     hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later or add a mirror' : undefined),
