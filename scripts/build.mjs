@@ -1,11 +1,10 @@
 // Builds hoard: compiles the manifest schema into a standalone validator (no ajv at run
 // time, no schema compilation on start-up) and bundles the CLI with esbuild. What only some
 // runs need (the HTTP client, the TUI) is a bundle of its own, so a no-op `hoard sync` never loads it.
-import { execFileSync, spawn } from 'node:child_process';
+// Dependencies are bundled as they are: nothing here edits their code.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -49,188 +48,98 @@ const common = {
   minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning',
-  // undici loads only when something is downloaded, from node_modules. execa is bundled (its
-  // many small ES modules take ~100 ms to load from node_modules) but only runs when an
-  // artifact has an image.
-  external: ['undici'],
+  metafile: true,
   define: { HOARD_VERSION: JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version) },
-  // Light replacements for two start-up costs of yargs (see the files).
-  alias: { 'string-width': './src/cli/string-width.ts', assert: './src/cli/assert-shim.ts' },
 };
-// The TUI (Ink, React, yoga-layout) is a bundle of its own, dist/hoard-tui.cjs, required by the
-// CLI only when it draws on a terminal: the CLI bundle, and so every start of `hoard --help` or a
-// piped `hoard sync`, stays as small as before. It gets the engine as plain functions and data
-// (src/cli/ui.ts), so it carries no second copy of the engine (checked below).
-const tuiBundle = {
-  name: 'tui-bundle',
-  setup(build) {
-    build.onResolve({ filter: /\/tui\/index\.ts$/ }, (args) =>
-      args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: 'hoard-tui', namespace: 'tui-bundle' } : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: 'tui-bundle' }, () => ({
-      contents: "module.exports = require(require('node:path').join(__dirname, 'hoard-tui.cjs'));",
-      loader: 'js',
-    }));
-  },
-};
-// Ink is ES modules with top-level await, which CommonJS cannot express: yoga-layout awaits its
-// WebAssembly (src/tui/yoga.ts stands in, initialised before Ink lays out), and Ink's
-// reconciler awaits React devtools when DEV=true (left out). Ink also renders only a final
-// frame when it thinks it runs in CI; hoard draws only on a terminal, so that is always false.
-const inkForCommonJs = {
-  name: 'ink-for-commonjs',
-  setup(build) {
-    build.onResolve({ filter: /^yoga-layout$/ }, (args) =>
-      args.importer.includes(`${path.sep}node_modules${path.sep}`) ? { path: path.join(root, 'src/tui/yoga.ts') } : undefined,
-    );
-    build.onResolve({ filter: /^is-in-ci$/ }, () => ({ path: 'is-in-ci', namespace: 'ink-for-commonjs' }));
-    build.onLoad({ filter: /^is-in-ci$/, namespace: 'ink-for-commonjs' }, () => ({ contents: 'export default false;', loader: 'js' }));
-    build.onLoad({ filter: /[\\/]ink[\\/]build[\\/]reconciler\.js$/ }, (args) => {
-      let text = readFileSync(args.path, 'utf8');
-      for (const [from, to] of [
-        ["await import('./devtools.js');", '/* React devtools are not bundled */'],
-        ['? await loadPackageJson()', "? { name: 'ink', version: undefined }"],
-      ]) {
-        if (!text.includes(from)) throw new Error(`ink's reconciler.js changed: no "${from}" to replace (scripts/build.mjs, ink-for-commonjs)`);
-        text = text.replace(from, to);
-      }
-      return { contents: text, loader: 'js' };
-    });
-  },
-};
-await esbuild.build({
+const inputsOf = (result) => Object.keys(result.metafile.inputs);
+
+// The TUI (Ink, React, yoga-layout): an ES module of its own, dist/hoard-tui.mjs, imported by the
+// CLI only when it draws on a terminal. ES module, because Ink and yoga-layout await at their top
+// level. It gets the engine as plain functions and data (src/cli/ui.ts), so it carries no second
+// copy of the engine (a second HoardError class would break instanceof): checked on esbuild's
+// list of what went in.
+const tui = await esbuild.build({
   ...common,
-  entryPoints: ['src/tui/index.ts'],
-  outfile: path.join(staging, 'hoard-tui.cjs'),
-  format: 'cjs',
-  plugins: [inkForCommonJs],
-  // Not the CLI's start-up shims: Ink measures text with the real string-width, and
-  // signal-exit needs the real node:assert.
-  alias: {},
-  // React's production build; Ink's own import.meta.url (unused once patched) as in the CLI.
-  define: { ...common.define, 'process.env.NODE_ENV': '"production"', 'import.meta.url': '__hoardImportMetaUrl' },
-  banner: { js: "var __hoardImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  entryPoints: { 'hoard-tui': 'src/tui/index.ts' },
+  outdir: staging,
+  outExtension: { '.js': '.mjs' },
+  format: 'esm',
+  // What Ink imports only with DEV=true (React devtools, not installed: Ink says so itself)
+  // stays a file of its own, never loaded otherwise.
+  splitting: true,
+  chunkNames: 'hoard-tui-[name]-[hash]',
+  external: ['react-devtools-core'],
+  define: { ...common.define, 'process.env.NODE_ENV': '"production"' },
+  // React and others are CommonJS inside: their require() of Node's own modules.
+  banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
-{
-  const tui = readFileSync(path.join(staging, 'hoard-tui.cjs'), 'utf8');
-  // A second copy of the engine would split its classes in two (instanceof HoardError fails).
-  if (/class HoardError|function sync\(|openStore/.test(tui)) throw new Error('dist/hoard-tui.cjs bundles engine code; pass it from src/cli/ui.ts instead');
-  if (/\bimport\(["']/.test(tui)) throw new Error('dist/hoard-tui.cjs calls import(), which the CommonJS loader cannot do');
-}
-// The HTTP client: the parts of undici hoard uses (src/download/undici.ts), one bundle of their
-// own, dist/hoard-net.cjs, required only when something is downloaded and run through a V8
-// code cache of its own (made below by a real download), like the CLI's.
-await esbuild.build({
+const engineInTui = inputsOf(tui).filter((f) => /^src\/(?!tui\/)/.test(f) && !/^src\/core\/format\.ts$/.test(f));
+if (engineInTui.length) throw new Error(`dist/hoard-tui.mjs bundles engine code (${engineInTui.join(', ')}); pass it from src/cli/ui.ts instead`);
+
+// The HTTP client: the parts of undici hoard uses (src/download/undici.ts), dist/hoard-net.cjs,
+// required only when something is downloaded.
+const net = await esbuild.build({
   ...common,
   entryPoints: ['src/download/undici.ts'],
   outfile: path.join(staging, 'hoard-net.cjs'),
   format: 'cjs',
-  external: [],
 });
-const NET_LOADER = `
-require('./v8-flags.ts').useDownloadFlags();
-const { readFileSync, writeFileSync } = require('node:fs');
-const { createRequire } = require('node:module');
-const path = require('node:path');
-const { Script } = require('node:vm');
-const file = path.join(__dirname, 'hoard-net.cjs');
-let cachedData;
-try { cachedData = readFileSync(file + '.cache'); } catch {}
-const script = new Script('(function (exports, require, module, __filename, __dirname) {' + readFileSync(file, 'utf8') + '\\n})', { filename: file, cachedData });
-if (globalThis[Symbol.for('hoard.buildNetCache')]) process.once('exit', () => writeFileSync(file + '.cache', script.createCachedData()));
-const mod = { exports: {} };
-script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
-module.exports = mod.exports;
-`;
-const netBundle = {
-  name: 'net-bundle',
+if (inputsOf(net).some((f) => f.startsWith('src/') && f !== 'src/download/undici.ts')) throw new Error('dist/hoard-net.cjs must hold undici only');
+
+// The CLI: one CommonJS bundle (CommonJS starts faster than ES modules, and on Node 20 the
+// executable runs it through a code cache of its own: scripts/bin-loader.cjs). The two bundles
+// above stay files of their own, reached at run time beside it.
+const lazyBundles = {
+  name: 'lazy-bundles',
   setup(build) {
-    build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
-      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: 'hoard-net', namespace: 'net-bundle' } : undefined,
+    build.onResolve({ filter: /\/tui\/index\.ts$/ }, (args) =>
+      args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: './hoard-tui.mjs', external: true } : undefined,
     );
-    build.onLoad({ filter: /.*/, namespace: 'net-bundle' }, () => ({ contents: NET_LOADER, loader: 'js', resolveDir: path.join(root, 'src', 'download') }));
+    build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
+      args.importer.endsWith(path.join('src', 'download', 'http.ts')) ? { path: './hoard-net.cjs', external: true } : undefined,
+    );
   },
 };
-// The CLI: one CommonJS bundle, so that the loader can run it through V8's code cache.
-await esbuild.build({
+const main = await esbuild.build({
   ...common,
   entryPoints: ['src/cli/main.ts'],
-  plugins: [tuiBundle, netBundle],
+  plugins: [lazyBundles],
   outfile: path.join(staging, 'hoard-main.cjs'),
   format: 'cjs',
+  // undici is only ever reached through dist/hoard-net.cjs.
+  external: ['undici'],
+  // Start-up shims measured worth keeping (see the file, and test/cli/help.test.ts).
+  alias: { 'string-width': './src/cli/start-up-shims.ts', assert: './src/cli/start-up-shims.ts' },
   // yargs (an ES module) asks for import.meta.url; in the CommonJS bundle it is this file's URL.
   define: { ...common.define, 'import.meta.url': '__hoardImportMetaUrl' },
   banner: { js: "var __hoardImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+if (inputsOf(main).some((f) => f.includes('node_modules/undici/') || f.includes('node_modules/ink/'))) {
+  throw new Error('dist/hoard-main.cjs bundles undici or Ink; they belong in dist/hoard-net.cjs and dist/hoard-tui.mjs');
+}
+
 // The library API (import { openStore, sync } from 'hoard').
 await esbuild.build({
   ...common,
   entryPoints: ['src/index.ts'],
   outfile: path.join(staging, 'lib.mjs'),
   format: 'esm',
+  external: ['undici'],
   banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
-// Code run through vm.Script cannot import() an ES module from node_modules: externals must
-// be reached with a static import in a lazily imported module (esbuild makes that a require).
-{
-  const main = readFileSync(path.join(staging, 'hoard-main.cjs'), 'utf8');
-  if (/\bimport\(["']/.test(main)) {
-    throw new Error('dist/hoard-main.cjs calls import() on an external module; import it statically from a lazily imported module instead');
-  }
-  if (/require\(["']undici/.test(main)) throw new Error('dist/hoard-main.cjs requires undici from node_modules; it must come from dist/hoard-net.cjs');
-}
-copyFileSync(path.join(root, 'scripts/bin-loader.cjs'), path.join(staging, 'hoard.cjs'));
+
+// The executable. Its Node 20 code cache is named by the CLI bundle's content (see the file).
+const bundleId = createHash('sha256').update(readFileSync(path.join(staging, 'hoard-main.cjs'))).digest('hex').slice(0, 16);
+await esbuild.build({
+  entryPoints: [path.join(root, 'scripts/bin-loader.cjs')],
+  outfile: path.join(staging, 'hoard.cjs'),
+  bundle: false,
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  define: { HOARD_BUNDLE_ID: JSON.stringify(bundleId) },
+});
 chmodSync(path.join(staging, 'hoard.cjs'), 0o755);
-
-// The code cache: run a representative command, a no-op sync of an artifact already in
-// place (no network), so that the functions every start needs are compiled into the cache.
-const sample = mkdtempSync(path.join(os.tmpdir(), 'hoard-build-'));
-try {
-  const data = Buffer.from('hoard code cache sample\n');
-  const hex = createHash('sha256').update(data).digest('hex');
-  const store = path.join(sample, 'store');
-  mkdirSync(path.join(store, 'v1', 'blobs', 'sha256'), { recursive: true });
-  writeFileSync(path.join(store, 'v1', 'blobs', 'sha256', hex), data, { mode: 0o444 });
-  writeFileSync(
-    path.join(sample, 'hoard.json'),
-    JSON.stringify({ version: 1, artifacts: { a: { url: 'http://127.0.0.1:9/a.bin', digest: `sha256:${hex}`, size: data.length } } }),
-  );
-  const run = (env) =>
-    execFileSync(process.execPath, [path.join(staging, 'hoard.cjs'), 'sync', '--store', store], {
-      cwd: sample,
-      // (XDG_CONFIG_HOME: the sample must not depend on the builder's configuration file.)
-      env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: path.join(sample, 'config'), ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-  run({}); // links the output
-  run({ HOARD_BUILD_CODE_CACHE: '1' }); // the no-op, recorded
-
-  // The HTTP client's cache: a download from a loopback server, with a redirect and a retry.
-  const body = Buffer.from('hoard code cache download\n'.repeat(1000));
-  let hits = 0;
-  const server = http.createServer((req, res) => {
-    hits++;
-    if (req.url === '/moved') res.writeHead(302, { location: '/a.bin', 'content-length': '0' }).end();
-    else if (hits === 2) res.writeHead(503, { 'retry-after': '0', 'content-length': '0' }).end();
-    else res.writeHead(200, { 'content-length': String(body.length), etag: '"cache"' }).end(body);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const url = `http://127.0.0.1:${server.address().port}/moved`;
-    writeFileSync(path.join(sample, 'hoard.json'), JSON.stringify({ version: 1, artifacts: { b: { url } } }));
-    const child = spawn(process.execPath, [path.join(staging, 'hoard.cjs'), 'sync', '--store', store, '--no-images', '--retry-delay', '0'], {
-      cwd: sample,
-      env: { ...process.env, NO_COLOR: '1', HOARD_BUILD_CODE_CACHE: 'net' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    if (code !== 0 || !existsSync(path.join(staging, 'hoard-net.cjs.cache'))) throw new Error(`the download that makes dist/hoard-net.cjs.cache failed (exit ${code})`);
-  } finally {
-    server.close();
-  }
-} finally {
-  rmSync(sample, { recursive: true, force: true });
-}
 
 await types;
 

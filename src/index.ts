@@ -6,6 +6,7 @@ export {
 } from './store/store.ts';
 export { loadManifest, resolveArtifacts, parseManifest } from './manifest/load.ts';
 export { writeManifest, serializeManifest } from './manifest/write.ts';
+export { commitManifest, type ManifestChange, type CommitResult } from './manifest/commit.ts';
 export { sync, type SyncOptions, type SyncResult, type Summary } from './sync/sync.ts';
 export { verify, type VerifyEvent } from './sync/verify.ts';
 export { gc, evict, type GcOptions, type GcEvent, type GcSummary } from './sync/gc.ts';

@@ -1,10 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
-import { writeFileAtomic } from '../core/fsutil.ts';
-import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, loadManifest } from '../manifest/load.ts';
+import { isInside, writeFileAtomic } from '../core/fsutil.ts';
+import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys } from '../manifest/load.ts';
+import { mergeManifests } from '../manifest/merge.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
@@ -48,8 +50,8 @@ export interface GlobalOptions {
 type Env = Record<string, string | undefined>;
 
 /** Exit status of a finished sync: 1 when anything failed or is in conflict. */
-function syncExit(s: { failed: number; conflicts: number }): number {
-  return s.failed > 0 || s.conflicts > 0 ? 1 : 0;
+function syncExit(s: { failed: number; conflicts: number; manifestConflicts?: number }): number {
+  return s.failed > 0 || s.conflicts > 0 || (s.manifestConflicts ?? 0) > 0 ? 1 : 0;
 }
 
 export async function runInit(g: GlobalOptions, printer: Printer, opts: { output: string }): Promise<number> {
@@ -64,21 +66,56 @@ export async function runInit(g: GlobalOptions, printer: Printer, opts: { output
     }
     throw err;
   }
-  const ignore = path.join(path.dirname(file), '.gitignore');
+  const dir = path.dirname(file);
+  const ignore = path.join(dir, '.gitignore');
   const entry = `/${opts.output.replace(/^\.\//, '')}/`;
-  let current = '';
+  // A .gitignore that is a symbolic link out of the project (a cloned repository's, say) is not
+  // written through: hoard.json is made, and the person adds the line where it belongs.
+  const leadsOut = await linkLeavesFolder(ignore, dir);
+  let ignored = false;
+  if (leadsOut !== null) {
+    printer.event({
+      type: 'warning',
+      message: `.gitignore is a symbolic link to ${leadsOut}, outside ${dir}: not changed; add ${entry} to it yourself`,
+      hint: 'hoard does not write through a link that leads out of the project',
+    });
+  } else {
+    let current = '';
+    try {
+      current = await fs.readFile(ignore, 'utf8');
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    const lines = current.split('\n').map((l) => l.trim());
+    if (!lines.includes(entry) && !lines.includes(entry.slice(1)) && !lines.includes(entry.slice(1, -1))) {
+      await writeFileAtomic(ignore, `${current}${current && !current.endsWith('\n') ? '\n' : ''}${entry}\n`);
+    }
+    ignored = true;
+  }
+  // git merges hoard.json by artifact with `hoard merge-driver` once these are set.
+  const attributes = path.join(dir, '.gitattributes');
+  const attributeLine = `${path.basename(file)} merge=hoard`;
+  let wroteAttributes = false;
   try {
-    current = await fs.readFile(ignore, 'utf8');
+    await fs.writeFile(attributes, `${attributeLine}\n`, { flag: 'wx' }); // only when there is none (never through a link)
+    wroteAttributes = true;
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (!isErrno(err, 'EEXIST')) throw err;
   }
-  const lines = current.split('\n').map((l) => l.trim());
-  if (!lines.includes(entry) && !lines.includes(entry.slice(1)) && !lines.includes(entry.slice(1, -1))) {
-    await writeFileAtomic(ignore, `${current}${current && !current.endsWith('\n') ? '\n' : ''}${entry}\n`);
-  }
-  printer.info(`created ${path.relative(process.cwd(), file) || file}; ${entry} is in .gitignore`);
+  printer.info(`created ${path.relative(process.cwd(), file) || file}${ignored ? `; ${entry} is in .gitignore` : ''}${wroteAttributes ? `; .gitattributes has "${attributeLine}"` : ''}`);
+  printer.info(`to let git merge ${path.basename(file)} by artifact name (see \`hoard merge-driver --help\`), run once per clone:`);
+  for (const line of MERGE_DRIVER_CONFIG) printer.info(`  ${line}`);
+  if (!wroteAttributes) printer.info(`  and add "${attributeLine}" to .gitattributes`);
   printer.info('next: hoard add <url>');
   return 0;
+}
+
+/** Where `file` leads when it is a symbolic link whose target is outside `dir` (or missing); null otherwise. */
+async function linkLeavesFolder(file: string, dir: string): Promise<string | null> {
+  const st = await fs.lstat(file).catch(() => null);
+  if (!st?.isSymbolicLink()) return null;
+  const target = (await fs.realpath(file).catch(() => null)) ?? path.resolve(dir, await fs.readlink(file));
+  return isInside(await fs.realpath(dir), target) ? null : target;
 }
 
 /** A valid artifact name made from a file name. */
@@ -98,7 +135,21 @@ export async function runAdd(
     checksumUrl?: string;
   } & ImageOptions & NetworkFlags,
 ): Promise<number> {
+  if (hasUserInfo(o.url)) {
+    throw new HoardError('E_USAGE', `the URL has a user name or password in it ("user:pass@"): it would be committed with hoard.json`, {
+      hint: `send it as a header from an environment variable instead (only the name is recorded): ` +
+        `hoard add '${o.url.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/?#]*@/, '$1')}' -H 'Authorization: Basic \${VENDOR_BASIC}' with VENDOR_BASIC=$(printf %s 'user:pass' | base64)`,
+    });
+  }
   const manifest = await loadManifest(g.manifest);
+  const secrets = secretQueryKeys(o.url);
+  if (secrets.length > 0) {
+    printer.event({
+      type: 'warning',
+      message: `the URL's query has ${secrets.map((k) => `"${k}"`).join(', ')}, which looks like a secret: it will be committed with ${path.basename(manifest.file)}`,
+      hint: 'if it is one, use a header from an environment variable instead: -H \'Authorization: Bearer ${VENDOR_TOKEN}\'',
+    });
+  }
   const fileName = fileNameFromUrl(o.url);
   const name = o.name ?? nameFromFile(o.path ? path.posix.basename(o.path) : fileName ?? '');
   if (manifest.doc.artifacts[name]) {
@@ -133,7 +184,7 @@ export async function runAdd(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
+    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -405,6 +456,53 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
       type: 'warning',
       message: `${m.file} still names it${m.refs.get(digest)!.length ? ` (${m.refs.get(digest)!.join(', ')})` : ''}: the next \`hoard sync\` there downloads it again`,
     });
+  }
+  return 0;
+}
+
+/** The two `git config` lines that make git use `hoard merge-driver` (with `<manifest> merge=hoard` in .gitattributes). */
+export const MERGE_DRIVER_CONFIG = [
+  'git config merge.hoard.name "hoard.json: three-way merge by artifact name"',
+  'git config merge.hoard.driver "hoard merge-driver %O %A %B"',
+];
+
+/**
+ * `hoard merge-driver %O %A %B`: git's merge driver for hoard.json. Writes the merged manifest
+ * into %A; exit 0 when clean, 1 when an entry both sides changed differently is left between
+ * conflict markers (or the merge is not a valid manifest).
+ */
+export async function runMergeDriver(printer: Printer, o: { base: string; ours: string; theirs: string; path?: string }): Promise<number> {
+  const name = o.path ?? 'hoard.json';
+  const [base, ours, theirs] = await Promise.all([o.base, o.ours, o.theirs].map((f) => fs.readFile(f, 'utf8')));
+  let docs: [ManifestDoc, ManifestDoc, ManifestDoc];
+  try {
+    docs = [
+      base!.trim() === '' ? { version: 1, artifacts: {} } : parseManifest(o.base, base!), // no common ancestor: both added the file
+      parseManifest(o.ours, ours!),
+      parseManifest(o.theirs, theirs!),
+    ];
+  } catch (err) {
+    if (!(err instanceof HoardError)) throw err;
+    // Not manifests hoard can read (markers of an earlier merge, say): a plain text merge, as git's own.
+    printer.note(`hoard merge-driver: a side of ${name} is not a valid manifest; merging it as text (git merge-file)`);
+    const r = spawnSync('git', ['merge-file', '-L', 'ours', '-L', 'base', '-L', 'theirs', o.ours, o.base, o.theirs], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return r.status === 0 ? 0 : 1;
+  }
+  const r = mergeManifests(...docs);
+  await writeFileAtomic(o.ours, r.text);
+  if (r.conflicts.length > 0) {
+    printer.note(
+      `hoard merge-driver: ${name}: ${r.conflicts.map((c) => (c.startsWith('/') ? `"${c.slice(1)}"` : `artifact "${c}"`)).join(', ')} changed differently on both sides; ` +
+        'resolve the part between <<<<<<< ours and >>>>>>> theirs, then `hoard sync` and `git add`',
+    );
+    return 1;
+  }
+  try {
+    checkManifest(name, r.doc!);
+  } catch (err) {
+    if (!(err instanceof HoardError)) throw err;
+    printer.note(`hoard merge-driver: merged by artifact, but the result is not a valid manifest: ${err.message}`);
+    return 1;
   }
   return 0;
 }

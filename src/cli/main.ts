@@ -7,7 +7,7 @@ import type { NetworkOptions } from '../sync/sync.ts';
 import type { LinkMode } from '../manifest/types.ts';
 import { createPrinter, type Printer } from './print.ts';
 import {
-  runAdd, runConfig, runFetch, runGc, runInit, runStatus, runStoreAdd, runStoreDu, runStoreLs, runStorePath, runStoreRm, runSync, runVerify,
+  MERGE_DRIVER_CONFIG, runAdd, runConfig, runFetch, runGc, runInit, runMergeDriver, runStatus, runStoreAdd, runStoreDu, runStoreLs, runStorePath, runStoreRm, runSync, runVerify,
   type GlobalOptions,
 } from './commands.ts';
 import { ENGINES, resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
@@ -99,6 +99,7 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   outdated: ['token-env'],
   update: ['latest', 'token-env', 'output', 'images', 'engine', ...NETWORK_ENV],
   versions: ['branch', 'release-type', 'token-env'],
+  'merge-driver': [],
 };
 const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color'];
 
@@ -584,6 +585,31 @@ async function main(argv: string[]): Promise<number> {
             spec: String(args.spec), ...(args.branch !== undefined ? { branch: String(args.branch) } : {}),
             ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
             ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+          });
+        },
+      )
+      .command(
+        'merge-driver <base> <ours> <theirs> [path]',
+        'git merge driver for hoard.json: three-way merge by artifact name (git runs it as `hoard merge-driver %O %A %B`)',
+        (y) =>
+          y
+            .positional('base', { type: 'string', demandOption: true, describe: 'the common ancestor (%O; an empty file when there is none)' })
+            .positional('ours', { type: 'string', demandOption: true, describe: 'our version (%A): the merged manifest is written here' })
+            .positional('theirs', { type: 'string', demandOption: true, describe: 'their version (%B)' })
+            .positional('path', { type: 'string', describe: 'the file\'s name in messages (%P)' })
+            .example('$0 merge-driver base.json ours.json theirs.json', 'merge by hand: the result replaces ours.json')
+            .epilog(
+              'Set up once per clone (`hoard init` prints these and writes .gitattributes when there is none):\n' +
+                `${MERGE_DRIVER_CONFIG.map((l) => `  ${l}`).join('\n')}\n` +
+                "  echo 'hoard.json merge=hoard' >> .gitattributes\n\n" +
+                'Artifacts added on both sides are all kept; an entry changed or deleted on one side takes that change; the same change on both sides is fine. ' +
+                'An entry both sides changed differently is left between <<<<<<< ours, ======= and >>>>>>> theirs (exit 1); ' +
+                'otherwise the canonical merged manifest is written (exit 0). See docs/merge-driver.md.',
+            ),
+        async (args) => {
+          const c = context(args);
+          code = await runMergeDriver(c.printer, {
+            base: String(args.base), ours: String(args.ours), theirs: String(args.theirs), ...(args.path ? { path: String(args.path) } : {}),
           });
         },
       )

@@ -13,8 +13,27 @@ import { createPrinter, type Printer } from './print.ts';
 
 type Env = Record<string, string | undefined>;
 
-/** In the built CLI this is dist/hoard-tui.cjs, a bundle of its own (see scripts/build.mjs). */
-const loadTui = () => import('../tui/index.ts');
+const IMPORT_BESIDE = Symbol.for('hoard.importBeside');
+
+/**
+ * In the built CLI this is dist/hoard-tui.mjs, a bundle of its own (see scripts/build.mjs).
+ * Ink (through is-in-ci) reads CI and CONTINUOUS_INTEGRATION once, when it loads, and then draws
+ * only a final frame. hoard loads it only for a terminal it has checked itself, so it loads
+ * it with those two hidden, and puts them back as soon as Ink has loaded.
+ */
+async function loadTui(): Promise<typeof import('../tui/index.ts')> {
+  const hidden = { CI: process.env.CI, CONTINUOUS_INTEGRATION: process.env.CONTINUOUS_INTEGRATION };
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
+  // On Node 20 the executable runs the CLI bundle from a V8 code cache, where import() is not
+  // available (Node 20 loses the callback when code comes from a cache): it imports for us.
+  const importBeside = (globalThis as { [IMPORT_BESIDE]?: (file: string) => Promise<typeof import('../tui/index.ts')> })[IMPORT_BESIDE];
+  try {
+    return await (importBeside ? importBeside('hoard-tui.mjs') : import('../tui/index.ts'));
+  } finally {
+    for (const [k, v] of Object.entries(hidden)) if (v !== undefined) process.env[k] = v;
+  }
+}
 
 function colorOn(g: GlobalOptions, env: Env): boolean {
   return g.color && !env.NO_COLOR && process.stdout.isTTY === true;

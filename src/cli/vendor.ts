@@ -72,11 +72,16 @@ function imageFor(image: string | undefined, r: Resolution): string | undefined 
 }
 
 /** Syncs the named (new or changed) entries of `doc`; sync writes hoard.json once they are locked. */
-async function syncEntries(g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, manifest: Manifest, doc: ManifestDoc, names: string[], sources: Sources, o: VendorOptions) {
+async function syncEntries(
+  g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, manifest: Manifest, doc: ManifestDoc, names: string[], sources: Sources, o: VendorOptions,
+  replacing?: Record<string, string>,
+) {
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
     manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names, mode: 'sync', env, signal, sources,
+    // New entries are added; an updated one replaces the file's entry if its url is still the one read.
+    ...(replacing ? { replacing } : { unsaved: names }),
     ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
@@ -214,7 +219,7 @@ export async function runUpdate(
     printer.info(`${name}: ${from} → ${target.version}${entry.image && entry.image !== e.image ? ` (image ${entry.image})` : ''}`);
     // One entry at a time, each from the manifest as it is now: an update that fails leaves its entry as it was.
     const now = await loadManifest(g.manifest);
-    const r = await syncEntries(g, printer, env, signal, now, { ...now.doc, artifacts: { ...now.doc.artifacts, [name]: entry } }, [name], sources, o);
+    const r = await syncEntries(g, printer, env, signal, now, { ...now.doc, artifacts: { ...now.doc.artifacts, [name]: entry } }, [name], sources, o, { [name]: e.url });
     if (r !== 0) code = r;
     else moved++;
   }

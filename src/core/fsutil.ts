@@ -27,13 +27,35 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   }
   const tmp = tempPathBeside(target);
   try {
-    await fs.writeFile(tmp, bytes, { mode: existingMode ?? mode, flag: 'wx' });
-    if (existingMode !== null) await fs.chmod(tmp, existingMode); // exactly as it was, whatever the umask
+    const fh = await fs.open(tmp, 'wx', existingMode ?? mode);
+    try {
+      await fh.writeFile(bytes);
+      if (existingMode !== null) await fh.chmod(existingMode); // exactly as it was, whatever the umask
+      // On disk before the rename, and the rename on disk after it: a power loss leaves the old
+      // file or the new one, never a torn or empty one.
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fs.rename(tmp, target);
+    await syncDir(path.dirname(target));
   } finally {
     await fs.rm(tmp, { force: true });
   }
   return true;
+}
+
+/** fsync of a folder, so that a rename in it is durable; a filesystem that cannot is left alone. */
+export async function syncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await fs.open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    if (!isErrno(err, 'EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EACCES', 'EISDIR', 'EBADF')) throw err;
+  } finally {
+    await fh?.close();
+  }
 }
 
 /** True when `child` is `parent` or inside it (both absolute, already resolved). */

@@ -1,24 +1,10 @@
-import { promises as fs } from 'node:fs';
-import { MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from './digest.ts';
+import type { ChecksumAlgorithm, Checksums, Digest } from './digest.ts';
+import { hashFileBytes } from './hash-pool.ts';
 
-const READ_SIZE = 4 * 1024 * 1024;
-
-/** Hashes a whole file with large reads (one buffer reused). */
-export async function hashFile(
-  file: string,
-  algorithms: Iterable<ChecksumAlgorithm> = [],
-): Promise<{ digest: Digest; checksums: Checksums; size: number }> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const hash = new MultiHash(algorithms);
-    const buf = Buffer.allocUnsafe(READ_SIZE);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-    return { ...hash.digest(), size: hash.size };
-  } finally {
-    await fh.close();
-  }
+/**
+ * Hashes a whole file: read and hashed by a worker thread (the next block read while one is
+ * hashed), or inline when it is small (see core/hash-pool.ts).
+ */
+export function hashFile(file: string, algorithms: Iterable<ChecksumAlgorithm> = []): Promise<{ digest: Digest; checksums: Checksums; size: number }> {
+  return hashFileBytes(file, algorithms);
 }

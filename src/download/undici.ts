@@ -1,6 +1,6 @@
 // The three parts of undici hoard uses, from their own modules: undici's index also loads
 // fetch, WebSocket, caches, mocks and more, which took ~100 ms of every download's start.
-// The CLI build bundles these into dist/hoard-net.cjs, run through its own V8 code cache.
+// The CLI build bundles these into dist/hoard-net.cjs, a file of its own.
 import AgentModule from 'undici/lib/dispatcher/agent.js';
 import EnvHttpProxyAgentModule from 'undici/lib/dispatcher/env-http-proxy-agent.js';
 import errorsModule from 'undici/lib/core/errors.js';

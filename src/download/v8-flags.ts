@@ -14,8 +14,8 @@ import { setFlagsFromString } from 'node:v8';
 //   every scavenge (~30 per GiB, ~0.4 s of CPU on two cores). Freeing them in the scavenge
 //   itself costs little and avoids that.
 //
-// They are set before the HTTP client's bundle is compiled (see scripts/build.mjs): V8 accepts
-// a code cache only under the flags it was made with.
+// (V8 accepts cached code only under the flags it was made with: code compiled after this, like
+// the TUI's during a live sync, may miss the compile cache once. That costs a compile, nothing else.)
 export function useDownloadFlags(): void {
   setFlagsFromString('--liftoff-only');
   setFlagsFromString('--no-concurrent-array-buffer-sweeping');

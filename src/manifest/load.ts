@@ -26,7 +26,8 @@ export interface ManifestProblem {
 }
 
 export const DEFAULT_OUTPUT = 'artifacts';
-const RELATIVE_PATH_EXPECTED = "a relative path inside the folder: no leading '/', no '..' segment, no backslash, no NUL, no trailing '/'";
+const GIT_PROBLEM = 'is inside a .git folder, where a file could become a git hook or configuration: hoard never writes there; choose another path';
+const RELATIVE_PATH_EXPECTED = "a relative path inside the folder: no leading '/', no '..' segment, no backslash, no control character, no trailing '/'";
 
 /** Turns one ajv error into words a person can act on. */
 function explain(e: AjvError): { pointer: string; message: string } {
@@ -52,6 +53,8 @@ function explain(e: AjvError): { pointer: string; message: string } {
       return { pointer: e.instancePath, message: `expected ${p.type}` };
     case 'anyOf': // "url": an http(s) URL or a vendor locator (each branch's pattern error says the same)
       return { pointer: e.instancePath, message: 'expected an http:// or https:// URL, or arista:<file name>' };
+    case 'maximum':
+      return { pointer: e.instancePath, message: `expected at most ${String(p.limit)}${p.limit === Number.MAX_SAFE_INTEGER ? ' (2^53 - 1, the largest size hoard can count exactly)' : ''}` };
     case 'const':
       return { pointer: e.instancePath, message: `expected ${JSON.stringify(p.allowedValue)}` };
     case 'enum':
@@ -61,7 +64,7 @@ function explain(e: AjvError): { pointer: string; message: string } {
       const expected: Record<string, string> = {
         output: RELATIVE_PATH_EXPECTED,
         path: RELATIVE_PATH_EXPECTED,
-        url: 'an http:// or https:// URL',
+        url: 'an http:// or https:// URL (no spaces, no control characters)',
         digest: 'sha256: followed by 64 lowercase hex characters',
         image: 'a container image reference: name[:tag][@sha256:digest], lowercase name',
         sha512: '128 lowercase hex characters',
@@ -81,13 +84,20 @@ function explain(e: AjvError): { pointer: string; message: string } {
   }
 }
 
+/** One line per problem, `  file:line:column: /pointer message`, as E_MANIFEST errors list them. */
+export function problemLines(file: string, problems: readonly ManifestProblem[]): string {
+  const rel = path.relative(process.cwd(), file) || file;
+  return problems
+    .map((pr) => {
+      const where = pr.line ? `${rel}:${pr.line}:${pr.column}` : rel;
+      return `  ${where}: ${pr.pointer || '(root)'} ${pr.message}`;
+    })
+    .join('\n');
+}
+
 function manifestError(file: string, problems: ManifestProblem[]): HoardError {
   const rel = path.relative(process.cwd(), file) || file;
-  const lines = problems.map((pr) => {
-    const where = pr.line ? `${rel}:${pr.line}:${pr.column}` : rel;
-    return `  ${where}: ${pr.pointer || '(root)'} ${pr.message}`;
-  });
-  return new HoardError('E_MANIFEST', `${rel} is not a valid manifest:\n${lines.join('\n')}`, {
+  return new HoardError('E_MANIFEST', `${rel} is not a valid manifest:\n${problemLines(file, problems)}`, {
     hint: `fix ${rel} and run the command again; the file was not changed`,
     details: { file, problems },
   });
@@ -110,6 +120,45 @@ export function fileNameFromUrl(url: string): string | null {
   if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) return null;
   return name;
 }
+
+/** C0 controls (TAB, CR, LF, ESC, BEL…), DEL and C1 controls: never in a name hoard writes or prints. */
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Whether a URL carries a user name or password (`https://user:pass@host/`). */
+export function hasUserInfo(url: string): boolean {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*@/.test(url);
+}
+
+/** What to say about credentials in a URL: they would be committed with hoard.json. */
+export const USER_INFO_PROBLEM =
+  'has a user name or password in it ("user:pass@"), which would be committed with hoard.json (and is not sent); ' +
+  'put the credentials in "headers" from an environment variable instead: "headers": {"Authorization": "Basic ${VENDOR_BASIC}"} ' +
+  'with VENDOR_BASIC=$(printf %s user:pass | base64), or "Bearer ${VENDOR_TOKEN}"';
+
+const SECRET_QUERY_KEYS = new Set(['token', 'access_token', 'auth', 'key', 'api_key', 'apikey', 'sig', 'signature', 'password', 'passwd', 'secret', 'x-amz-signature', 'x-amz-credential', 'x-goog-signature']);
+
+/** The query keys of a URL that look like secrets (`?token=…`, `X-Amz-Signature=…`); empty when none. */
+export function secretQueryKeys(url: string): string[] {
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  const keys: string[] = [];
+  for (const pair of url.slice(q + 1).split('#')[0]!.split('&')) {
+    let key = pair.split('=')[0] ?? '';
+    try {
+      key = decodeURIComponent(key);
+    } catch {}
+    if (SECRET_QUERY_KEYS.has(key.toLowerCase())) keys.push(key);
+  }
+  return keys;
+}
+
+/** True when a relative path goes through (or is) a `.git` folder, in any letter case. */
+export function inGitFolder(rel: string): boolean {
+  return rel.split('/').some((seg) => seg.toLowerCase() === '.git');
+}
+
+/** How two output paths are compared: case-insensitively and Unicode-normalised, as macOS and Windows do. */
+const fold = (p: string) => p.normalize('NFC').toLowerCase();
 
 /** Validates parsed JSON as a manifest; every problem is reported at once. */
 export function checkManifest(
@@ -144,18 +193,53 @@ export function checkManifest(
   }
 
   const doc = value as ManifestDoc;
-  const outputs = new Map<string, string>();
+  if (doc.output !== undefined && inGitFolder(doc.output)) at('/output', GIT_PROBLEM);
+  // Output paths (folded: equal ignoring case is the same file on macOS and Windows) → the
+  // pointer of the entry that has it, as a file and as a folder above a file.
+  const files = new Map<string, { where: string; rel: string }>();
+  const folders = new Map<string, string>();
   for (const [name, entry] of Object.entries(doc.artifacts)) {
     const base = `/artifacts/${escapePointer(name)}`;
+    if (hasUserInfo(entry.url)) at(`${base}/url`, USER_INFO_PROBLEM);
+    entry.mirrors?.forEach((m, i) => hasUserInfo(m) && at(`${base}/mirrors/${i}`, USER_INFO_PROBLEM));
     const rel = entry.path ?? fileNameFromUrl(entry.url);
     if (rel === null) {
       at(`${base}/url`, 'has no file name in its last path segment; set "path"');
       continue;
     }
-    const same = path.posix.normalize(rel);
-    const other = outputs.get(same);
-    if (other !== undefined) at(`${base}/path`, `is the same output path as artifact "${other}" (${rel})`);
-    else outputs.set(same, name);
+    const where = entry.path === undefined ? `${base}/url` : `${base}/path`;
+    if (entry.path === undefined && CONTROL_CHARACTER.test(rel)) {
+      at(where, `has a file name with a control character once decoded (${JSON.stringify(rel)}); set "path"`);
+      continue;
+    }
+    if (inGitFolder(rel)) {
+      at(where, GIT_PROBLEM);
+      continue;
+    }
+    const same = fold(path.posix.normalize(rel));
+    const other = files.get(same);
+    if (other !== undefined) {
+      at(where, other.rel === rel || path.posix.normalize(other.rel) === path.posix.normalize(rel)
+        ? `is the same output path as ${other.where} (${rel})`
+        : `is the same output path as ${other.where} but for letter case (${other.rel}, ${rel}): one file on macOS and Windows`);
+    } else if (folders.has(same)) {
+      at(where, `is a file, but ${folders.get(same)} needs a folder there (${rel}/…)`);
+    } else {
+      const parts = same.split('/');
+      let clash: string | undefined;
+      for (let i = 1; i < parts.length && !clash; i++) {
+        const dir = parts.slice(0, i).join('/');
+        if (files.has(dir)) clash = dir;
+      }
+      if (clash !== undefined) at(where, `needs a folder where ${files.get(clash)!.where} has its file (${files.get(clash)!.rel})`);
+      else {
+        files.set(same, { where, rel });
+        for (let i = 1; i < parts.length; i++) {
+          const dir = parts.slice(0, i).join('/');
+          if (!folders.has(dir)) folders.set(dir, where);
+        }
+      }
+    }
     if (entry.arista && !entry.url.startsWith('arista:')) at(`${base}/arista`, 'is only for an "url" of the form "arista:<file name>"');
     if (entry.link === 'hardlink' && entry.executable) {
       at(`${base}/link`, 'cannot be "hardlink" with "executable": true (a hard link shares the read-only blob); use "auto" or "copy"');

@@ -1,4 +1,7 @@
+import { promises as fs } from 'node:fs';
+import { HoardError } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
+import { acquireLock } from '../store/lock.ts';
 import type { ArtifactEntry, Manifest, ManifestDoc } from './types.ts';
 
 const ARTIFACT_KEYS: ReadonlyArray<keyof ArtifactEntry> = [
@@ -36,12 +39,35 @@ export function serializeManifest(doc: ManifestDoc): string {
   return `{\n${lines.join(',\n')}\n}\n`;
 }
 
-/** Writes the manifest canonically and atomically, only when its bytes change. */
+/** The lock that serialises writers of one manifest: beside the real file (a symlinked manifest shares it). */
+export function manifestLockPath(realFile: string): string {
+  return `${realFile}.lock`;
+}
+
+/**
+ * Writes the manifest canonically and atomically, only when its bytes change, under the
+ * manifest's lock, and only if the file is still what `manifest.text` says was read: a file
+ * changed by someone else meanwhile is not overwritten (E_MANIFEST). To apply changes to the
+ * file as it is now, use commitManifest (src/manifest/commit.ts).
+ */
 export async function writeManifest(manifest: Manifest, doc: ManifestDoc): Promise<boolean> {
   const text = serializeManifest(doc);
   if (text === manifest.text) return false;
-  const written = await writeFileAtomic(manifest.file, text);
-  manifest.text = text;
-  manifest.doc = doc;
-  return written;
+  const real = await fs.realpath(manifest.file);
+  const release = await acquireLock(manifestLockPath(real));
+  try {
+    const now = await fs.readFile(real, 'utf8');
+    if (now !== manifest.text) {
+      throw new HoardError('E_MANIFEST', `${manifest.file} changed since it was read; it was not overwritten`, {
+        hint: 'load it again and apply the change to what is there now',
+        details: { file: manifest.file },
+      });
+    }
+    const written = await writeFileAtomic(real, text);
+    manifest.text = text;
+    manifest.doc = doc;
+    return written;
+  } finally {
+    await release();
+  }
 }

@@ -2,9 +2,10 @@
 // written to a temp file beside the target, hashed as they arrive, verified, and renamed into
 // place. A mismatch leaves no output file, exactly as it leaves no blob in the store.
 import { promises as fs } from 'node:fs';
-import { MultiHash, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
+import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { tempPathBeside } from '../core/fsutil.ts';
+import { createHasher, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { integrityError, writeError, type BlobWriter, type Expected } from '../store/store.ts';
 
 /** A BlobWriter whose bytes end up at `target` instead of in the store. */
@@ -18,18 +19,20 @@ export interface DirectWriter extends BlobWriter {
   commit(expected: Expected): Promise<Digest>;
 }
 
-/** Bytes queued for the disk beyond which write() makes the caller wait. */
+/** Bytes queued for the disk (or the hash worker) beyond which write() makes the caller wait. */
 const QUEUE_LIMIT = 8 * 1024 * 1024;
 
 /**
  * Opens a temp file beside `target` (whose folder must exist and be checked: see
- * prepareTarget). The output gets mode 0755 when `executable`, else 0644.
+ * prepareTarget). The output gets mode 0755 when `executable`, else 0644. `sizeHint` (the
+ * bytes coming, when known) lets a small download be hashed inline rather than in a worker.
  */
-export async function createDirectWriter(target: string, algorithms: Iterable<ChecksumAlgorithm>, executable: boolean): Promise<DirectWriter> {
+export async function createDirectWriter(target: string, algorithms: Iterable<ChecksumAlgorithm>, executable: boolean, sizeHint?: number): Promise<DirectWriter> {
   const tmpPath = tempPathBeside(target);
   const fh = await fs.open(tmpPath, 'wx', 0o644);
   const algs = [...algorithms];
-  let hash = new MultiHash(algs);
+  const newHash = () => createHasher(algs, sizeHint === undefined ? {} : { sizeHint });
+  let hash: Hasher = newHash();
   /** Where the next accepted bytes go (writes are positional: restart() starts over at 0). */
   let offset = 0;
   let queued = 0;
@@ -49,6 +52,7 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
     if (failed) throw failure(failed);
   };
   const discard = async () => {
+    hash.dispose();
     await chain;
     await close().catch(() => {});
     await fs.rm(tmpPath, { force: true });
@@ -63,7 +67,8 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
     // Nothing here outlives the process: a download to the output starts from its first byte.
     source: null,
     restart() {
-      hash = new MultiHash(algs);
+      hash.dispose();
+      hash = newHash();
       offset = 0;
       chain = chain.then(() => fh.truncate(0)).catch((err: unknown) => {
         failed ??= err;
@@ -72,15 +77,21 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
     },
     write(chunk) {
       if (failed) throw failure(failed);
-      hash.update(chunk);
-      // A copy: the caller may reuse its chunk as soon as write() returns.
-      const buf = Buffer.from(chunk);
+      // One copy (the caller may reuse its chunk as soon as write() returns), in memory the hash
+      // worker reads as it is: the write and the hash of it run at once.
+      const buf = sharedBuffer(chunk.byteLength);
+      buf.set(chunk);
+      const h = hash;
+      const hashed = Promise.resolve(h.update(buf)).catch((err: unknown) => {
+        if (hash === h) failed ??= err;
+      });
       const at = offset;
       offset += buf.byteLength;
       queued += buf.byteLength;
       chain = chain.then(async () => {
         try {
           for (let done = 0; done < buf.byteLength && !failed; ) done += (await fh.write(buf, done, buf.byteLength - done, at + done)).bytesWritten;
+          await hashed;
         } catch (err) {
           failed ??= err;
         } finally {
@@ -93,7 +104,7 @@ export async function createDirectWriter(target: string, algorithms: Iterable<Ch
       try {
         await drained();
         await close();
-        const found = { ...hash.digest(), size: hash.size };
+        const found = await hash.digest();
         const err = integrityError('download is', expected, found);
         if (err) throw err;
         await fs.chmod(tmpPath, executable ? 0o755 : 0o644);

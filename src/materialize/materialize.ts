@@ -11,6 +11,8 @@ export interface MaterializeRequest {
   /** The output folder; `relPath` must stay inside it, symlinks included. */
   outputRoot: string;
   relPath: string;
+  /** The folder outputRoot must stay inside, symlinks included (the manifest's); default: outputRoot. */
+  boundary?: string;
   link: LinkMode;
   executable: boolean;
 }
@@ -23,31 +25,75 @@ export interface Materializer {
 /** errno codes that mean "this filesystem (pair) cannot do that", not "something broke". */
 const UNSUPPORTED = ['EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EPERM', 'EINVAL', 'ENOSYS', 'EMLINK', 'ENOTTY'];
 
-/** Resolves outputRoot/relPath, creating its folder, and refuses anything that leaves outputRoot. */
-export async function prepareTarget(outputRoot: string, relPath: string): Promise<string> {
+/** True when a relative path (native separators) goes through a `.git` folder, in any letter case. */
+const throughGit = (rel: string) => rel.split(path.sep).some((seg) => seg.toLowerCase() === '.git');
+
+/** The E_PATH error for a folder whose real path leaves `top` (or enters a .git folder) through a symbolic link. */
+async function escapeError(dir: string, real: string | null, top: string, hint: string): Promise<HoardError> {
+  // (Each folder above `dir` was checked already: `dir` itself is the link.)
+  const link = dir;
+  const to = real ?? (await fs.readlink(link).catch(() => '?'));
+  const where = real === null ? 'which does not exist' : isInside(top, real) ? 'inside a .git folder' : `outside ${top}`;
+  return new HoardError('E_PATH', `${link} is a symbolic link to ${to}, ${where}: hoard will not write through it`, {
+    hint,
+    details: { path: link, target: to },
+  });
+}
+
+/**
+ * Checks the folders from `top` down to `dir` one level at a time: the real path of each must
+ * stay inside the real path of `top` and out of any .git folder, so a symbolic link (committed
+ * to a repository, say) can never make hoard write elsewhere. With `create`, missing folders
+ * are made, each checked as it is; without, the check stops at the first one that is missing.
+ */
+export async function checkInside(top: string, dir: string, opts: { create: boolean; hint: string }): Promise<void> {
+  if (opts.create) await fs.mkdir(top, { recursive: true });
+  let realTop: string;
+  try {
+    realTop = await fs.realpath(top);
+  } catch (err) {
+    if (!opts.create && isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  let cur = top;
+  for (const part of path.relative(top, dir).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    if (opts.create) {
+      try {
+        await fs.mkdir(cur);
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err;
+      }
+    }
+    let real: string;
+    try {
+      real = await fs.realpath(cur);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+      // A symbolic link to nothing: hoard would create its target, wherever that is.
+      if ((await fs.lstat(cur).catch(() => null))?.isSymbolicLink()) throw await escapeError(cur, null, top, opts.hint);
+      if (!opts.create) return;
+      throw err;
+    }
+    if (!isInside(realTop, real) || throughGit(path.relative(realTop, real))) throw await escapeError(cur, real, top, opts.hint);
+  }
+}
+
+/**
+ * Resolves outputRoot/relPath, creating its folders, and refuses anything that leaves
+ * outputRoot, or leaves `boundary` on the way to outputRoot (the manifest's folder; by
+ * default outputRoot itself, for an output folder a person chose with --output).
+ */
+export async function prepareTarget(outputRoot: string, relPath: string, boundary = outputRoot): Promise<string> {
   const target = path.resolve(outputRoot, relPath);
   if (!isInside(outputRoot, target) || target === outputRoot) {
     throw new HoardError('E_PATH', `${relPath} leaves the output folder ${outputRoot}`, { details: { path: relPath } });
   }
-  await fs.mkdir(outputRoot, { recursive: true });
-  const realRoot = await fs.realpath(outputRoot);
-  // Create the folders one level at a time, checking each existing one, so that a symbolic
-  // link inside the output folder can never make hoard create anything outside it.
-  let dir = outputRoot;
-  for (const part of path.relative(outputRoot, path.dirname(target)).split(path.sep).filter(Boolean)) {
-    dir = path.join(dir, part);
-    try {
-      await fs.mkdir(dir);
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-    }
-    if (!isInside(realRoot, await fs.realpath(dir))) {
-      throw new HoardError('E_PATH', `${relPath} leads outside the output folder ${outputRoot} through a symbolic link`, {
-        hint: `remove the link at ${dir} or choose another path`,
-        details: { path: relPath },
-      });
-    }
+  // The output folder, from the project's folder down; then the artifact's folders inside it.
+  if (boundary !== outputRoot) {
+    await checkInside(boundary, outputRoot, { create: true, hint: 'remove the link, or pass --output <dir> to choose the output folder yourself' });
   }
+  await checkInside(outputRoot, path.dirname(target), { create: true, hint: `remove the link or choose another path for ${relPath}` });
   return target;
 }
 
@@ -64,7 +110,7 @@ export function createMaterializer(): Materializer {
 
   return {
     async materialize(req) {
-      const target = await prepareTarget(req.outputRoot, req.relPath);
+      const target = await prepareTarget(req.outputRoot, req.relPath, req.boundary);
       const dev = (await fs.stat(path.dirname(target))).dev;
       const failed = unsupported.get(dev) ?? new Set<LinkMethod>();
       unsupported.set(dev, failed);

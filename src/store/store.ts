@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { digestHex, MultiHash, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
+import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { blobFingerprint, type Fingerprint } from './fingerprint.ts';
 import { acquireLock, lockState, tryAcquireLock, type LockWaitInfo } from './lock.ts';
@@ -65,6 +66,8 @@ export interface WriterOptions {
    * (the source), and outlives the process. The caller holds the store lock for this key.
    */
   resumeKey?: string;
+  /** How many bytes are coming, when known: a small download is hashed inline, not in a worker. */
+  sizeHint?: number;
 }
 
 /** One blob as `hoard store ls` and gc see it. */
@@ -87,6 +90,9 @@ export interface TmpFile {
 
 /** What `put` accepts: a local file's path, bytes, or a stream of bytes (a Node.js Readable is one). */
 export type PutSource = string | Uint8Array | AsyncIterable<Uint8Array>;
+
+/** Blobs `verify` hashes at once (the hash pool has two workers). */
+const VERIFY_AHEAD = 2;
 
 /** "Used" is recorded at most this often per blob, so a no-op sync usually writes nothing. */
 export const USED_GRANULARITY_MS = 60 * 60 * 1000;
@@ -239,7 +245,13 @@ export function openStore(root: string): Store {
   const createWriter = async (algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> => {
     await ensureDirs();
     const algs = [...algorithms];
-    let hash = new MultiHash(algs);
+    /** Made when the first buffer leaves for the disk (or at open, to re-hash a partial file). */
+    let hash: Hasher | null = null;
+    /** Bytes accepted so far (the partial file's included). */
+    let accepted = 0;
+    /** Set by commit() and abort(): the size is known now. */
+    let finishing = false;
+    const hasher = (): Hasher => (hash ??= createHasher(algs, { sizeHint: opts.sizeHint ?? (finishing ? accepted : undefined) }));
     let source: PartialSource | null = null;
     let tmpPath: string;
     let metaPath: string | null = null;
@@ -255,20 +267,24 @@ export function openStore(root: string): Store {
       // in order), and the source file says where they came from. Without one, start over.
       source = readPartialSource(metaPath);
       fh = await openPartial(tmpPath);
-      if (source) await hashInto(fh, hash);
+      if (source) accepted = (await fh.stat()).size;
       else await fh.truncate(0);
     }
-    // Bytes are hashed the moment they arrive, while they are still in the CPU's cache, and
-    // copied into a few fixed buffers: the caller may reuse its chunk as soon as write()
-    // returns, and memory stays the same however fast the bytes come. A full buffer is written
-    // (one write at a time, on libuv's thread pool) while the next one fills; the caller waits
-    // only when every buffer is full and on its way to the disk.
+    /** Set by abort(): what is still written out is not hashed. */
+    let unhashed = false;
+    // A big download's hash worker starts now, while the request is on its way.
+    if (opts.sizeHint !== undefined && opts.sizeHint >= INLINE_BYTES) hasher();
+    // Bytes are copied into a few fixed buffers (shared with the hash workers): the caller may
+    // reuse its chunk as soon as write() returns, and memory stays the same however fast the
+    // bytes come. A full buffer is written (one write at a time, on libuv's thread pool) and
+    // hashed (see core/hash-pool.ts) while the next one fills, and is reused once both are
+    // done; the caller waits only when every buffer is on its way.
     const spare: Buffer[] = [];
     let buffers = 0;
     let current: Buffer | null = null;
     let fill = 0;
-    const full: Array<{ buf: Buffer; len: number }> = [];
-    let offset = hash.size;
+    const full: Array<{ buf: Buffer; len: number; hashed: Promise<void> | void }> = [];
+    let offset = accepted;
     let writing = false;
     /** A restart in progress: no write starts until the file is empty again. */
     let truncating: Promise<void> | null = null;
@@ -276,6 +292,14 @@ export function openStore(root: string): Store {
     let failed: unknown = null;
     let closed = false;
     let waiting: Array<() => void> = [];
+    // The prefix a resumed download continues is read back and hashed by the hasher (a worker
+    // unless it is small) while the rest arrives.
+    if (accepted > 0) {
+      const h = hasher();
+      h.updateFile(tmpPath, 0, accepted).catch((err: unknown) => {
+        if (hash === h) failed ??= err;
+      });
+    }
 
     /** Resolves when the write in flight is done (or failed). */
     const writeDone = () => new Promise<void>((resolve) => waiting.push(resolve));
@@ -291,16 +315,29 @@ export function openStore(root: string): Store {
         done += bytesWritten;
       }
     };
+    /** `buf` is free again once its hash is done. */
+    const reuse = (buf: Buffer, hashed: Promise<void> | void): void => {
+      if (!hashed) spare.push(buf);
+      else {
+        hashed.then(
+          () => {
+            spare.push(buf);
+            wake();
+          },
+          () => {},
+        );
+      }
+    };
     const pump = (): void => {
       if (writing || truncating || stopped || failed || full.length === 0) return;
-      const { buf, len } = full.shift()!;
+      const { buf, len, hashed } = full.shift()!;
       const at = offset;
       offset += len;
       writing = true;
       writeAll(buf, len, at).then(
         () => {
           writing = false;
-          spare.push(buf);
+          reuse(buf, hashed);
           pump();
           wake();
         },
@@ -311,8 +348,17 @@ export function openStore(root: string): Store {
         },
       );
     };
+    /** Hands `len` bytes of `buf` to the hasher (resolves when `buf` is free again); a failure stops the writer. */
+    const hashing = (buf: Buffer, len: number): Promise<void> | void => {
+      if (unhashed) return;
+      const h = hasher();
+      const p = h.update(len === buf.byteLength ? buf : buf.subarray(0, len));
+      return p?.catch((err: unknown) => {
+        if (hash === h) failed ??= err; // (a restart dropped that hash: nothing is lost)
+      });
+    };
     const queueCurrent = (): void => {
-      if (current && fill > 0) full.push({ buf: current, len: fill });
+      if (current && fill > 0) full.push({ buf: current, len: fill, hashed: hashing(current, fill) });
       else if (current) spare.push(current);
       current = null;
       fill = 0;
@@ -323,7 +369,7 @@ export function openStore(root: string): Store {
       if (stopped) return chunk.byteLength; // aborted while the caller waited: drop the rest
       while (from < chunk.byteLength) {
         if (!current) {
-          current = spare.pop() ?? (buffers < MAX_BUFFERS ? Buffer.allocUnsafeSlow(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
+          current = spare.pop() ?? (buffers < MAX_BUFFERS ? sharedBuffer(buffers++ === 0 ? FIRST_BUFFER_BYTES : BUFFER_BYTES) : null);
           if (!current) return from;
         }
         const n = Math.min(current.byteLength - fill, chunk.byteLength - from);
@@ -361,16 +407,18 @@ export function openStore(root: string): Store {
     return {
       tmpPath,
       get bytesWritten() {
-        return hash.size;
+        return accepted;
       },
       get source() {
         return source;
       },
       restart(next) {
         if (failed) return Promise.reject(writeError(failed, tmpPath));
-        hash = new MultiHash(algs);
+        hash?.dispose();
+        hash = null;
+        accepted = 0;
         source = next;
-        for (const f of full) spare.push(f.buf);
+        for (const f of full) reuse(f.buf, f.hashed);
         full.length = 0;
         fill = 0;
         const previous = truncating;
@@ -400,16 +448,17 @@ export function openStore(root: string): Store {
       write(chunk) {
         if (failed) throw writeError(failed, tmpPath);
         if (stopped) throw new Error('write() after commit() or abort()');
-        hash.update(chunk);
+        accepted += chunk.byteLength;
         const done = copy(chunk, 0);
         if (done < chunk.byteLength) return copyRest(chunk, done);
       },
       async commit(expected, opts = {}) {
         try {
+          finishing = true;
           await drain();
           stopped = true;
           await close();
-          const found = { ...hash.digest(), size: hash.size };
+          const found = await hasher().digest();
           const err = integrityError('download is', expected, found);
           if (err) throw err;
           await opts.beforePublish?.(found.digest);
@@ -417,13 +466,17 @@ export function openStore(root: string): Store {
           return found.digest;
         } finally {
           stopped = true;
+          hash?.dispose();
           await close().catch(() => {});
           await removeFiles();
         }
       },
       async abort(o = {}) {
-        if (o.keep && metaPath && source && !stopped && !failed && hash.size > 0) {
+        finishing = true;
+        unhashed = true;
+        if (o.keep && metaPath && source && !stopped && !failed && accepted > 0) {
           try {
+            hash?.dispose();
             await drain();
             stopped = true;
             await close();
@@ -433,6 +486,7 @@ export function openStore(root: string): Store {
           }
         }
         stopped = true;
+        hash?.dispose();
         full.length = 0;
         while (writing || truncating) await (truncating?.catch(() => {}) ?? writeDone());
         await close().catch(() => {});
@@ -650,18 +704,30 @@ export function openStore(root: string): Store {
 
     async verify(opts = {}) {
       const result = { blobs: 0, bytes: 0, corrupt: [] as Digest[] };
-      for (const digest of await store.list()) {
-        let c = await store.check(digest, { verify: true });
-        if (c.state === 'corrupt') {
-          // Under the lock: a sync may be replacing it right now.
-          const release = await store.lock(digest);
-          try {
-            c = await store.check(digest, { verify: true });
-            if (c.state === 'corrupt') await store.remove(digest);
-          } finally {
-            await release();
-          }
+      const checkOne = async (digest: Digest): Promise<BlobCheck> => {
+        const c = await store.check(digest, { verify: true });
+        if (c.state !== 'corrupt') return c;
+        // Under the lock: a sync may be replacing it right now.
+        const release = await store.lock(digest);
+        try {
+          const again = await store.check(digest, { verify: true });
+          if (again.state === 'corrupt') await store.remove(digest);
+          return again;
+        } finally {
+          await release();
         }
+      };
+      // VERIFY_AHEAD blobs are hashed at once (each by a hash worker), reported in order.
+      const digests = await store.list();
+      const running: Array<Promise<BlobCheck>> = [];
+      for (let next = 0, i = 0; i < digests.length; i++) {
+        while (next < digests.length && next < i + VERIFY_AHEAD) {
+          const p = checkOne(digests[next++]!);
+          p.catch(() => {}); // awaited in order below
+          running.push(p);
+        }
+        const digest = digests[i]!;
+        const c = await running.shift()!;
         if (c.state === 'missing') continue;
         result.blobs++;
         if (c.state === 'ok') {
@@ -728,19 +794,9 @@ async function openPartial(file: string): Promise<FileHandle> {
   }
 }
 
-/** Feeds a file's bytes to `hash` (the prefix a resumed download continues). */
-async function hashInto(fh: FileHandle, hash: MultiHash): Promise<void> {
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  for (let at = 0; ; ) {
-    const { bytesRead } = await fh.read(buf, 0, buf.byteLength, at);
-    if (bytesRead === 0) return;
-    hash.update(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead));
-    at += bytesRead;
-  }
-}
-
 /** A write that failed: a full disk is said plainly, with `hint` (what to free or where to go). */
 export function writeError(err: unknown, tmpPath: string, hint = 'free some space (or point --store at a larger disk) and sync again'): HoardError {
+  if (err instanceof HoardError) return err; // already said plainly (a hashing thread that stopped)
   if (isErrno(err, 'ENOSPC')) {
     return new HoardError('E_STORE', `no space left on the device while writing ${tmpPath}`, { hint, cause: err });
   }

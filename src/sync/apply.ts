@@ -26,6 +26,8 @@ export interface ApplyDeps {
   fetcher: () => Promise<Fetcher>;
   materializer: Materializer;
   outputRoot: string;
+  /** The folder the output folder must stay inside, symlinks included: the manifest's, unless --output chose it. */
+  outputBoundary?: string;
   env: Record<string, string | undefined>;
   jobs: number;
   force: boolean;
@@ -159,7 +161,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     const before = deps.beforePublish;
     return {
       dir: store.root,
-      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey }),
+      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey, sizeHint: expected.size }),
       // Every download but an unlocked entry's runs under the blob's lock (see applyOne).
       finish: (w) => w.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, expected.digest !== undefined) } : {}) }),
       ...(expected.digest ? {} : { hold: () => store.lock(`sha256:${resumeKey}`, (info) => emit(waiting(a.name, info))) }),
@@ -307,6 +309,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           blob: store.blobPath(digest!),
           outputRoot: deps.outputRoot,
           relPath: a.path,
+          ...(deps.outputBoundary ? { boundary: deps.outputBoundary } : {}),
           link: a.link,
           executable: a.executable,
         });
@@ -346,11 +349,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } else if (p.blob !== 'none') {
       let writer: DirectWriter | undefined;
       try {
-        await prepareTarget(deps.outputRoot, a.path); // the folders, never through a symbolic link out of it
+        await prepareTarget(deps.outputRoot, a.path, deps.outputBoundary); // the folders, never through a symbolic link out of it
         const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
         const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
           dir: deps.outputRoot,
-          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable),
+          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable, a.size),
           finish: (w) => w.verify(expected),
         });
         writer = r.writer;

@@ -124,6 +124,8 @@ export type SyncEvent =
       bytesSaved: number;
       elapsedMs: number;
       manifestUpdated: boolean;
+      /** Entries this run locked or added that someone else changed meanwhile: not recorded (see the warnings). */
+      manifestConflicts?: number;
       /** status and --dry-run: how many artifacts are not in sync. */
       outOfSync?: number;
       imagesPresent: number;

@@ -19,8 +19,9 @@ export function openSyncState(storeRoot: string) {
     /**
      * Manifest file → when it was first synced, and when a full sync of it last marked its
      * blobs used (ms): within USED_GRANULARITY_MS of that, a no-op sync skips reading used.json.
+     * valid: the file's stamp when gc last found it valid (src/sync/known.ts).
      */
-    manifests: new StateFile<{ added: string; used?: number }>(path.join(state, 'manifests.json'), path.join(locks, 'state-manifests.lock')),
+    manifests: new StateFile<{ added: string; used?: number; valid?: string }>(path.join(state, 'manifests.json'), path.join(locks, 'state-manifests.lock')),
     /** `<engine>:<ref>` → the image hoard made there, and the artifact digest it came from. */
     images: new StateFile<{ digest: Digest; id: string }>(path.join(state, 'images.json'), path.join(locks, 'state-images.lock')),
     /** Blob hex → what the archive holds; a blob never changes, so neither does this. */

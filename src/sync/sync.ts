@@ -5,8 +5,8 @@ import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
 import { resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
-import { writeManifest } from '../manifest/write.ts';
-import { createMaterializer } from '../materialize/materialize.ts';
+import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
+import { checkInside, createMaterializer } from '../materialize/materialize.ts';
 import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import type { Emit, SyncEvent } from './events.ts';
@@ -52,6 +52,13 @@ export interface SyncOptions {
    * recently used first until the store fits, except the blobs of this manifest.
    */
   maxSize?: number;
+  /**
+   * Entries of `manifest.doc` that are not in the file yet (`hoard add`): written, once locked,
+   * as additions. Everything else this sync writes is a lock (digest and size) of an entry.
+   */
+  unsaved?: string[];
+  /** Entries of `manifest.doc` that replace the file's (`hoard update`), by name: the url each has in the file. */
+  replacing?: Record<string, string>;
   /**
    * Where artifacts' bytes come from (src/sources/); one per command, so a vendor session is
    * reused. Default: URLs and mirrors, and vendor sources from `env` (ARISTA_TOKEN).
@@ -104,6 +111,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const { manifest } = opts;
   const artifacts = selectArtifacts(manifest, opts.names, opts.link, opts.defaultLink);
   const outputRoot = outputRootOf(manifest, opts.output);
+  // Before anything is written: no output folder may lead out of the project through a symlink.
+  const outputBoundary = opts.output ? outputRoot : manifest.dir;
+  await checkOutputFolders(outputBoundary, outputRoot, artifacts);
 
   if (opts.frozen) {
     const unlocked = artifacts.filter((a) => !a.digest);
@@ -165,8 +175,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     return { plans, results: [], summary };
   }
 
-  // The manifest as it will be written back, copied only once an entry gets locked.
-  let doc: Manifest['doc'] | null = null;
+  // What this run changes in hoard.json, committed at the end to the file as it is then.
+  const changes: ManifestChange[] = [];
+  const unsaved = new Set(opts.unsaved ?? []);
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
   let results: ArtifactEvent[] = [];
   // Blobs downloaded by this sync stay pinned until hoard.json names them (gc leaves them alone).
@@ -175,7 +186,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   let sources: Sources | undefined = opts.sources;
   try {
     results = await apply(plans, {
-      store, state, outputRoot,
+      store, state, outputRoot, outputBoundary,
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...opts.network, env: opts.env ?? {} }))),
       materializer: createMaterializer(),
       ...(opts.images && img ? { images: { support: opts.images, engine: img.engine, error: img.error } } : {}),
@@ -190,17 +201,31 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         pins.push(await store.pin(digest, { locked }));
       },
       onLocked: (name, digest, size) => {
-        doc ??= structuredClone(manifest.doc);
-        const entry = doc.artifacts[name]!;
-        entry.digest = digest;
-        entry.size = size;
+        const entry = manifest.doc.artifacts[name]!;
+        const from = opts.replacing?.[name];
+        changes.push(
+          unsaved.has(name) ? { kind: 'add', name, entry: { ...entry, digest, size } }
+            : from !== undefined ? { kind: 'replace', name, from, entry: { ...entry, digest, size } }
+            : { kind: 'lock', name, url: entry.url, digest, size },
+        );
       },
     });
   } finally {
     if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
     // Whatever happened, keep what was verified and what was locked.
     // --frozen never writes hoard.json (an entry with a digest but no size stays as it is).
-    if (doc && !opts.frozen) summary.manifestUpdated = await writeManifest(manifest, doc);
+    if (changes.length > 0 && !opts.frozen) {
+      const c = await commitManifest(manifest.file, changes, {
+        onWait: (info) => emit({ type: 'waiting', name: changes[0]!.name, lockFile: info.file, holder: info.owner ? `pid ${info.owner.pid} on ${info.owner.host}` : 'unknown' }),
+      });
+      manifest.doc = c.doc;
+      manifest.text = c.text;
+      summary.manifestUpdated = c.written;
+      for (const x of c.conflicts) {
+        emit({ type: 'warning', name: x.name, message: x.message, hint: `look at ${path.basename(manifest.file)} (git diff), then run \`hoard sync ${x.name}\` again` });
+      }
+      if (c.conflicts.length > 0) summary.manifestConflicts = c.conflicts.length;
+    }
     // With the store disabled, nothing is written there: not even the record of this manifest.
     if (!noStore) {
       markUsed(store, state, manifest.file, results, (opts.names?.length ?? 0) === 0);
@@ -236,6 +261,19 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 }
 
 /**
+ * The folders outputs go to, as far as they exist: inside the project (`boundary`) and each
+ * artifact's folder inside the output folder, symbolic links included (E_PATH otherwise).
+ * They are checked again as they are created (prepareTarget).
+ */
+async function checkOutputFolders(boundary: string, outputRoot: string, artifacts: readonly Artifact[]): Promise<void> {
+  const hint = 'remove the link (a repository must not choose where hoard writes), or pass --output <dir> to choose the output folder yourself';
+  if (boundary !== outputRoot) await checkInside(boundary, outputRoot, { create: false, hint });
+  const dirs = new Set(artifacts.map((a) => path.dirname(path.join(outputRoot, a.path))));
+  dirs.delete(outputRoot);
+  for (const dir of dirs) await checkInside(outputRoot, dir, { create: false, hint });
+}
+
+/**
  * "Used", for LRU eviction: every artifact whose blob is in the store after this sync. Kept
  * cheap: a full sync of a manifest whose blobs were all marked less than USED_GRANULARITY_MS
  * ago does nothing (manifests.json is read anyway; used.json is not even read). Blobs that
@@ -246,5 +284,5 @@ function markUsed(store: Store, state: SyncState, file: string, results: readonl
   const known = state.manifests.get(file);
   if (full && known?.used !== undefined && now - known.used < USED_GRANULARITY_MS && now >= known.used) return;
   for (const r of results) if (r.digest && r.blob !== 'failed') store.markUsed(r.digest, now);
-  if (full) state.manifests.set(file, { added: known?.added ?? new Date(now).toISOString(), used: now });
+  if (full) state.manifests.set(file, { ...known, added: known?.added ?? new Date(now).toISOString(), used: now });
 }

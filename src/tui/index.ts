@@ -9,7 +9,6 @@ import { initialLive, liveReducer, type LiveAction, type LiveState } from './liv
 import { initialState, reducer, type Action, type Job, type UiState } from './state.ts';
 import { createStore, type Store } from './store.ts';
 import type { OpResult, UiEngine, UiEvent } from './types.ts';
-import { initYoga } from './yoga.ts';
 
 export type { OpResult, UiEmit, UiEngine, UiEvent } from './types.ts';
 
@@ -78,7 +77,6 @@ export function control(store: Store<UiState, Action>, engine: UiEngine, o: { si
 
 /** `hoard ui`: full screen until `q` (0) or Ctrl-C (130, after the running sync has stopped). */
 export async function runUi(engine: UiEngine, term: Terminal, o: { color: boolean; signal?: AbortSignal }): Promise<number> {
-  await initYoga();
   const store = createStore(reducer, initialState({ manifest: engine.manifest, store: engine.store, ...size(term.stdout), now: Date.now() }));
   const onResize = () => store.dispatch({ type: 'resize', ...size(term.stdout) });
   term.stdout.on('resize', onResize);
@@ -105,7 +103,6 @@ export interface LiveView {
 
 /** `hoard sync` on a terminal: lines as the plain printer writes them, bars redrawn below. */
 export async function renderSync(term: Pick<Terminal, 'stdout' | 'stderr' | 'stdin'>, o: { color: boolean }): Promise<LiveView> {
-  await initYoga();
   const store = createStore<LiveState, LiveAction>(liveReducer, initialLive(term.stdout.columns || 80, Date.now()));
   const onResize = () => store.dispatch({ type: 'resize', width: term.stdout.columns || 80 });
   term.stdout.on('resize', onResize);

@@ -6,6 +6,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { manifestStamp } from '../../src/sync/known.ts';
 import { CLI, hoard, jsonLines, listTree, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
 
 const blobFile = (store: string, hex: string) => path.join(store, 'v1', 'blobs', 'sha256', hex);
@@ -97,6 +98,40 @@ test('gc keeps blobs any live manifest names, collects one dropped from a manife
   const text = ok(await l.gc(), 'gc, text');
   assert.match(text.stdout, new RegExp(`removed sha256:${sha256(c)}  12\\.7 KiB`));
   assert.match(text.stdout, /gc: freed 12\.7 KiB: 1 unreferenced blob/);
+});
+
+test('gc validates a known manifest once per content: the stamp it was valid with is recorded and skips validating it again; an edit is read anew', async (t) => {
+  const [a, b] = [randomData(11_000), randomData(12_000)];
+  const srv = await startServer(t, { '/a': a, '/b': b });
+  const l = await lab(t);
+  const p = await l.make('p', { a: locked(srv.url('/a'), a), b: locked(srv.url('/b'), b) });
+  ok(await p.run('sync'), 'sync');
+  const stateFile = path.join(l.store, 'v1', 'state', 'manifests.json');
+  const record = async () => JSON.parse(await fs.readFile(stateFile, 'utf8'))[p.manifest] as { added: string; valid?: string };
+
+  ok(await l.gc(), 'gc');
+  assert.equal((await record()).valid, await manifestStamp(p.manifest), 'gc records the stamp the manifest was valid with');
+
+  // An edit changes the stamp: the next gc reads the new content (b is no longer named).
+  await p.edit((doc) => delete doc.artifacts.b);
+  const r = ok(await l.gc('--json'), 'gc after an edit');
+  assert.deepEqual(removedBlobs(r), [sha256(b)]);
+  assert.equal((await record()).valid, await manifestStamp(p.manifest));
+
+  // A broken edit is found invalid (and its blob kept), not taken from the record.
+  await fs.writeFile(p.manifest, `{"version": 2, "artifacts": {"a": ${JSON.stringify(locked(srv.url('/a'), a))}}}\n`);
+  const broken = ok(await l.gc('--json'), 'gc of an invalid manifest');
+  assert.ok(jsonLines(broken.stdout).some((e) => e.type === 'manifest' && e.state === 'invalid'));
+  assert.ok(existsSync(blobFile(l.store, sha256(a))));
+
+  // The record is what spares the validation: with this content's stamp recorded as valid,
+  // gc takes the file as it is (this schema error is not looked at again).
+  const known = JSON.parse(await fs.readFile(stateFile, 'utf8'));
+  known[p.manifest].valid = await manifestStamp(p.manifest);
+  await fs.writeFile(stateFile, JSON.stringify(known));
+  const trusted = ok(await l.gc('--json'), 'gc with the stamp recorded');
+  assert.ok(jsonLines(trusted.stdout).some((e) => e.type === 'manifest' && e.state === 'ok' && e.digests === 1));
+  assert.ok(existsSync(blobFile(l.store, sha256(a))));
 });
 
 test('gc --dry-run lists what would go and how many bytes, and removes nothing', async (t) => {

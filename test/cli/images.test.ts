@@ -184,8 +184,8 @@ test('engine missing, not answering, or hanging: exit 1 naming it; files synced;
   const cases: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['missing', ['--engine', 'podman'], { PATH: empty }, /podman/],
     ['hanging', ['--engine', 'podman'], { PATH: `${bin}:/usr/bin:/bin` }, /podman[\s\S]*(5 ?s|time)/i],
-    // docker: no daemon can run on these machines (the client may or may not be installed).
-    ['no daemon', ['--engine', 'docker'], { PATH: process.env.PATH! }, /docker/i],
+    // docker with no daemon behind its socket (the real daemon's cases: images-docker.test.ts).
+    ['no daemon', ['--engine', 'docker'], { PATH: process.env.PATH!, DOCKER_HOST: 'unix:///nonexistent/hoard-test-docker.sock' }, /docker/i],
   ];
   for (const [label, flags, env, expected] of cases) {
     const p = await project(t, manifest);

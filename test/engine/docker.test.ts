@@ -1,10 +1,10 @@
 // The docker adapter and engine selection, through a scripted Runner.
 //
-// Why scripted: no docker daemon can run on the test machines (no privileges for dockerd),
-// so docker's command lines, its outputs and its failures (daemon down, socket permission,
-// missing binary, timeout) are replayed here from what docker prints. The same adapter code
-// runs against the real podman in podman.test.ts. The one real docker test at the end runs
-// the docker CLI (when installed) against a socket that does not exist.
+// The real daemon runs in dockerd.test.ts and cli/images-docker.test.ts (a private dockerd,
+// test/fixtures/dockerd.ts). What stays scripted here is what a real daemon cannot be made to
+// produce on demand: exact command lines and timeouts, a daemon that is down, a socket without
+// permission, a missing binary, a query that hangs past its timeout, and API version errors.
+// The one real docker test at the end runs the docker CLI against a socket that does not exist.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Digest } from '../../src/core/digest.ts';

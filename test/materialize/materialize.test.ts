@@ -212,6 +212,27 @@ test(
   },
 );
 
+test('with a boundary (the project folder): an output folder that is itself a symlink out of it → E_PATH naming it, nothing created outside', async (t) => {
+  // The check where outputs are made, not only sync's check before it: a link swapped in after sync looked.
+  const { base, blob } = await setup(t);
+  const projectDir = path.join(base, 'project');
+  const outside = path.join(base, 'outside');
+  await fs.mkdir(projectDir);
+  await fs.mkdir(outside);
+  await fs.symlink(outside, path.join(projectDir, 'artifacts'));
+  const req: MaterializeRequest = { blob, outputRoot: path.join(projectDir, 'artifacts', 'sub'), boundary: projectDir, relPath: 'a.bin', link: 'copy', executable: false };
+  await assert.rejects(createMaterializer().materialize(req), (err: unknown) => {
+    assert.ok(err instanceof HoardError && err.code === 'E_PATH', String(err));
+    assert.match(err.message, /artifacts is a symbolic link to/);
+    return true;
+  });
+  assert.deepEqual(await listTree(outside), []);
+  // Without a boundary (an output folder chosen with --output), the same path is used as it is.
+  const { boundary: _, ...chosen } = req;
+  await createMaterializer().materialize(chosen);
+  assert.deepEqual(await listTree(outside), ['sub', 'sub/a.bin']);
+});
+
 test('a symlink at the target itself is replaced by the file; the file it pointed to is untouched', async (t) => {
   const { base, data, outputRoot, req } = await setup(t);
   const victim = path.join(base, 'victim.txt');
