@@ -25,6 +25,7 @@ import type { Origin, ResolvedSettings } from './config.ts';
 import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
 import type { Remote } from '../remote/index.ts';
+import { vendorSources } from './vendor.ts';
 
 /** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
@@ -242,7 +243,7 @@ export async function runSync(
   printer: Printer,
   env: Env,
   signal: AbortSignal,
-  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number } & ImageOptions & NetworkFlags & TeamCacheFlags,
+  o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number; tokenEnv?: string } & ImageOptions & NetworkFlags & TeamCacheFlags,
 ): Promise<number> {
   const manifest = await loadManifest(g.manifest);
   const remote = o.teamCache?.(manifest) ?? null;
@@ -269,6 +270,8 @@ async function runSyncWith(
   remote: Remote | null,
 ): Promise<number> {
   const { results, summary } = await sync({
+    // Vendor sources (arista:…): their token's variable, and -v shows their API requests.
+    sources: vendorSources(g, printer, env, signal, o.tokenEnv),
     manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),

@@ -18,6 +18,7 @@ import { parseSize } from '../core/format.ts';
 import { findManifest } from '../manifest/find.ts';
 import { runLive, runUiCommand, wantsLive } from './ui.ts';
 import { runPush, teamCacheFor } from './push.ts';
+import { releaseTypeOption, runAddArista, runAddFromClab, runOutdated, runUpdate, runVersions } from './vendor.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
@@ -93,7 +94,7 @@ const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
   'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
-  'refresh', 'output-file', 'lock-timeout',
+  'refresh', 'output-file', 'lock-timeout', 'release-type', 'token-env', 'latest', 'branch', 'from-clab',
 ];
 
 /**
@@ -104,8 +105,8 @@ const ENV_OPTIONS = [
 const NETWORK_ENV = ['retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout'];
 const COMMAND_ENV: Record<string, readonly string[]> = {
   init: ['output'],
-  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', ...NETWORK_ENV],
-  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', ...NETWORK_ENV],
+  add: ['name', 'path', 'image', 'sha256', 'output', 'link', 'executable', 'images', 'engine', 'checksum-url', 'release-type', 'token-env', 'from-clab', ...NETWORK_ENV],
+  sync: ['force', 'dry-run', 'frozen', 'output', 'link', 'jobs', 'verify', 'images', 'engine', 'max-size', 'token-env', ...NETWORK_ENV],
   push: ['jobs', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
@@ -114,6 +115,9 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   ui: ['output', 'jobs', 'images', 'engine', ...NETWORK_ENV],
   fetch: ['output-file', 'sha256', 'refresh', 'force', 'link', 'executable', ...NETWORK_ENV],
   config: [],
+  outdated: ['token-env'],
+  update: ['latest', 'token-env', 'output', 'images', 'engine', ...NETWORK_ENV],
+  versions: ['branch', 'release-type', 'token-env'],
   'merge-driver': [],
 };
 const GLOBAL_ENV = ['manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'lock-timeout'];
@@ -148,7 +152,7 @@ function maxSizeOf(value: unknown): number | undefined {
 }
 
 const BOOLEAN_ENV = new Set(
-  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
+  ['json', 'verbose', 'quiet', 'color', 'force', 'dry-run', 'frozen', 'verify', 'images', 'executable', 'refresh', 'latest'].map((o) => `HOARD_${o.toUpperCase().replace(/-/g, '_')}`),
 );
 
 async function main(argv: string[]): Promise<number> {
@@ -309,20 +313,23 @@ async function main(argv: string[]): Promise<number> {
         },
       )
       .command(
-        'add <url>',
-        'download, verify and record an artifact',
+        'add [url]',
+        'download, verify and record an artifact (an http(s) URL, or arista:<format>@<version> — see docs/arista.md)',
         (y) =>
           y
-            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL of the artifact' })
+            .positional('url', { type: 'string', describe: 'http(s) URL of the artifact, or arista:<format>@<version|latest|branch>, or arista:<file name>' })
+            .option('from-clab', { type: 'string', requiresArg: true, describe: 'add every Arista image a containerlab topology uses (kinds.*.image, nodes.*.image)' })
             .option('name', { type: 'string', describe: 'artifact name [default: the URL\'s file name]' })
             .option('path', { type: 'string', describe: 'file path inside the output folder [default: the URL\'s file name]' })
-            .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag])' })
+            .option('image', { type: 'string', describe: 'container image reference to import it as (name[:tag]); for arista:cEOS… given without a value: arista/ceos:<version>' })
             .option('sha256', { type: 'string', describe: 'expected SHA-256 (hex); the download must match' })
             .option('output', { type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
             .option('link', { choices: ['auto', 'reflink', 'hardlink', 'copy'] as const, describe: 'how the output is made from the blob' })
             .option('executable', { type: 'boolean', describe: 'set the executable bit on the output' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
+            .option('release-type', { type: 'string', requiresArg: true, describe: 'arista: with @latest or a branch, F (feature, default) or M (maintenance)' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'arista: the variable holding your API token [default: ARISTA_TOKEN]' })
             .option('checksum-url', {
               type: 'string', requiresArg: true,
               describe: 'published checksum file (coreutils "<hex>  <file>", BSD, or bare hex; sha512/sha256/sha1/md5): verified and recorded',
@@ -333,9 +340,36 @@ async function main(argv: string[]): Promise<number> {
             })
             .example('$0 add https://downloads.example.com/cEOS-lab-4.32.1F.tar.xz --image arista/ceos:4.32.1F', 'record a cEOS image')
             .example('$0 add https://example.com/tool.run --executable --sha256 <hex>', 'an installer, verified against a published digest')
+            .example('$0 add arista:cEOS@latest --image', 'the newest cEOS-lab F release from arista.com (ARISTA_TOKEN), imported as arista/ceos:<version>')
+            .example('$0 add arista:cEOS@4.32 --image ceos:4.32', 'the newest of a branch, under your own tag')
+            .example('$0 add arista:vEOS-lab@latest --release-type M', 'the newest maintenance release')
+            .example('$0 add arista:EOS64-4.32.1F.swi', 'an exact file name')
+            .example('$0 add --from-clab lab.clab.yml', 'ceos:4.32.1F in the topology → arista:cEOS@4.32.1F, imported under that exact tag')
             .example("$0 add https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)'),
         async (args) => {
           const c = context(args);
+          if (args.fromClab !== undefined) {
+            if (args.url !== undefined) throw new HoardError('E_USAGE', 'give either a URL or --from-clab, not both');
+            code = await runAddFromClab(c.g, c.printer, c.env, controller.signal, {
+              file: String(args.fromClab), ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+              images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+            });
+            return;
+          }
+          if (args.url === undefined) throw new HoardError('E_USAGE', 'name what to add: a URL, arista:<format>@<version>, or --from-clab <file>', { hint: 'see `hoard add --help`' });
+          if (String(args.url).startsWith('arista:')) {
+            const unfit = (['sha256', 'checksum-url', 'header'] as const).filter((f) => args[f] !== undefined);
+            if (unfit.length) {
+              throw new HoardError('E_USAGE', `--${unfit[0]} does not apply to arista: sources`, { hint: "Arista's own .sha512sum is fetched, verified and recorded; the token comes from ARISTA_TOKEN (or --token-env)" });
+            }
+            code = await runAddArista(c.g, c.printer, c.env, controller.signal, {
+              spec: String(args.url), name: args.name, path: args.path, image: args.image, link: args.link, executable: args.executable,
+              ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
+              ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+              images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+            });
+            return;
+          }
           code = await runAdd(c.g, c.printer, c.env, controller.signal, {
             url: String(args.url),
             name: args.name, path: args.path, image: args.image, sha256: args.sha256, output: args.output,
@@ -360,6 +394,7 @@ async function main(argv: string[]): Promise<number> {
             .option('max-size', MAX_SIZE_OPTION)
             .options(REMOTE_OPTION)
             .option('push', { type: 'boolean', describe: 'push what this sync downloaded from elsewhere to the team cache (HOARD_PUSH=1, config "push": true; for CI)' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token, for arista: artifacts [default: ARISTA_TOKEN]' })
             .options(IMAGE_OPTIONS)
             .options(NETWORK_OPTIONS)
             .example('$0 sync', 'download what is missing, link everything')
@@ -378,6 +413,7 @@ async function main(argv: string[]): Promise<number> {
             link: args.link, jobs, verify: Boolean(args.verify), images: args.images, engine: c.settings.engine, network,
             ...(maxSize !== undefined ? { maxSize } : {}),
             teamCache: teamCacheFor(resolved!, c.env, network), push: c.settings.push,
+            ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
           });
           // On a terminal: the same lines, with live progress drawn by Ink (loaded only then).
           code = wantsLive(c.g, Boolean(args.dryRun)) ? await runLive(c.g, c.env, run) : await run(c.printer);
@@ -584,6 +620,66 @@ async function main(argv: string[]): Promise<number> {
             ...(args.link ? { link: args.link as LinkMode } : {}),
             ...(args.header ? { headers: parseHeaders(args.header as string[]) ?? {} } : {}),
             network: networkOptions(args),
+          });
+        },
+      )
+      .command(
+        'outdated [names..]',
+        'newer vendor releases: each arista: artifact\'s version, the newest of its branch and the newest overall; exit 3 when one is behind',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .example('$0 outdated', 'NAME CURRENT BRANCH LATEST for every arista: artifact')
+            .example('$0 outdated || $0 update', 'in CI: move to the newest of each branch when something is behind')
+            .epilog('"latest" is the highest version under Active Releases of the same release type (F or M); versions compare numerically (4.32.10F > 4.32.9F).\nExit codes: 0 up to date, 3 something is outdated, 1 Arista could not be asked, 2 usage.'),
+        async (args) => {
+          const c = context(args);
+          code = await runOutdated(c.g, c.printer, c.env, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+          });
+        },
+      )
+      .command(
+        'update [names..]',
+        'move arista: artifacts to the newest release of their branch (or --latest): download, verify, lock, and record',
+        (y) =>
+          y
+            .positional('names', { type: 'string', array: true, describe: 'only these artifacts' })
+            .option('latest', { type: 'boolean', default: false, describe: 'the newest release overall (Active Releases, same release type), not just of the branch' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .option('output', { alias: 'o', type: 'string', describe: 'output folder (overrides the manifest\'s "output")' })
+            .options(IMAGE_OPTIONS)
+            .options(NETWORK_OPTIONS)
+            .example('$0 update', '4.32.1F → 4.32.10F: every arista: artifact, within its branch')
+            .example('$0 update cEOS --latest', 'one artifact, to the newest release (4.33.1F)')
+            .epilog('The url, arista.path, checksums, digest and size change; a "path" or an image tag holding the old version gets the new one.\nAn update that fails leaves its entry as it was.'),
+        async (args) => {
+          const c = context(args);
+          code = await runUpdate(c.g, c.printer, c.env, controller.signal, {
+            names: (args.names as string[] | undefined) ?? [], latest: Boolean(args.latest), ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
+            images: args.images, engine: c.settings.engine, network: networkOptions(args), ...(args.output ? { output: args.output } : {}),
+          });
+        },
+      )
+      .command(
+        'versions <spec>',
+        'list the versions Arista offers of a format (arista:cEOS, arista:vEOS-lab, …), newest first',
+        (y) =>
+          y
+            .positional('spec', { type: 'string', demandOption: true, describe: 'arista:<format>' })
+            .option('branch', { type: 'string', requiresArg: true, describe: 'only this branch (4.32)' })
+            .option('release-type', { type: 'string', requiresArg: true, describe: 'only F (feature) or M (maintenance) releases' })
+            .option('token-env', { type: 'string', requiresArg: true, describe: 'the variable holding your Arista API token [default: ARISTA_TOKEN]' })
+            .example('$0 versions arista:cEOS', 'every cEOS-lab version, and where it is (Active Releases, Support Only Releases, …)')
+            .example('$0 versions arista:cEOS --branch 4.32', 'the versions of one branch')
+            .example('$0 versions arista:vEOS-lab --release-type M --json', 'one JSON "version" event per line'),
+        async (args) => {
+          const c = context(args);
+          code = await runVersions(c.g, c.printer, c.env, controller.signal, {
+            spec: String(args.spec), ...(args.branch !== undefined ? { branch: String(args.branch) } : {}),
+            ...(args.releaseType !== undefined ? { releaseType: releaseTypeOption(args.releaseType) } : {}),
+            ...(args.tokenEnv ? { tokenEnv: String(args.tokenEnv) } : {}),
           });
         },
       )

@@ -55,7 +55,7 @@ export const ERROR_CODES = {
   E_LINK: { exit: 1, means: 'a link mode cannot be used here', fix: 'use --link auto or copy' },
   E_ENGINE: { exit: 1, means: 'docker or podman is missing, not answering, or failed', fix: 'start the engine, pass --engine, or --no-images' },
   E_REMOTE: { exit: 1, means: 'the team cache (an OCI registry) refused or failed a request', fix: 'check --remote / HOARD_REMOTE and the registry; a sync the origin can serve goes on without it' },
-  E_AUTH: { exit: 1, means: "the team cache's credentials are missing, wrong, or may not do this", fix: 'log in to the registry (docker/podman login) or set its credentials' },
+  E_AUTH: { exit: 1, means: "credentials are missing, wrong, or may not do this: the team cache's, or a vendor's API token (ARISTA_TOKEN)", fix: 'log in to the registry (docker/podman login) or set its credentials; for Arista, create a token on your arista.com profile page and export ARISTA_TOKEN' },
   E_INTERRUPTED: { exit: 130, means: 'interrupted by Ctrl-C, SIGTERM or SIGHUP', fix: 'run the command again: downloads resume' },
   E_INTERNAL: { exit: 1, means: 'a bug in hoard (printed with its stack trace)', fix: 'please report it with the output of the command run with -v' },
 } as const satisfies Record<string, CodeInfo>;

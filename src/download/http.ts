@@ -16,6 +16,14 @@ export interface Source {
    * May hold If-None-Match / If-Modified-Since: a 304 answer is then `notModified`.
    */
   headers: Record<string, string>;
+  /**
+   * A source that moves (src/sources/: a vendor's short-lived signed link): asked before every
+   * attempt for the URL and headers to request; `url` above then only names the bytes (a
+   * partial file's origin, If-Range), and is never requested.
+   */
+  resolve?: (attempt: number) => Promise<{ url: string; headers: Record<string, string> }>;
+  /** With `resolve`: a 403 means the link expired; resolve again and resume instead of failing. */
+  expiring?: boolean;
 }
 
 export interface FetchProgress {
@@ -137,14 +145,15 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
   const baseDelay = opts.retryDelayMs ?? 1000;
 
   /** One request and its redirects; the body goes into the writer. Throws what went wrong. */
-  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }): Promise<Omit<FetchResult, 'bytes' | 'resumedFrom'>> => {
-    let url = source.url;
+  const attempt = async (source: Source, writer: Sink, o: FetchOptions, counted: { bytes: number }, n: number): Promise<Omit<FetchResult, 'bytes' | 'resumedFrom'>> => {
+    const target = source.resolve ? await source.resolve(n) : source;
+    let url = target.url;
     const origin = new URL(url).origin;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = {
         'user-agent': opts.userAgent ?? 'hoard',
         'accept-encoding': 'identity',
-        ...(new URL(url).origin === origin ? source.headers : {}),
+        ...(new URL(url).origin === origin ? target.headers : {}),
       };
       // Continue from what the writer holds: with If-Range when the server gave a validator
       // (it answers 200 and the whole file when that changed); without one only when a
@@ -202,7 +211,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
           await writer.restart({ url: source.url });
           throw new Restart();
         }
-        throw httpError(url, res.status, res.retryAfter);
+        throw httpError(url, res.status, res.retryAfter, source.expiring);
       }
       const received = writer.bytesWritten;
       if (total !== null && received !== total) {
@@ -226,7 +235,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
       let furthest = writer.bytesWritten;
       for (let n = 1; ; n++) {
         try {
-          const got = await attempt(source, writer, o, counted);
+          const got = await attempt(source, writer, o, counted, n);
           return { ...got, bytes: counted.bytes, resumedFrom: Math.min(resumedFrom, writer.bytesWritten) };
         } catch (err) {
           if (err instanceof Restart && restarts++ < 2) continue;
@@ -236,7 +245,7 @@ export function createFetcher(opts: FetcherOptions = {}): Fetcher {
               details: { url: redactUrl(source.url) },
             });
           }
-          if (!(err instanceof HoardError) || !isRetryable(err)) throw err;
+          if (!(err instanceof HoardError) || !(isRetryable(err) || (source.expiring && err.details.status === 403))) throw err;
           // A failure after getting further into the file than ever before does not use up a
           // retry: a long download over a flaky link keeps going as long as it makes progress.
           failures = writer.bytesWritten > furthest ? 0 : failures + 1;
@@ -446,11 +455,13 @@ function interrupted(url: string, reason: unknown): HoardError {
   return new HoardError('E_INTERRUPTED', `GET ${redactUrl(url)}: interrupted`, { cause: reason });
 }
 
-function httpError(url: string, status: number, retryAfter?: string): HoardError {
+function httpError(url: string, status: number, retryAfter?: string, expiring = false): HoardError {
   const hints: Record<number, string> = {
     401: 'the server wants credentials: set "headers" for this artifact (for example "Authorization": "Bearer ${TOKEN}") and export the variable',
     403: 'the server refused access: check the credentials in "headers" and that your account may download this file',
     404: 'the URL does not exist (any more): check it',
+    // A vendor's signed link: fresh ones were refused too.
+    ...(expiring ? { 403: 'the download host refused fresh links too: check that your account may download this file' } : {}),
   };
   return new HoardError('E_HTTP', `GET ${redactUrl(url)}: HTTP ${status}`, {
     hint: hints[status] ?? (status >= 500 ? 'the server failed; try again later' : undefined),

@@ -17,6 +17,8 @@ import { manifestLockPath, serializeManifest } from './write.ts';
 export type ManifestChange =
   /** A new entry (`hoard add`), complete with its digest and size. */
   | { kind: 'add'; name: string; entry: ArtifactEntry }
+  /** An entry moved to another source (`hoard update`: a newer vendor release), complete with its digest and size; `from` is the url it had. */
+  | { kind: 'replace'; name: string; from: string; entry: ArtifactEntry }
   /** An entry got its digest and size from the bytes downloaded from `url`. */
   | { kind: 'lock'; name: string; url: string; digest: Digest; size: number };
 
@@ -54,6 +56,11 @@ function applyChange(doc: ManifestDoc, c: ManifestChange, rel: string): string |
     return null;
   }
   if (!current) return `"${c.name}" was removed from ${rel} while it was downloaded; its digest was not recorded`;
+  if (c.kind === 'replace') {
+    if (current.url !== c.from) return `the url of "${c.name}" in ${rel} changed meanwhile (now ${shown(current.url)}); the update to ${shown(c.entry.url)} was not recorded`;
+    doc.artifacts[c.name] = structuredClone(c.entry);
+    return null;
+  }
   if (current.url !== c.url) {
     return `the url of "${c.name}" in ${rel} changed while it was downloaded (now ${shown(current.url)}); the digest of ${shown(c.url)} was not recorded`;
   }

@@ -51,6 +51,8 @@ function explain(e: AjvError): { pointer: string; message: string } {
       };
     case 'type':
       return { pointer: e.instancePath, message: `expected ${p.type}` };
+    case 'anyOf': // "url": an http(s) URL or a vendor locator (each branch's pattern error says the same)
+      return { pointer: e.instancePath, message: 'expected an http:// or https:// URL, or arista:<file name>' };
     case 'maximum':
       return { pointer: e.instancePath, message: `expected at most ${String(p.limit)}${p.limit === Number.MAX_SAFE_INTEGER ? ' (2^53 - 1, the largest size hoard can count exactly)' : ''}` };
     case 'const':
@@ -104,6 +106,8 @@ function manifestError(file: string, problems: ManifestProblem[]): HoardError {
 
 /** The last segment of a URL's path, decoded, or null when there is none usable. */
 export function fileNameFromUrl(url: string): string | null {
+  // A vendor locator (arista:cEOS-lab-4.32.1F.tar.xz) is its file name.
+  if (url.startsWith('arista:')) return /^arista:([^/\\\0]+)$/.exec(url)?.[1] ?? null;
   // String work, not new URL(): this runs for every artifact on every start.
   const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^?#]*)/.exec(url);
   if (!m) return null;
@@ -178,6 +182,8 @@ export function checkManifest(
     for (const e of validate.errors ?? []) {
       // A bad property name is reported twice by ajv (the inner pattern, then propertyNames); keep the outer one.
       if (e.keyword !== 'propertyNames' && e.propertyName !== undefined) continue;
+      // A branch of an anyOf ("url") failing is said once, by the anyOf.
+      if (e.keyword !== 'anyOf' && /^\/artifacts\/[^/]+\/url$/.test(e.instancePath)) continue;
       const { pointer, message } = explain(e);
       const key = `${pointer} ${message}`;
       if (seen.has(key)) continue;
@@ -235,6 +241,7 @@ export function checkManifest(
         }
       }
     }
+    if (entry.arista && !entry.url.startsWith('arista:')) at(`${base}/arista`, 'is only for an "url" of the form "arista:<file name>"');
     if (entry.link === 'hardlink' && entry.executable) {
       at(`${base}/link`, 'cannot be "hardlink" with "executable": true (a hard link shares the read-only blob); use "auto" or "copy"');
     }
@@ -286,6 +293,7 @@ export function resolveArtifacts(doc: ManifestDoc): Artifact[] {
       return {
         name,
         url: e.url,
+        ...(e.arista ? { arista: e.arista } : {}),
         mirrors: e.mirrors ?? [],
         path: e.path ?? fileNameFromUrl(e.url)!,
         ...(e.digest ? { digest: e.digest } : {}),

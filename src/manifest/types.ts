@@ -1,11 +1,19 @@
 import type { Checksums, Digest } from '../core/digest.ts';
 
+/** Where an `arista:<file name>` artifact is in Arista's download tree (never a signed link). */
+export interface AristaLocator {
+  /** The tree's `path` attribute, verbatim (`/support/download/EOS-USA/…`). */
+  path: string;
+}
+
 export type LinkMode = 'auto' | 'reflink' | 'hardlink' | 'copy';
 export const LINK_MODES: readonly LinkMode[] = ['auto', 'reflink', 'hardlink', 'copy'];
 
 /** One entry of `artifacts` as it is written in hoard.json. */
 export interface ArtifactEntry {
   url: string;
+  /** A vendor source's resolved locator (`"url": "arista:<file>"`): where the file was found. */
+  arista?: AristaLocator;
   mirrors?: string[];
   path?: string;
   digest?: Digest;
@@ -42,6 +50,7 @@ export interface Manifest {
 export interface Artifact {
   name: string;
   url: string;
+  arista?: AristaLocator;
   mirrors: string[];
   /** Path relative to the output folder (forward slashes). */
   path: string;

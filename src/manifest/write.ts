@@ -5,7 +5,7 @@ import { acquireLock } from '../store/lock.ts';
 import type { ArtifactEntry, Manifest, ManifestDoc } from './types.ts';
 
 const ARTIFACT_KEYS: ReadonlyArray<keyof ArtifactEntry> = [
-  'url', 'mirrors', 'path', 'digest', 'size', 'checksums', 'image', 'headers', 'link', 'executable',
+  'url', 'arista', 'mirrors', 'path', 'digest', 'size', 'checksums', 'image', 'headers', 'link', 'executable',
 ];
 const CHECKSUM_KEYS = ['sha512', 'sha256', 'sha1', 'md5'] as const;
 

@@ -11,6 +11,8 @@ export function storeLayout(root: string) {
     tmp: path.join(v1, 'tmp'),
     locks: path.join(v1, 'locks'),
     state: path.join(v1, 'state'),
+    /** Small, short-lived copies of what vendors' APIs said (Arista's folder tree); safe to delete. */
+    cache: path.join(v1, 'cache'),
   };
 }
 

@@ -4,7 +4,7 @@ import { formatBytes } from '../core/format.ts';
 import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
 import { errorInfo, HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
-import { expandHeaders, redactUrl } from '../download/headers.ts';
+import { redactUrl } from '../download/headers.ts';
 import type { Fetcher, FetchResult, Source } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
@@ -14,6 +14,7 @@ import { openUrlIndex, urlKey } from '../store/urls.ts';
 import type { LockWaitInfo } from '../store/lock.ts';
 import { integrityError, resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
+import { urlCandidates, type Candidate } from '../sources/index.ts';
 import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
 import { boundTo, imageKey, type ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
@@ -51,6 +52,11 @@ export interface ApplyDeps {
    * artifact's url and mirrors; null when it has no copy or failed (it has warned then).
    */
   cache?: (name: string, digest: Digest) => Promise<Source | null>;
+  /**
+   * Where an artifact's bytes come from, tried in order after the team cache (src/sources/).
+   * Default: its url, then its mirrors, with its headers sent to the url's origin only.
+   */
+  candidates?: (a: Artifact) => Promise<Candidate[]>;
 }
 
 /** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
@@ -207,16 +213,16 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
 
   const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
     const fetcher = await deps.fetcher();
-    const headers = expandHeaders(a.headers, deps.env, a.name);
-    const origin = new URL(a.url).origin;
-    // The team cache first (by digest), then the artifact's own url and mirrors.
+    // The team cache first (by digest), then the artifact's own candidates: its url and
+    // mirrors, or a vendor's source, which hands out a fresh link for every attempt.
     const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
-    const sources: Array<Source & { cache?: true }> = [
-      ...(cached ? [{ ...cached, cache: true as const }] : []),
-      ...[a.url, ...a.mirrors].map((url) => ({ url, headers: new URL(url).origin === origin ? headers : {} })),
+    const candidates = deps.candidates ? await deps.candidates(a) : urlCandidates(a, deps.env);
+    const sources: Array<{ label: string; source: Source; cache?: true }> = [
+      ...(cached ? [{ label: cached.url, source: cached, cache: true as const }] : []),
+      ...candidates.map((c) => ({ label: c.label, source: { url: c.key, headers: {}, resolve: c.resolve, ...(c.expiring ? { expiring: true } : {}) } })),
     ];
     let lastError: unknown;
-    for (const [i, { url, headers: sent, cache }] of sources.entries()) {
+    for (const [i, { label: url, source, cache }] of sources.entries()) {
       for (let fresh = false; ; fresh = true) {
         // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
         // the image do not, so the next download starts as soon as this one's bytes are in.
@@ -234,7 +240,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           }
           emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
           let last = resumeFrom;
-          const r = await fetcher.fetch({ url, headers: sent }, writer, {
+          const r = await fetcher.fetch(source, writer, {
             onProgress: (p) => {
               // (Fewer than before: the server ignored Range and the transfer started over.)
               moved.set(a.name, (moved.get(a.name) ?? 0) + (p.received >= last ? p.received - last : p.received));

@@ -16,6 +16,7 @@ import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
 import { cacheLocator, type Remote } from '../remote/index.ts';
+import { createSources, type Sources } from '../sources/index.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -62,6 +63,13 @@ export interface SyncOptions {
    * caller opens it, and closes it). With `checks`, status says which missing blobs it holds.
    */
   remote?: Remote;
+  /** Entries of `manifest.doc` that replace the file's (`hoard update`), by name: the url each has in the file. */
+  replacing?: Record<string, string>;
+  /**
+   * Where artifacts' bytes come from (src/sources/); one per command, so a vendor session is
+   * reused. Default: URLs and mirrors, and vendor sources from `env` (ARISTA_TOKEN).
+   */
+  sources?: Sources;
 }
 
 export type NetworkOptions = Pick<FetcherOptions, 'retries' | 'retryDelayMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'stallTimeoutMs'>;
@@ -182,6 +190,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   let results: ArtifactEvent[] = [];
   // Blobs downloaded by this sync stay pinned until hoard.json names them (gc leaves them alone).
   const pins: Array<() => Promise<void>> = [];
+  // Made on first use: a sync with nothing to download never builds one.
+  let sources: Sources | undefined = opts.sources;
   try {
     results = await apply(plans, {
       store, state, outputRoot, outputBoundary,
@@ -196,12 +206,18 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       noStore,
       ...(opts.remote ? { cache: cacheLocator(opts.remote, emit) } : {}),
       startedAt,
+      candidates: (a) => (sources ??= createSources({ env: opts.env ?? {}, storeRoot: noStore ? null : store.root, ...(opts.signal ? { signal: opts.signal } : {}) })).candidates(a),
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
       onLocked: (name, digest, size) => {
         const entry = manifest.doc.artifacts[name]!;
-        changes.push(unsaved.has(name) ? { kind: 'add', name, entry: { ...entry, digest, size } } : { kind: 'lock', name, url: entry.url, digest, size });
+        const from = opts.replacing?.[name];
+        changes.push(
+          unsaved.has(name) ? { kind: 'add', name, entry: { ...entry, digest, size } }
+            : from !== undefined ? { kind: 'replace', name, from, entry: { ...entry, digest, size } }
+            : { kind: 'lock', name, url: entry.url, digest, size },
+        );
       },
     });
   } finally {
