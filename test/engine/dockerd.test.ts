@@ -15,6 +15,7 @@ import { classifyArchive } from '../../src/engine/archive.ts';
 import { execaRunner } from '../../src/engine/runner.ts';
 import { DIGEST_LABEL, type Runner } from '../../src/engine/types.ts';
 import { startDockerd } from '../fixtures/dockerd.ts';
+import { counting, rootfs } from '../fixtures/rootfs.ts';
 import { sha256, tmpDir } from '../helpers.ts';
 
 const daemon = await startDockerd();
@@ -37,26 +38,6 @@ function imageName(t: TestContext, tag = 'v1'): string {
 }
 
 const dockerId = (ref: string) => docker('image', 'inspect', '--format', '{{.Id}}', ref);
-
-/** A tiny cEOS-like root filesystem (etc/hello, sbin/init), as .tar and .tar.xz. */
-async function rootfs(t: TestContext): Promise<{ dir: string; tar: string; xz: string; digest: Digest }> {
-  const dir = tmpDir(t);
-  const root = path.join(dir, 'root');
-  await fs.mkdir(path.join(root, 'etc'), { recursive: true });
-  await fs.mkdir(path.join(root, 'sbin'));
-  await fs.writeFile(path.join(root, 'etc', 'hello'), `hello ${randomBytes(8).toString('hex')}\n`);
-  await fs.writeFile(path.join(root, 'sbin', 'init'), '#!/bin/sh\nexec sleep infinity\n', { mode: 0o755 });
-  const tar = path.join(dir, 'rootfs.tar');
-  execFileSync('tar', ['-C', root, '-cf', tar, '.']);
-  execFileSync('xz', ['-k', '-q', tar]);
-  const xz = `${tar}.xz`;
-  return { dir, tar, xz, digest: `sha256:${sha256(await fs.readFile(xz))}` };
-}
-
-function counting(runner: Runner): { runner: Runner; calls: string[][] } {
-  const calls: string[][] = [];
-  return { calls, runner: (command, args, opts) => (calls.push([command, ...args]), runner(command, args, opts)) };
-}
 
 const engine = (runner: Runner = execaRunner) => createEngine('docker', runner, { env });
 
