@@ -267,7 +267,6 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
     // execArgv: []: plain JavaScript, it needs none of the parent's flags (--import tsx, profilers).
     const worker = new Worker(WORKER_CODE, { eval: true, name: 'hoard-hash', execArgv: [] });
     const slot: Slot = { worker, hashers: 0, waiting: new Map(), dead: null };
-    worker.unref();
     worker.on('message', (r: Reply) => {
       const key = `${r.id}:${r.seq}`;
       const w = slot.waiting.get(key);
@@ -278,6 +277,8 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
     });
     worker.on('error', (err) => died(slot, err.message));
     worker.on('exit', (code) => died(slot, closing ? 'the pool was closed' : `exit code ${code}`));
+    // Idle until asked. After the listeners: adding a 'message' listener refs the worker's port again.
+    worker.unref();
     slots.push(slot);
     return slot;
   };

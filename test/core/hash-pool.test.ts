@@ -175,6 +175,21 @@ pool.hasher(); // another, never used: must not hold the process
   assert.equal(out.trim(), `sha256:${hex('sha256', new Uint8Array(3 * MiB))}`);
 });
 
+test('a hasher made and disposed before any byte (a download that failed before its first byte) does not keep the process alive', async (t) => {
+  const dir = tmpDir(t);
+  const script = path.join(dir, 'child.mts');
+  writeFileSync(
+    script,
+    `import { createHashPool } from ${JSON.stringify(path.resolve('src/core/hash-pool.ts'))};
+createHashPool({ size: 1 }).hasher().dispose();
+console.log('done');
+`,
+  );
+  // Before the fix the worker's port was ref'd again by its 'message' listener: this never exited.
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(out.trim(), 'done');
+});
+
 test('store writer: its hash worker dying mid-download fails commit() with the E_STORE error, leaves no blob and no temp file', async (t) => {
   const root = path.join(tmpDir(t), 'store');
   const store = openStore(root);
