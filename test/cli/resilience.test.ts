@@ -282,6 +282,21 @@ test('HTTP_PROXY: the request goes through the proxy; NO_PROXY skips it', async 
   assert.equal(srv.hits.get('/b.bin'), 1);
 });
 
+/** The furthest checkpoint any partial download's meta file in the store records (0: none). */
+async function checkpointed(store: string): Promise<number> {
+  const tmp = path.join(store, 'v1', 'tmp');
+  let best = 0;
+  for (const n of (await fs.readdir(tmp).catch(() => [] as string[])).filter((f) => f.endsWith('.partial.json'))) {
+    try {
+      const m = JSON.parse(await fs.readFile(path.join(tmp, n), 'utf8')) as { checkpoints?: Array<[number, string]> };
+      best = Math.max(best, m.checkpoints?.at(-1)?.[0] ?? 0);
+    } catch {
+      // gone or being replaced: look again
+    }
+  }
+  return best;
+}
+
 test('kill -9 at random moments during one download: no wrong blob, no blocking lock, and the last run resumes and finishes', async (t) => {
   const size = 24 * 1024 * 1024;
   const data = randomData(size);
@@ -318,6 +333,12 @@ test('kill -9 at random moments during one download: no wrong blob, no blocking 
     // machine, would test nothing), then at a random moment within the next few chunks.
     while (served.bytes <= before) await new Promise((resolve) => setTimeout(resolve, 5));
     await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
+    // The last kill comes once the partial file's meta vouches for more bytes than before (a
+    // checkpoint): only a proven prefix is resumed, so the next run can resume from it.
+    if (i === 3) {
+      const had = await checkpointed(p.store);
+      while ((await checkpointed(p.store)) <= had && run.child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     run.child.kill('SIGKILL');
     await run.done;
     const blob = await fs.readFile(blobFile(p.store, hex)).catch(() => null);

@@ -237,6 +237,8 @@ test('hoard ui in tmux: a configured size limit (HOARD_MAX_SIZE) applies to its 
   await term.until('the selection', (x) => x.includes('3 selected'));
   term.keys('s');
   await term.until('all in sync', (x) => x.includes('3 artifacts, all in sync'));
+  // Eviction follows the sync; wait for the blob to go (the screen may refresh first).
+  for (let n = 0; existsSync(oldBlob) && n < 500; n++) await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(existsSync(oldBlob), false, 'the least recently used blob of the other project stayed');
   for (const data of Object.values(files)) assert.ok(existsSync(path.join(p.store, 'v1', 'blobs', 'sha256', sha256(data))));
 });
