@@ -219,6 +219,14 @@ export function integrityError(what: string, expected: Expected, found: { digest
 
 export function openStore(root: string): Store {
   const layout = storeLayout(path.resolve(root));
+  // A file where the store should be: said once, here (newer Nodes report ENOTDIR below it as
+  // "no such entry", which would make every blob look missing instead).
+  if (statSync(path.resolve(root), { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new HoardError('E_NOTDIR', `the store ${path.resolve(root)} is a file, not a folder`, {
+      hint: 'move the file away, or point --store (HOARD_STORE) at a folder',
+      details: { path: path.resolve(root) },
+    });
+  }
   // Two processes that both verified a blob keep the later record (a link since moved its ctime).
   const verified = new StateFile<Fingerprint>(path.join(layout.state, 'blobs.json'), path.join(layout.locks, 'state-blobs.lock'), (inFile, mine) =>
     typeof inFile === 'string' && inFile.split(':')[1] === mine.split(':')[1] && fingerprintCtime(inFile) > fingerprintCtime(mine) ? inFile : mine,
