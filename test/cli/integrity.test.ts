@@ -8,25 +8,12 @@ import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
+import { damageInPlace } from '../fixtures/damage.ts';
 import { CLI, hoard, jsonLines, listTree, NO_CONFIG, randomData, serveRoute, sha256, startServer, tmpDir, type Route } from '../helpers.ts';
 
 const FAST = ['--retry-delay', '0'];
 
 const blobFile = (store: string, hex: string) => path.join(store, 'v1', 'blobs', 'sha256', hex);
-
-/** Overwrites `bytes` at `at` in a (read-only) file, then puts its mode and mtime back with `touch -r`. */
-async function damageInPlace(file: string, at: number, bytes: Buffer): Promise<void> {
-  const st = statSync(file);
-  const ref = path.join(path.dirname(file), `.${path.basename(file)}.mtime-ref`);
-  execFileSync('touch', ['-r', file, ref]);
-  await fs.chmod(file, 0o644);
-  const fh = await fs.open(file, 'r+');
-  await fh.write(bytes, 0, bytes.length, at);
-  await fh.close();
-  await fs.chmod(file, st.mode & 0o7777);
-  execFileSync('touch', ['-r', ref, file]);
-  await fs.rm(ref);
-}
 
 /** A project folder with its manifest, syncing into a store shared with other projects. */
 async function projectIn(base: string, name: string, store: string, manifest: unknown) {

@@ -2,7 +2,6 @@
 // the blob fingerprint includes ctime, a copy checks every byte it copies, and a resumed
 // download keeps only the bytes its checkpoints prove.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { promises as fs, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -10,6 +9,7 @@ import type { Digest } from '../../src/core/digest.ts';
 import { HoardError } from '../../src/core/errors.ts';
 import { createMaterializer } from '../../src/materialize/materialize.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
+import { damageInPlace } from '../fixtures/damage.ts';
 import { randomData, sha256, tmpDir } from '../helpers.ts';
 
 const digestOf = (data: Uint8Array): Digest => `sha256:${sha256(data)}`;
@@ -18,20 +18,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function newStore(t: TestContext): { store: Store; root: string } {
   const root = path.join(tmpDir(t), 'store');
   return { store: openStore(root), root };
-}
-
-/** Overwrites `bytes` at `at` in a read-only file, then puts its mode and mtime back with `touch -r`. */
-async function damageInPlace(file: string, at: number, bytes: Buffer): Promise<void> {
-  const st = statSync(file);
-  const ref = `${file}.mtime-ref`;
-  execFileSync('touch', ['-r', file, ref]);
-  await fs.chmod(file, 0o644);
-  const fh = await fs.open(file, 'r+');
-  await fh.write(bytes, 0, bytes.length, at);
-  await fh.close();
-  await fs.chmod(file, st.mode & 0o7777);
-  execFileSync('touch', ['-r', ref, file]);
-  await fs.rm(ref);
 }
 
 test('check: a blob damaged in place, its mtime and mode put back, is re-hashed and found corrupt', async (t) => {
