@@ -272,7 +272,8 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
       const w = slot.waiting.get(key);
       if (!w) return;
       slot.waiting.delete(key);
-      if (slot.waiting.size === 0) worker.unref();
+      // Idle again: it no longer holds the process (unless close() waits for its exit).
+      if (slot.waiting.size === 0 && !closing) worker.unref();
       w.resolve(r);
     });
     worker.on('error', (err) => died(slot, err.message));

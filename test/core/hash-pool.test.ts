@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import type { Worker } from 'node:worker_threads';
 import { HoardError } from '../../src/core/errors.ts';
 import { createHashPool, hashFileBytes, INLINE_BYTES, inlineHasher, sharedBuffer, sharedPool, type Hasher } from '../../src/core/hash-pool.ts';
 import { hashFile } from '../../src/core/hashfile.ts';
@@ -26,6 +27,20 @@ async function feed(h: Hasher, data: Buffer, bufSize: number): Promise<void> {
     const done = h.update(buf.subarray(0, n));
     // The buffer is refilled only after the hasher is done with it: a reuse too early would change the digest.
     inFlight.push(Promise.resolve(done).then(() => void free.push(buf)));
+  }
+}
+
+/**
+ * Stops `workers` as if they crashed. The loop is held until their exits are seen: a reply still
+ * on its way when the thread stops lets the pool unref the worker, and nothing else would keep
+ * this test's loop alive until the exit.
+ */
+async function crash(workers: readonly Worker[]): Promise<void> {
+  const hold = setInterval(() => {}, 60_000);
+  try {
+    await Promise.all(workers.map((w) => w.terminate()));
+  } finally {
+    clearInterval(hold);
   }
 }
 
@@ -140,8 +155,7 @@ test('a hash worker that dies fails its hashers with a clear E_STORE error (no h
   const [worker] = pool.threads();
   assert.ok(worker);
   const pending = h.update(sharedBuffer(8 * MiB));
-  worker.ref();
-  await worker.terminate(); // as if the thread crashed (out of memory, a bug in it)
+  await crash([worker]); // as if the thread crashed (out of memory, a bug in it)
   for (const p of [Promise.resolve(pending), h.digest()]) {
     await assert.rejects(p, (err: unknown) => {
       assert.ok(err instanceof HoardError);
@@ -197,8 +211,7 @@ test('store writer: its hash worker dying mid-download fails commit() with the E
   const writer = await store.createWriter([], { sizeHint: data.length }); // big: hashed in a worker
   const chunk = 64 * KiB;
   for (let at = 0; at < 2 * MiB; at += chunk) await writer.write(data.subarray(at, at + chunk));
-  // As if they crashed. (ref'd: an idle worker is unref'd, and nothing else would keep this test's loop alive until it exits.)
-  await Promise.all(sharedPool().threads().map((w) => (w.ref(), w.terminate())));
+  await crash(sharedPool().threads());
   const rest = (async () => {
     for (let at = 2 * MiB; at < data.length; at += chunk) await writer.write(data.subarray(at, at + chunk));
     return writer.commit({ digest: `sha256:${hex('sha256', data)}`, size: data.length });
