@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
-import { exitCode, HoardError, isErrno } from '../core/errors.ts';
+import { EXIT, exitCode, HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
 import { isInside, writeFileAtomic } from '../core/fsutil.ts';
-import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
+import { checkManifest, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
 import { escapePointer } from '../manifest/json.ts';
 import { mergeManifests } from '../manifest/merge.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
@@ -22,17 +22,18 @@ import { waitingEvent } from '../sync/events.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { imageSupport } from './images.ts';
 import type { Origin, ResolvedSettings } from './config.ts';
-import { SETTING_KEYS } from './config.ts';
+import { SETTING_KEYS } from './options.ts';
 import type { Printer } from './print.ts';
 import type { Remote } from '../remote/index.ts';
+import { pushDownloaded } from './push.ts';
 import { vendorSources } from './vendor.ts';
 
-/** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
 export interface NetworkFlags {
   network?: NetworkOptions;
 }
 
+/** --images/--no-images and --engine. */
 export interface ImageOptions {
   images: boolean;
   engine: EngineChoice;
@@ -130,7 +131,7 @@ export async function runInit(g: GlobalOptions, printer: Printer, opts: { output
   for (const line of MERGE_DRIVER_CONFIG) printer.info(`  ${line}`);
   if (!wroteAttributes) printer.info(`  and add "${attributeLine}" to .gitattributes`);
   printer.info('next: hoard add <url>');
-  return 0;
+  return EXIT.ok;
 }
 
 /** Where `file` leads when it is a symbolic link whose target is outside `dir` (or missing); null otherwise. */
@@ -289,7 +290,6 @@ async function runSyncWith(
       printer.event({ type: 'warning', message: `--push: no team cache is set for ${manifest.file}, nothing pushed`, hint: 'add "remote": "oci://<registry>/<repository>" to hoard.json, or pass --remote oci://…' });
       return exitCode(summary, 'sync');
     }
-    const { pushDownloaded } = await import('./push.ts');
     const pushed = await pushDownloaded(remote, g, results, printer, signal, o.jobs);
     return Math.max(pushed, exitCode(summary, 'sync'));
   }
@@ -380,7 +380,7 @@ export async function runFetch(
     const out = r.output === 'present' ? ', up to date' : r.output === 'written' ? ', written (no store)' : r.output ? `, ${r.output}${r.method ? ` (${r.method})` : ''}` : '';
     printer.note(`${name}  ${what}${out}`);
     printer.result(r.path);
-    return 0;
+    return EXIT.ok;
   } finally {
     if (lazy.fetcher) await (await lazy.fetcher).close().catch(() => {});
   }
@@ -408,7 +408,7 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.slice(1).map((x) => x[1].length));
   for (const [k, v, o] of rows) printer.info(o ? `${k.padEnd(w0)}  ${v.padEnd(w1)}  ${o}` : `${k.padEnd(w0)}  ${v}`);
-  return 0;
+  return EXIT.ok;
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -440,14 +440,14 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
   const after = `${plural(s.blobsAfter, 'blob')}${s.storeBytes !== undefined ? ` (${formatBytes(s.storeBytes)} of ${formatBytes(s.maxSize!)} allowed)` : ''} for ${plural(s.manifests, 'known manifest')}` +
     `${s.inUse ? `, ${s.inUse} in use left alone` : ''}`;
   printer.info(`gc${o.dryRun ? ' --dry-run' : ''}: ${what}; ${after} ${o.dryRun && parts.length ? '(nothing was removed) ' : ''}in ${formatDuration(s.elapsedMs)}`);
-  return s.swept ? 0 : 1;
+  return s.swept ? EXIT.ok : EXIT.failed;
 }
 
 export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<number> {
   const root = openStore(g.store).root;
   if (g.json) printer.event({ type: 'store', path: root });
   else printer.result(root);
-  return 0;
+  return EXIT.ok;
 }
 
 /** Every blob with what references it, most recently used first. */
@@ -479,7 +479,7 @@ export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<nu
   const tmp = await store.tmpFiles();
   if (g.json) printer.event(storeSummary(store.root, blobs.length, bytes, tmp));
   else printer.info(`${plural(blobs.length, 'blob')}, ${formatBytes(bytes)}${unreferenced ? `; ${unreferenced} named by no known manifest (\`hoard gc\` removes them)` : ''}`);
-  return 0;
+  return EXIT.ok;
 }
 
 function storeSummary(root: string, blobs: number, bytes: number, tmp: ReadonlyArray<{ size: number }>) {
@@ -499,7 +499,7 @@ export async function runStoreDu(g: GlobalOptions, printer: Printer): Promise<nu
         `store       ${s.store}`,
     );
   }
-  return 0;
+  return EXIT.ok;
 }
 
 export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file: string }): Promise<number> {
@@ -512,7 +512,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
   const digest = await store.put(file);
   if (g.json) printer.event({ type: 'added', digest, path: store.blobPath(digest), size: st.size });
   else printer.result(digest);
-  return 0;
+  return EXIT.ok;
 }
 
 export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest: string }): Promise<number> {
@@ -535,7 +535,7 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
       message: `${m.file} still names it${m.refs.get(digest)!.length ? ` (${m.refs.get(digest)!.join(', ')})` : ''}: the next \`hoard sync\` there downloads it again`,
     });
   }
-  return 0;
+  return EXIT.ok;
 }
 
 /** The two `git config` lines that make git use `hoard merge-driver` (with `<manifest> merge=hoard` in .gitattributes). */
@@ -564,7 +564,7 @@ export async function runMergeDriver(printer: Printer, o: { base: string; ours: 
     // Not manifests hoard can read (markers of an earlier merge, say): a plain text merge, as git's own.
     printer.note(`hoard merge-driver: a side of ${name} is not a valid manifest; merging it as text (git merge-file)`);
     const r = spawnSync('git', ['merge-file', '-L', 'ours', '-L', 'base', '-L', 'theirs', o.ours, o.base, o.theirs], { stdio: ['ignore', 'ignore', 'inherit'] });
-    return r.status === 0 ? 0 : 1;
+    return r.status === 0 ? EXIT.ok : EXIT.failed;
   }
   const r = mergeManifests(...docs);
   await writeFileAtomic(o.ours, r.text);
@@ -573,14 +573,14 @@ export async function runMergeDriver(printer: Printer, o: { base: string; ours: 
       `hoard merge-driver: ${name}: ${r.conflicts.map((c) => (c.startsWith('/') ? `"${c.slice(1)}"` : `artifact "${c}"`)).join(', ')} changed differently on both sides; ` +
         'resolve the part between <<<<<<< ours and >>>>>>> theirs, then `hoard sync` and `git add`',
     );
-    return 1;
+    return EXIT.failed;
   }
   try {
     checkManifest(name, r.doc!);
   } catch (err) {
     if (!(err instanceof HoardError)) throw err;
     printer.note(`hoard merge-driver: merged by artifact, but the result is not a valid manifest: ${err.message}`);
-    return 1;
+    return EXIT.failed;
   }
-  return 0;
+  return EXIT.ok;
 }

@@ -1,6 +1,6 @@
 // The team cache on the command line: which remote applies, `hoard push`, and `sync --push`.
 import path from 'node:path';
-import { HoardError } from '../core/errors.ts';
+import { EXIT, exitCode, HoardError } from '../core/errors.ts';
 import { loadManifest } from '../manifest/load.ts';
 import type { Manifest } from '../manifest/types.ts';
 import { openRemote, type Remote } from '../remote/index.ts';
@@ -79,8 +79,8 @@ export async function runPush(
   try {
     const summary = await push(remote, items, { jobs: o.jobs, emit: (e) => printer.event(e), signal, skipped });
     printer.event(summary);
-    if (signal.aborted) return 130;
-    return summary.failed > 0 ? 1 : 0;
+    if (signal.aborted) return EXIT.interrupted;
+    return exitCode(summary, 'sync');
   } finally {
     await remote.close();
   }
@@ -97,14 +97,14 @@ export async function pushDownloaded(
 ): Promise<number> {
   if (g.noStore) {
     printer.event({ type: 'warning', message: '--push with the store disabled: nothing is kept to push' });
-    return 0;
+    return EXIT.ok;
   }
   const store = openStore(g.store);
   const items: PushItem[] = results
     .filter((r) => r.digest && r.size !== null && (r.blob === 'downloaded' || r.blob === 'redownloaded') && !r.fromCache)
     .map((r) => ({ name: r.name, digest: r.digest!, size: r.size!, file: store.blobPath(r.digest!), title: path.posix.basename(r.path) }));
-  if (items.length === 0) return 0;
+  if (items.length === 0) return EXIT.ok;
   const summary = await push(remote, items, { jobs, emit: (e) => printer.event(e), ...(signal ? { signal } : {}) });
   printer.event(summary);
-  return summary.failed > 0 ? 1 : 0;
+  return exitCode(summary, 'sync');
 }

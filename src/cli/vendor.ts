@@ -3,7 +3,7 @@
 // Arista session for all of it) and hands new entries to the same sync that `hoard add <url>` uses.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { HoardError } from '../core/errors.ts';
+import { EXIT, exitCode, HoardError } from '../core/errors.ts';
 import { checkManifest, loadManifest } from '../manifest/load.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import {
@@ -88,7 +88,7 @@ async function syncEntries(
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => printer.event(e),
   });
-  return summary.failed > 0 || summary.conflicts > 0 ? 1 : 0;
+  return exitCode(summary, 'sync');
 }
 
 /** `hoard add arista:<format>@<version|latest|branch>` or `hoard add arista:<file name>`. */
@@ -166,7 +166,7 @@ export async function runOutdated(g: GlobalOptions, printer: Printer, env: Env, 
   const entries = vendorArtifacts(manifest, o.names);
   if (entries.length === 0) {
     printer.info('no artifacts from a vendor source (arista:…) in this manifest');
-    return 0;
+    return EXIT.ok;
   }
   const files = await (await vendorSources(g, printer, env, signal, o.tokenEnv).arista()).tree();
   const rows: string[][] = [['NAME', 'CURRENT', 'BRANCH', 'LATEST', '']];
@@ -181,7 +181,7 @@ export async function runOutdated(g: GlobalOptions, printer: Printer, env: Env, 
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) printer.result(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   if (behind) printer.note(`${behind} outdated: \`hoard update\` moves to the newest of each branch, \`hoard update --latest\` to the newest release`);
-  return behind ? 3 : 0;
+  return behind ? EXIT.drift : EXIT.ok;
 }
 
 /** `hoard update [names..]`: moves vendor artifacts to the newest of their branch (or --latest), downloads, locks and records them. */
@@ -197,7 +197,7 @@ export async function runUpdate(
   const sources = vendorSources(g, printer, env, signal, o.tokenEnv);
   const client = await sources.arista();
   const files = entries.length ? await client.tree() : [];
-  let code = 0;
+  let code: number = EXIT.ok;
   let moved = 0;
   for (const [name, e] of entries) {
     const s = standingOf(files, name, e);
@@ -253,7 +253,7 @@ export async function runVersions(
     printer.result(`${v.version.padEnd(width)}  ${v.file.name.padEnd(fileWidth)}  ${v.section}${v.version === latest?.version ? '  (latest)' : ''}`);
   }
   if (list.length === 0) printer.note(`no ${format.format} versions${o.branch ? ` in branch ${o.branch}` : ''}${o.releaseType ? ` of type ${o.releaseType}` : ''}`);
-  return 0;
+  return EXIT.ok;
 }
 
 /** `${VAR}`, `${VAR:-default}` and `${VAR:=default}` in a containerlab file, from the environment. */
@@ -314,12 +314,12 @@ export async function runAddFromClab(g: GlobalOptions, printer: Printer, env: En
   }
   if (mapped.length === 0) {
     printer.info(`${o.file}: no Arista image to add (images look like ceos:4.32.1F or arista/ceos:4.32.1F)`);
-    return 0;
+    return EXIT.ok;
   }
   const sources = vendorSources(g, printer, env, signal, o.tokenEnv);
   const client = await sources.arista();
   const files = await client.tree();
-  let code = 0;
+  let code: number = EXIT.ok;
   for (const m of mapped) {
     const now = await loadManifest(g.manifest);
     const have = Object.entries(now.doc.artifacts).find(([, e]) => e.image === m.image);
@@ -332,14 +332,14 @@ export async function runAddFromClab(g: GlobalOptions, printer: Printer, env: En
     const name = `${r.format?.name ?? m.format}-${m.version}`;
     if (now.doc.artifacts[name]) {
       printer.event({ type: 'warning', message: `${m.image}: an artifact named "${name}" is already there with another image; left out (add it with hoard add ${spec} --name … --image ${m.image})` });
-      code = 1;
+      code = EXIT.failed;
       continue;
     }
     const entry: ArtifactEntry = { ...(await aristaEntry(client, files, r)), image: m.image };
     printer.event({ type: 'resolved', name, spec, file: r.file.name, version: m.version, folder: r.file.dirs.join('/'), image: m.image });
     printer.info(`${m.image} (${uses.get(m.image)!.join(', ')}) → ${spec} → ${r.file.name}`);
     const rc = await syncEntries(g, printer, env, signal, now, { ...now.doc, artifacts: { ...now.doc.artifacts, [name]: entry } }, [name], sources, o);
-    if (rc !== 0) code = rc;
+    if (rc !== EXIT.ok) code = rc;
   }
   return code;
 }

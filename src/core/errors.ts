@@ -1,7 +1,7 @@
 // Every error code hoard reports, its exit status and what it means: the one table that
 // commands, `--json` consumers, the help text and docs/errors.md agree on.
 
-/** Exit statuses (DESIGN: exit codes). A signal adds its number to 128, as shells do. */
+/** Exit statuses (docs/errors.md). A signal adds its number to 128, as shells do. */
 export const EXIT = {
   ok: 0,
   failed: 1,
@@ -14,9 +14,28 @@ export const EXIT = {
   /** SIGTERM (128 + 15). */
   terminated: 143,
 } as const;
+export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
+
+/** What each exit status means, in the words of `hoard --help`; commands say it more precisely. */
+const EXIT_MEANS: ReadonlyArray<[ExitStatus[], string]> = [
+  [[EXIT.ok], 'ok'],
+  [[EXIT.failed], 'failed'],
+  [[EXIT.usage], 'usage or manifest error'],
+  [[EXIT.drift], 'drift (status)'],
+  [[EXIT.hangup, EXIT.interrupted, EXIT.terminated], 'SIGHUP/Ctrl-C/SIGTERM'],
+];
+
+/**
+ * The exit statuses in words, for help epilogs: every status, or (given `means`) the ones a
+ * command uses, each in that command's words: `exitText({ 0: 'up to date', 3: 'outdated' })`.
+ */
+export function exitText(means?: Partial<Record<ExitStatus, string>>): string {
+  if (!means) return EXIT_MEANS.map(([codes, words]) => `${codes.join('/')} ${words}`).join(', ');
+  return Object.entries(means).map(([code, words]) => `${code} ${words}`).join(', ');
+}
 
 /** The exit statuses in words, for the help epilog. */
-export const EXIT_TEXT = '0 ok, 1 failed, 2 usage or manifest error, 3 drift (status), 129/130/143 SIGHUP/Ctrl-C/SIGTERM';
+export const EXIT_TEXT = exitText();
 
 interface CodeInfo {
   exit: number;
