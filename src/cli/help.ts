@@ -1,4 +1,5 @@
 // How help is laid out: its width, and examples that never break a word across lines.
+import cliui, { type Line, type UI } from 'cliui';
 import type { Argv } from 'yargs';
 import type { Env } from './values.ts';
 
@@ -31,4 +32,24 @@ export function addExamples(y: Argv, examples: ReadonlyArray<readonly [string, s
   // As an epilog, each line's leading spaces are kept as its indentation, and words wrap whole.
   const stacked = examples.map(([cmd, text]) => `  ${cmd}${text ? `\n      ${text}` : ''}`).join('\n');
   return y.epilog(`Examples:\n${stacked}${epilog ? `\n\n${epilog}` : ''}`);
+}
+
+const patched = Symbol('hoard: renderInline keeps words apart');
+
+/**
+ * cliui (which lays out yargs' help) puts an option's "[boolean] [default: false]" on the last
+ * line of its description when it fits, and joins them with no space when that line ends just
+ * where it starts ("stdout[boolean]"): such a line keeps it on a line of its own, as a line
+ * too short for it does. (Its other cases are left to it.) Once per process.
+ */
+export function keepHelpWordsApart(): void {
+  const proto = Object.getPrototypeOf(cliui()) as UI & { [patched]?: true };
+  if (proto[patched]) return;
+  const renderInline = proto.renderInline;
+  proto.renderInline = function (this: UI, source: string, previousLine: Line): string {
+    const leading = /^ */.exec(source)![0].length;
+    if (previousLine.span && leading > 0 && leading === previousLine.text.trimEnd().length) return source;
+    return renderInline.call(this, source, previousLine);
+  };
+  proto[patched] = true;
 }

@@ -2,37 +2,28 @@
 // leaves on a second Ctrl-C while Ink holds the terminal).
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
-import yargs, { type Argv } from 'yargs';
-import { errorInfo, EXIT_TEXT, exitCodeFor, exitText, HoardError, isBug, signalExit } from '../core/errors.ts';
+import yargs from 'yargs';
+import { errorInfo, EXIT_TEXT, exitCodeFor, HoardError, isBug, signalExit } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
 import { proxySettings } from '../download/proxy.ts';
 import { findManifest } from '../manifest/find.ts';
 import { releaseHeldLocksSync, setLockWaitDefaults } from '../store/lock.ts';
 import type { GlobalOptions } from './commands.ts';
-import { add, init } from './commands/add.ts';
-import type { Args, CommandDef, Context } from './commands/common.ts';
+import type { Args, Context } from './commands/common.ts';
 import { typed } from './commands/common.ts';
-import { fetch } from './commands/fetch.ts';
-import { config, mergeDriver, ui } from './commands/misc.ts';
-import { STORE_COMMAND_NAMES, gc, store, verify } from './commands/store.ts';
-import { push, status, sync } from './commands/sync.ts';
-import { outdated, update, versions } from './commands/vendor.ts';
+import { addCommand, COMMANDS, listed, wordOf } from './commands/index.ts';
+import { STORE_COMMAND_NAMES } from './commands/store.ts';
 import { resolveSettings, SETTING_VARIABLES, type ResolvedSettings } from './config.ts';
-import { addExamples, helpWidth } from './help.ts';
+import { helpWidth, keepHelpWordsApart } from './help.ts';
 import { OPTIONS, optionsFor, variablesForYargs } from './options.ts';
 import { createOutput } from './output.ts';
 import type { Printer } from './print.ts';
 
 declare const HOARD_VERSION: string | undefined; // set by scripts/build.mjs
 
-/** Every command, in the order `hoard --help` lists them. */
-const COMMANDS: readonly CommandDef[] = [init, add, sync, status, push, verify, gc, store, ui, fetch, outdated, update, versions, mergeDriver, config];
-const COMMAND_WORDS = COMMANDS.map((c) => c.command.split(' ')[0]!);
+const COMMAND_WORDS = COMMANDS.map(wordOf);
 /** The commands that read a manifest (init writes one, in the working folder). */
 const MANIFEST_COMMANDS = ['add', 'sync', 'status', 'verify', 'ui'];
-
-/** `a, b or c`. */
-const listed = (words: readonly string[], last = 'or') => (words.length > 1 ? `${words.slice(0, -1).join(', ')} ${last} ${words.at(-1)}` : words.join(''));
 
 /** The flags the configuration file can also set (the options table's settings that are flags). */
 const FILE_FLAGS = Object.entries(OPTIONS).filter(([, d]) => d.setting && d.spec).map(([name]) => name);
@@ -125,26 +116,7 @@ async function main(argv: string[]): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
   const width = helpWidth(env, process.stdout);
-  /** A command of the table, with its options, positionals, examples and epilog. */
-  const register = (y: Argv, def: CommandDef): Argv =>
-    y.command(
-      def.command,
-      def.describe,
-      (y) => {
-        for (const [name, p] of Object.entries(def.positionals ?? {})) y.positional(name, p);
-        y.options(optionsFor(def.name));
-        for (const sub of def.subcommands ?? []) register(y, sub);
-        if (def.subcommands) y.demandCommand(1, `name a ${def.name} command: ${listed(def.subcommands.map((s) => s.command.split(' ')[0]!))}`);
-        const epilog = [def.epilog, def.exits ? `Exit codes: ${exitText(def.exits)}.` : undefined].filter(Boolean).join('\n');
-        return addExamples(y, def.examples ?? [], epilog || undefined, width);
-      },
-      def.run
-        ? async (args: Args) => {
-            code = await def.run!(args, context(args));
-          }
-        : undefined,
-    );
-
+  keepHelpWordsApart();
   const y = yargs(argv);
   // yargs renders the whole help text after starting any command, in case that command fails
   // later; that costs ~20 ms of string measuring on every run. Our .fail() never shows it.
@@ -185,7 +157,11 @@ async function main(argv: string[]): Promise<number> {
         if (settings.maxSize !== undefined) args.maxSize = args['max-size'] = settings.maxSize;
       })
       .usage('$0 <command> [options]\n\nDownload big artifacts once, verify them by SHA-256, keep them in a shared store and link them into your project.');
-    for (const def of COMMANDS) register(y, def);
+    for (const def of COMMANDS) {
+      addCommand(y, def, width, async (d, args) => {
+        code = await d.run!(args, context(args));
+      });
+    }
     await y
       .demandCommand(1, `name a command: ${COMMAND_WORDS.join(', ')}`)
       .recommendCommands()

@@ -45,3 +45,37 @@ test('the string-width stand-in measures as string-width does: ASCII, ANSI colou
     assert.equal(shimWidth(s), stringWidth(s), JSON.stringify(s));
   }
 });
+
+/** Every help screen: hoard, each command, each store command. */
+const ALL_SCREENS = [
+  [], ['init'], ['add'], ['sync'], ['status'], ['push'], ['verify'], ['gc'], ['store'], ['store', 'path'], ['store', 'ls'], ['store', 'du'],
+  ['store', 'add'], ['store', 'rm'], ['ui'], ['fetch'], ['outdated'], ['update'], ['versions'], ['merge-driver'], ['config'],
+];
+const words = (text: string) => new Set(text.split(/\s+/).filter(Boolean));
+
+test('no help screen splits a word across lines at 60, 80 or 120 columns (COLUMNS, when not a terminal), and every positional is described', async (t) => {
+  const dir = tmpDir(t);
+  const help = (screen: string[], columns: number) =>
+    hoard([...screen, '--help'], { cwd: dir, env: { NO_COLOR: '1', XDG_CONFIG_HOME: NO_CONFIG, COLUMNS: String(columns) } });
+  for (const screen of ALL_SCREENS) {
+    const name = `hoard ${[...screen, '--help'].join(' ')}`;
+    // Wide enough that nothing wraps (400 columns; a wider screen outgrows the pipe before yargs exits): every word as it is.
+    const wide = await help(screen, 400);
+    assert.equal(wide.code, 0, `${name}: ${wide.stderr}`);
+    const whole = words(wide.stdout);
+    const narrow = await Promise.all([60, 80, 120].map((columns) => help(screen, columns)));
+    for (const [i, columns] of [60, 80, 120].entries()) {
+      const r = narrow[i]!;
+      assert.equal(r.code, 0, `${name} at ${columns}: ${r.stderr}`);
+      for (const line of r.stdout.split('\n')) {
+        assert.ok(line.length <= columns, `${name} at ${columns} columns: a line of ${line.length}: ${line}`);
+        for (const w of line.split(/\s+/).filter(Boolean)) assert.ok(whole.has(w), `${name} at ${columns} columns splits a word: "${w}" in\n${line}`);
+      }
+    }
+    // "Positionals:" lists each as `name  description  [type]`: a description before the type.
+    const positionals = wide.stdout.split(/^Positionals:$/m)[1]?.split('\n\n')[0] ?? '';
+    for (const line of positionals.split('\n').filter(Boolean)) {
+      assert.match(line, /^ {2}\S+ {2,}[^[\s]/, `${name}: a positional without a description: ${line}`);
+    }
+  }
+});
