@@ -2,6 +2,7 @@
 // their help says of it), its HOARD_* variables, how a variable's value is checked, and, for
 // the settings the configuration file can also hold, its key, its default and how each source
 // is read. The yargs builders, the environment lookup and `hoard config` are made from it.
+import path from 'node:path';
 import type { Options } from 'yargs';
 import type { EngineChoice } from '../engine/types.ts';
 import { LINK_MODES, type LinkMode } from '../manifest/types.ts';
@@ -10,7 +11,6 @@ import { HoardError } from '../core/errors.ts';
 import {
   checkBoolean, checkChoice, checkNumber, checkRemotes, checkStore, envError, isWholeNumber, xdg, type Checked, type Env,
 } from './values.ts';
-import path from 'node:path';
 
 export const ENGINES: readonly EngineChoice[] = ['auto', 'docker', 'podman'];
 
@@ -416,7 +416,7 @@ export function optionsFor(command: CommandName | 'global'): Record<string, Opti
 export const SETTINGS: readonly SettingDef[] = Object.values(OPTIONS).flatMap((d) => (d.setting ? [d.setting] : []));
 export const SETTING_KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
 
-/** The HOARD_* variables of a setting (read by config.ts) and the flag that sets it. */
+/** The HOARD_* variables of a setting (config.ts reads them; yargs never sees them). */
 export function settingVariables(key: SettingKey): readonly string[] {
   const name = Object.keys(OPTIONS).find((n) => OPTIONS[n]!.setting?.key === key)!;
   return variablesOf(name);

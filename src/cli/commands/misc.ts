@@ -1,6 +1,6 @@
 // hoard ui, hoard merge-driver, hoard config.
 import { MERGE_DRIVER_CONFIG, runConfig, runMergeDriver } from '../commands.ts';
-import { SETTING_KEYS } from '../options.ts';
+import { SETTINGS } from '../options.ts';
 import { teamCacheFor } from '../push.ts';
 import { runUiCommand } from '../ui.ts';
 import { jobsOption, maxSizeOf, networkOptions, str, type CommandDef } from './common.ts';
@@ -55,7 +55,7 @@ export const config: CommandDef = {
   epilog:
     'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
     '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
-    `Keys: ${SETTING_KEYS.join(', ')}; every one is optional.\n` +
+    `Keys, and their defaults: ${SETTINGS.map((d) => `${d.key} (${d.defaultDescription})`).join(', ')}; every one is optional.\n` +
     '"remote": "oci://host/repository" is the team cache when neither --remote, HOARD_REMOTE nor hoard.json names one;\n' +
     '"remotes": {"host:port": {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}} (see docs/team-cache.md).\n' +
     'A flag wins over a HOARD_* variable, which wins over the file.\n' +
