@@ -10,8 +10,18 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { startDockerd } from '../fixtures/dockerd.ts';
-import { hoard, jsonLines, podmanSkip, project, sha256, startServer, tmpDir } from '../helpers.ts';
+import { hoard, jsonLines, podmanSkip, project, ROOT, sha256, startServer, tmpDir } from '../helpers.ts';
+
+const validate = new Ajv2020({ allErrors: true, strict: true }).compile(JSON.parse(readFileSync(path.join(ROOT, 'schemas', 'events.schema.json'), 'utf8')));
+
+/** --json events, each checked against schemas/events.schema.json (oldImage, not-archive included). */
+function events(stdout: string): Array<Record<string, unknown>> {
+  const all = jsonLines(stdout);
+  for (const e of all) if (!validate(e)) assert.fail(`does not match the schema: ${JSON.stringify(e)}\n${JSON.stringify(validate.errors).slice(0, 1000)}`);
+  return all;
+}
 
 const daemon = await startDockerd();
 
@@ -202,7 +212,7 @@ forEachEngine('same tag, new digest: status exit 3 (stale tag), sync re-imports 
   assert.equal(forced.code, 0, forced.stderr);
   assert.ok(shim.calls().slice(before).some((c) => c[0] === 'import'), '--force imports again');
   assert.equal(e.label(ref), `sha256:${sha256(v2)}`);
-  const ev = jsonLines(forced.stdout).find((x) => x.type === 'artifact')!;
+  const ev = events(forced.stdout).find((x) => x.type === 'artifact')!;
   assert.equal(ev.image, 'reimported');
   assert.deepEqual(ev.oldImage, { id: id2, removed: true });
   assert.notEqual(e.idOf(ref), id2);
@@ -220,7 +230,7 @@ forEachEngine('an old image still used is kept, and -v / --json say why: not bui
   const { p, run, srv } = await e.project(t, { '/v1.tar.xz': v1, '/v2.tar.xz': v2 }, (url) => ({ ceos: { url: url('/v1.tar.xz'), image: ref } }));
   const oldImage = async (r: Awaited<ReturnType<typeof run>>) => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    return jsonLines(r.stdout).find((x) => x.type === 'artifact')!.oldImage as { id: string; removed: boolean; reason?: string };
+    return events(r.stdout).find((x) => x.type === 'artifact')!.oldImage as { id: string; removed: boolean; reason?: string };
   };
 
   // Someone's own image at the tag (no hoard label): replaced, never removed.
@@ -399,7 +409,7 @@ test('a file that is not an image archive (a .vmdk, a text file) is reported as 
   assert.match(status.stdout, /^disk   not an image archive  artifacts\/disk\.vmdk  \(disk's file artifacts\/disk\.vmdk is not a tar archive/m);
   assert.match(status.stdout, /^notes  not an image archive  artifacts\/notes\.txt  /m);
   assert.match(status.stdout, /^ceos   image missing         artifacts\/ceos\.tar\.xz  /m, 'a real archive is still a pending import');
-  const plans = jsonLines((await run('status', '--json')).stdout).filter((ev) => ev.type === 'plan');
+  const plans = events((await run('status', '--json')).stdout).filter((ev) => ev.type === 'plan');
   assert.deepEqual(plans.map((x) => [x.name, x.image]).sort(), [['ceos', 'import'], ['disk', 'not-archive'], ['notes', 'not-archive']]);
 
   const dry = await run('sync', '--dry-run');
@@ -412,7 +422,7 @@ test('a file that is not an image archive (a .vmdk, a text file) is reported as 
   const before = shim.calls().length;
   const r = await run('sync', '--json');
   assert.equal(r.code, 1, r.stdout + r.stderr);
-  const done = Object.fromEntries(jsonLines(r.stdout).filter((ev) => ev.type === 'artifact').map((ev) => [ev.name, ev]));
+  const done = Object.fromEntries(events(r.stdout).filter((ev) => ev.type === 'artifact').map((ev) => [ev.name, ev]));
   assert.equal(done.disk!.image, 'failed');
   assert.match((done.disk!.imageError as { message: string }).message, /disk's file artifacts\/disk\.vmdk is not a tar archive/);
   assert.equal(done.ceos!.image, 'imported');
