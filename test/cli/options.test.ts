@@ -8,7 +8,7 @@ import yargs from 'yargs';
 import { addCommand, COMMANDS } from '../../src/cli/commands/index.ts';
 import type { Args, CommandDef } from '../../src/cli/commands/common.ts';
 import { resolveSettings } from '../../src/cli/config.ts';
-import { OPTIONS, optionsFor, variablesForYargs, variablesOf } from '../../src/cli/options.ts';
+import { COMMAND_NAMES, OPTIONS, optionsFor, variablesForYargs, variablesOf } from '../../src/cli/options.ts';
 import { hoard, NO_CONFIG, tmpDir } from '../helpers.ts';
 
 /** Every command and store subcommand, with the words that run it. */
@@ -25,6 +25,14 @@ function flagsOf(help: string): string[] {
   const options = help.split(/^Options:$/m)[1]!.split(/\n\n/)[0]!;
   return [...options.matchAll(/^ {2}(?:-\w, )? *--([\w-]+)/gm)].map((m) => m[1]!);
 }
+
+test('the options table names the commands there are, and each command\'s options are its own', () => {
+  assert.deepEqual([...COMMAND_NAMES].sort(), COMMANDS.map((c) => c.command.split(' ')[0]!).sort());
+  for (const [name, def] of Object.entries(OPTIONS)) {
+    if (def.commands === 'global') continue;
+    for (const c of Object.keys(def.commands)) assert.ok((COMMAND_NAMES as readonly string[]).includes(c), `--${name}: no command ${c}`);
+  }
+});
 
 test('every flag of every --help is in the options table for that command, with a HOARD_* variable', async (t) => {
   const dir = tmpDir(t);
