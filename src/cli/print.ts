@@ -44,7 +44,8 @@ export function formatProgressLine(name: string, received: number, total: number
 /** The host a download comes from, for the start line (the URL is already redacted). */
 function hostOf(url: string): string {
   try {
-    return new URL(url).host;
+    // A vendor's locator (arista:<file>) has no host: it is shown as it is.
+    return new URL(url).host || url;
   } catch {
     return url;
   }
@@ -249,6 +250,7 @@ export function createPrinter(o: PrinterOptions) {
           else if (e.image === 'failed') text += `, image ${e.imageRef} failed`;
           const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict' || e.image === 'failed';
           line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`, bad ? 'error' : undefined);
+          if (e.moved) line(`  ${yellow('moved:')} the recorded arista.path answered Not Found; found at ${e.moved.to}`);
           if (e.error) printError(e.error, '  ');
           // The engine's own error is printed once, as a warning, not under every artifact.
           if (e.imageError && e.imageError.code !== 'E_ENGINE') printError(e.imageError, '  ');

@@ -30,6 +30,8 @@ export interface ApplyDeps {
   env: Record<string, string | undefined>;
   jobs: number;
   force: boolean;
+  /** Someone else's output file is replaced (default: with `force`; see PlanOptions). */
+  replace?: boolean;
   emit: Emit;
   /** Container images: the engine (null when it could not be reached) and the error to report then. */
   images?: { support: ImageSupport; engine: Engine | null; error: ErrorInfo | null };
@@ -131,7 +133,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const recheck = async (p: ArtifactPlan, digest: Digest, size: number | null): Promise<Pick<ArtifactPlan, 'output' | 'observed'>> => {
     const a: Artifact = { ...p.artifact, digest, ...(size !== null ? { size } : {}) };
     const observed = await observe(a, { store, state: deps.state, outputRoot: deps.outputRoot, verify: false, emit, noStore: deps.noStore ?? false });
-    return { output: plan([{ artifact: a, observed }], { force: deps.force, noStore: deps.noStore ?? false })[0]!.output, observed };
+    return { output: plan([{ artifact: a, observed }], { force: deps.force, noStore: deps.noStore ?? false, ...(deps.replace !== undefined ? { replace: deps.replace } : {}) })[0]!.output, observed };
   };
 
   /**

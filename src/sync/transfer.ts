@@ -110,6 +110,20 @@ function isFinal(err: unknown): boolean {
   return err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE');
 }
 
+/**
+ * Whether the store holds blob `d` intact; a corrupt one is removed, and the person told
+ * (the caller holds its lock, or is about to download it again).
+ */
+export async function blobIntact(store: Store, emit: Emit, name: string, d: Digest, o: { size?: number; verify?: boolean } = {}): Promise<{ ok: boolean; corrupt?: string }> {
+  const c = await store.check(d, { ...(o.size !== undefined ? { size: o.size } : {}), ...(o.verify ? { verify: true } : {}) });
+  if (c.state === 'corrupt') {
+    emit({ type: 'warning', name, message: `blob ${d} is corrupt (${c.reason}): removed, downloading again` });
+    await store.remove(d);
+    return { ok: false, corrupt: c.reason };
+  }
+  return { ok: c.state === 'ok' };
+}
+
 /** The store as the sink: a resumable temp file in v1/tmp, verified and published as a blob. */
 export function storeSink(store: Store, a: Pick<Artifact, 'url' | 'checksums'>, expected: Expected, o: { replace: boolean; beforePublish?: TransferDeps['beforePublish'] }): Sink<BlobWriter> {
   // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
@@ -265,19 +279,7 @@ export function createTransfer(deps: TransferDeps) {
     return { digest: rec.digest, size: rec.size, blob: 'cached', bytes: 0 };
   };
 
-  /**
-   * Whether the store holds blob `d` intact; a corrupt one is removed, and the person told
-   * (the caller holds its lock, or is about to download it under one).
-   */
-  const intact = async (name: string, d: Digest, o: { size?: number; verify?: boolean } = {}): Promise<{ ok: boolean; corrupt?: string }> => {
-    const c = await store.check(d, { ...(o.size !== undefined ? { size: o.size } : {}), ...(o.verify ? { verify: true } : {}) });
-    if (c.state === 'corrupt') {
-      emit({ type: 'warning', name, message: `blob ${d} is corrupt (${c.reason}): removed, downloading again` });
-      await store.remove(d);
-      return { ok: false, corrupt: c.reason };
-    }
-    return { ok: c.state === 'ok' };
-  };
+  const intact = (name: string, d: Digest, o: { size?: number; verify?: boolean } = {}) => blobIntact(store, emit, name, d, o);
 
   /** An entry not locked yet: under its URL's lock, what was fetched from it meanwhile, or a download. */
   const unlockedBlob = (a: Artifact): Promise<BlobFetched> =>

@@ -252,3 +252,21 @@ test('an interrupted fetch is resumed by the next one (Range with If-Range), lik
   assert.equal(sha256(readFileSync(f.blob(data))), sha256(data));
   assert.deepEqual(await listTree(path.join(f.store, 'v1', 'tmp')), []);
 });
+
+test('a 404: exit 1, E_HTTP with a hint to check the URL, never "add a mirror" (fetch has no manifest), with the store or without; nothing left behind', async (t) => {
+  const srv = await startServer(t, {});
+  const f = await fresh(t);
+  for (const flags of [[], ['--no-store', '-o', 'gone.tar']]) {
+    const r = await f.run([srv.url('/gone.tar'), ...flags]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /HTTP 404/);
+    assert.match(r.stderr, /hint: the URL does not exist/);
+    assert.doesNotMatch(r.stderr, /mirror/i);
+    const j = await f.run([srv.url('/gone.tar'), ...flags, '--json']);
+    const err = jsonLines(j.stdout).at(-1)!;
+    assert.equal(err.type, 'error');
+    assert.equal(err.code, 'E_HTTP');
+    assert.doesNotMatch(String(err.hint), /mirror/i);
+  }
+  assert.deepEqual(await listTree(f.dir), [], 'no output, no temp file');
+});
