@@ -26,7 +26,7 @@ import type { Origin, ResolvedSettings } from './config.ts';
 import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
 import type { Remote } from '../remote/index.ts';
-import { vendorSources } from './vendor.ts';
+import { aristaChecksums, vendorSources } from './vendor.ts';
 
 /** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
@@ -381,7 +381,7 @@ export async function runFetch(
   try {
     const r = await fetchUrl({
       url, storeRoot: g.store, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal, env,
-      ...(arista ? { arista } : {}), ...(sources ? { sources } : {}),
+      ...(arista ? { arista } : {}), ...(sources ? { sources, checksums: () => aristaChecksums(sources, url.slice(url.indexOf(':') + 1), arista) } : {}),
       ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
       ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...o.network, env }))),

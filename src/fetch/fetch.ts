@@ -6,7 +6,7 @@
 // (state/urls.json) that answers a second fetch without a request, --refresh (ETag /
 // Last-Modified, a 304 keeps the stored copy), and --sha256 (the digest decides).
 import path from 'node:path';
-import type { Digest } from '../core/digest.ts';
+import type { Checksums, Digest } from '../core/digest.ts';
 import { HoardError, type ErrorCode, type ErrorInfo } from '../core/errors.ts';
 import { redactUrl } from '../download/headers.ts';
 import type { Fetcher } from '../download/http.ts';
@@ -66,6 +66,8 @@ export interface FetchOptions {
   fetcher: () => Promise<Fetcher>;
   /** The environment: a vendor source's token (ARISTA_TOKEN) and API base (HOARD_ARISTA_URL). */
   env?: Record<string, string | undefined>;
+  /** Checksums the bytes must also match, asked for only when something is downloaded (a vendor's published sha512). */
+  checksums?: () => Promise<Checksums>;
   /** The vendor sources of this command (made on first use otherwise). */
   sources?: Sources;
   emit?: (e: FetchEvent) => void;
@@ -128,7 +130,7 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
     }
 
     // 2. One artifact, observed and planned as sync would (no output without -o).
-    const artifact: Artifact = {
+    let artifact: Artifact = {
       name: o.name, url: o.url, mirrors: [], path: target ? path.basename(target) : '', checksums: {}, headers: o.headers ?? {},
       link: o.link ?? 'auto', executable: o.executable ?? false,
       ...(o.arista ? { arista: o.arista } : {}), ...(digest ? { digest } : {}), ...(size !== undefined ? { size } : {}),
@@ -136,7 +138,12 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
     const outputRoot = target ? path.dirname(target) : null;
     const observed = await observe(artifact, { store, state, outputRoot, verify: false, emit: forward, noStore });
     const force = { force: false, replace: o.force ?? false };
-    const [p] = plan([{ artifact, observed }], { ...force, noStore });
+    let [p] = plan([{ artifact, observed }], { ...force, noStore });
+    if (o.checksums && p!.blob !== 'none') {
+      // A download: what it must match besides the digest (no request for it otherwise).
+      artifact = { ...artifact, checksums: await o.checksums() };
+      [p] = plan([{ artifact, observed }], { ...force, noStore });
+    }
 
     // 3. Applied by the one pipeline: a conditional request when --refresh has validators.
     const conditional = {

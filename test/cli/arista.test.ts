@@ -444,6 +444,16 @@ test('hoard fetch arista:<file> and arista:<format>@<version>: the same vendor s
   assert.equal(f.output, 'written');
   assert.deepEqual(await fs.readFile(path.join(p.dir, 'veos.vmdk')), fake.body('vEOS-lab-4.31.5M.vmdk'));
 
+  // Arista's published sha512 is checked in the same pass: a mismatch keeps nothing.
+  const blobs = await listTree(path.join(p.store, 'v1', 'blobs'));
+  fake.opts.wrongSha512.add('EOS64-4.31.4M.swi');
+  const bad = await run(['fetch', 'arista:EOS64-4.31.4M.swi', '-o', 'eos.swi']);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /sha512/);
+  assert.equal(bad.stdout, '');
+  assert.deepEqual(await listTree(path.join(p.store, 'v1', 'blobs')), blobs, 'no blob');
+  assert.deepEqual((await fs.readdir(p.dir)).filter((n) => n.startsWith('eos')), [], 'no output, no temp file');
+
   // A file Arista does not list: exit 1, Arista's words, no mirror to suggest.
   const missing = await run(['fetch', 'arista:cEOS-lab-9.99.9F.tar.xz', '-o', 'nope.tar.xz']);
   assert.equal(missing.code, 1, missing.stderr);
