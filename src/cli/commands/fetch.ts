@@ -6,13 +6,14 @@ export const fetch: CommandDef = {
   name: 'fetch',
   command: 'fetch <url>',
   describe: 'download a URL once into the store, verified, without a manifest; print the file\'s path',
-  positionals: { url: { type: 'string', demandOption: true, describe: 'http(s) URL' } },
+  positionals: { url: { type: 'string', demandOption: true, describe: 'http(s) URL, or a vendor file: arista:<file name>, arista:<format>@<version> (ARISTA_TOKEN)' } },
   examples: [
     ['$0 fetch https://example.com/tool-1.2.tar.gz', 'the first time: download; then: no request. Prints the blob\'s path'],
     ['tar xf "$($0 fetch https://example.com/tool-1.2.tar.gz)"', 'use it in a script'],
     ['$0 fetch https://example.com/tool.run -o bin/tool.run --executable', 'put it into a file as well'],
     ['$0 fetch https://example.com/latest.iso --refresh -o latest.iso', 'download again only if the server has a new one'],
     ['$0 fetch https://example.com/x.tar.xz --sha256 <hex>', 'the digest decides: no request when the store has it'],
+    ['$0 fetch arista:cEOS-lab-4.32.1F.tar.xz -o cEOS-lab-4.32.1F.tar.xz', 'an Arista download (a fresh signed link for each attempt)'],
     ["$0 fetch https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)'],
   ],
   epilog:
