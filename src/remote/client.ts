@@ -32,7 +32,7 @@ export type UploadOutcome = 'uploaded' | 'mounted' | 'present';
 export interface RegistryClient {
   readonly ref: RemoteRef;
   /** HEAD of the blob: whether the remote has it (a redirect to object storage counts as yes). */
-  hasBlob(digest: Digest): Promise<boolean>;
+  hasBlob(digest: Digest, o?: { signal?: AbortSignal }): Promise<boolean>;
   /** Whether the anchoring manifest (tag `sha256-<hex>`) is there: the blob is present and kept. */
   hasAnchor(digest: Digest): Promise<boolean>;
   /** Where to GET the blob (with a pull token), or null when the remote lacks it. */
@@ -247,8 +247,8 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
 
   const blobPath = (d: Digest) => `/v2/${repo}/blobs/${d}`;
 
-  const hasBlob = async (digest: Digest, scopes = [pullScope]): Promise<boolean> => {
-    const r = await send('HEAD', blobPath(digest), { scopes });
+  const hasBlob = async (digest: Digest, scopes = [pullScope], signal?: AbortSignal): Promise<boolean> => {
+    const r = await send('HEAD', blobPath(digest), { scopes, ...(signal ? { signal } : {}) });
     if (r.status === 200 || (r.status >= 300 && r.status < 400)) return true;
     if (r.status === 404) return false;
     throw fail(`HEAD ${blobPath(digest)}`, r);
@@ -341,7 +341,7 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
 
   return {
     ref,
-    hasBlob: (d) => hasBlob(d),
+    hasBlob: (d, o2) => hasBlob(d, [pullScope], o2?.signal),
     async hasAnchor(digest) {
       const r = await send('HEAD', `/v2/${repo}/manifests/${tagOf(digest)}`, { scopes: [pullScope], headers: { accept: MANIFEST_TYPE } });
       if (r.status === 200) return true;

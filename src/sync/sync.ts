@@ -15,7 +15,7 @@ import { observeImages, type ImageSupport } from './images.ts';
 import { observe } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
-import { cacheLocator, type Remote } from '../remote/index.ts';
+import { cacheLocator, checkTeamCache, type Remote } from '../remote/index.ts';
 import { createSources, type Sources } from '../sources/index.ts';
 
 export interface SyncOptions {
@@ -167,6 +167,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     for (const p of plans) {
       emit({
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
+        ...(p.artifact.digest ? { digest: p.artifact.digest } : {}),
         ...(p.artifact.size !== undefined ? { size: p.artifact.size } : {}),
         ...(p.observed.blobReason ? { blobReason: p.observed.blobReason } : {}),
         ...(p.observed.outputReason ? { outputReason: p.observed.outputReason } : {}),
@@ -316,13 +317,8 @@ function markUsed(store: Store, state: SyncState, file: string, results: readonl
 /** status -v: for each blob that would be downloaded, whether the team cache holds it (a `check` event). */
 async function checkRemote(remote: Remote, plans: readonly ArtifactPlan[], emit: Emit): Promise<void> {
   const wanted = plans.filter((p) => p.artifact.digest && (p.blob === 'fetch' || p.blob === 'refetch'));
-  if (wanted.length === 0) return;
   try {
-    const client = await remote.client();
-    for (const p of wanted) {
-      const there = await client.hasBlob(p.artifact.digest!);
-      emit({ type: 'check', name: p.artifact.name, subject: 'blob', path: remote.ref.spec, result: there ? 'in the team cache' : 'not in the team cache' });
-    }
+    await checkTeamCache(remote, wanted.map((p) => ({ name: p.artifact.name, digest: p.artifact.digest! })), emit);
   } catch (err) {
     emit({ type: 'warning', message: `${(err as Error).message}; cannot tell what the team cache holds` });
   }
