@@ -486,3 +486,23 @@ test('"remote" in hoard.json: validated (exit 2 naming /remote), and kept when h
   assert.match(text, /^\{\n {2}"version": 1,\n {2}"remote": "oci:\/\/127\.0\.0\.1:9\/acme\/cache",\n {2}"artifacts": \{/);
   assert.match(text, new RegExp(sha256(a)));
 });
+
+test('an identity token for a registry that asks for a password (Basic auth): a clear error naming the file, and sync falls back to the origin', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { basic: { alice: 's3cret-pw' } });
+  const a = randomData(3000);
+  const p = await setup(t, reg.remote('team/cache'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  await fs.mkdir(path.join(p.base, 'docker'));
+  const file = path.join(p.base, 'docker', 'config.json');
+  await fs.writeFile(file, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:').toString('base64'), identitytoken: 'rt-not-a-password' } } }));
+  const r = await p.run('store1', ['push']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`asks for a password \\(Basic auth\\), and ${file.replace(/[.]/g, '\\.')} holds an identity token`));
+  assert.match(r.stderr, /hint: log in with a user name and password/);
+  assert.doesNotMatch(r.stdout + r.stderr, /rt-not-a-password/);
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const fallback = await p.run('store2', ['sync']);
+  ok(fallback);
+  assert.match(fallback.stdout, /a {2}downloaded/);
+  assert.equal(fallback.stderr.match(/warning:/g)?.length, 1, fallback.stderr);
+});
