@@ -22,6 +22,7 @@ const STATE_COLOR: Record<RowState, Color> = {
   conflict: 'red',
   'image stale': 'red',
   'image unknown': 'magenta',
+  'not an image archive': 'red',
 };
 
 interface Paint {
@@ -234,22 +235,22 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
   ['q', 'quit (Ctrl-C stops a running sync and quits)'],
 ];
 
-const LEGEND: ReadonlyArray<readonly [RowState | typeof IN_TEAM_CACHE, string]> = [
+const LEGEND: ReadonlyArray<readonly [RowState, string]> = [
   ['in sync', 'blob in the store, output in place, image present'],
-  ['not downloaded', 'the blob is not in the store yet'],
-  [IN_TEAM_CACHE, 'not in the store, but the team cache has it (a fast pull)'],
+  ['not downloaded', `not in the store yet ("${IN_TEAM_CACHE}": the team cache has it)`],
   ['not linked', 'the output file is missing or outdated'],
   ['corrupt', 'the stored blob does not match its digest'],
   ['unlocked', 'no digest in hoard.json yet'],
   ['conflict', 'someone else\'s file is at the output path'],
   ['image missing', 'the container engine lacks the image'],
   ['image stale', 'the tag was built from another file'],
+  ['not an image archive', 'the file is no archive an engine can take'],
 ];
 
 export function Help({ height, paint, width }: { readonly height: number; readonly width: number; readonly paint: Paint }) {
   const lines: Array<{ text: string; color?: Color }> = [
     ...HELP.map(([k, v]) => ({ text: fit(`${cell(k, 15)} ${v}`, width) })),
-    ...LEGEND.map(([k, v]) => ({ text: fit(`${cell(k, 15)} ${v}`, width), color: k === IN_TEAM_CACHE ? 'blue' as const : STATE_COLOR[k] })),
+    ...LEGEND.map(([k, v]) => ({ text: fit(`${cell(k, 15)} ${v}`, width), color: STATE_COLOR[k] })),
   ];
   return (
     <Box flexDirection="column" height={height}>

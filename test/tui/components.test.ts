@@ -158,7 +158,7 @@ test('a missing blob the team cache holds says so in its row, and why under the 
   lines = frame([key('j'), key('j'), key('j')].reduce(reducer, s));
   assert.ok(lines.some((l) => l.includes('srl: size 5, expected 943718400; the team cache')), lines.join('\n'));
   const help = frame(reducer(s, key('?'))).join('\n');
-  assert.match(help, /in team cache\s+not in the store, but the team cache has it/);
+  assert.match(help, /not downloaded\s+not in the store yet \("in team cache": the team cache has it\)/);
 });
 
 test('a wide terminal gets the long footer; a narrow one the short one, never wrapped', () => {
