@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
@@ -17,6 +16,7 @@ import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
 import { cacheLocator, type Remote } from '../remote/index.ts';
 import { createSources, type Sources } from '../sources/index.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -112,7 +112,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
-  const started = performance.now();
+  const started = monotonicMs();
   const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
@@ -178,7 +178,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       if (p.output === 'conflict') summary.conflicts++;
     }
     summary.outOfSync = plans.filter((p) => !p.inSync).length;
-    summary.elapsedMs = Math.round(performance.now() - started);
+    summary.elapsedMs = Math.round(monotonicMs() - started);
     emit(summary);
     return { plans, results: [], summary };
   }
@@ -281,7 +281,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     summary.bytesEvicted = r.bytesEvicted;
     await store.flush();
   }
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   emit(summary);
   return { plans, results, summary };
 }
