@@ -129,7 +129,7 @@ export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Whether a URL carries a user name or password (`https://user:pass@host/`). */
 export function hasUserInfo(url: string): boolean {
-  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*@/.test(url);
+  return url.includes('@') && /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*@/.test(url);
 }
 
 /** What to say about credentials in a URL: they would be committed with hoard.json. */
@@ -157,7 +157,15 @@ export function secretQueryKeys(url: string): string[] {
 
 /** True when a relative path goes through (or is) a `.git` folder, in any letter case. */
 export function inGitFolder(rel: string): boolean {
-  return rel.split('/').some((seg) => seg.toLowerCase() === '.git');
+  return /\.git/i.test(rel) && rel.split('/').some((seg) => seg.toLowerCase() === '.git');
+}
+
+/** A segment `.` or `..`, or an empty one (`a//b`): only then does path.posix.normalize change a relative path. */
+const NOT_NORMAL = /(^|\/)\.{1,2}(\/|$)|\/\//;
+
+/** path.posix.normalize(rel), without its work for the usual path that is normal already. */
+export function normalizeRel(rel: string): string {
+  return NOT_NORMAL.test(rel) ? path.posix.normalize(rel) : rel;
 }
 
 /** How two output paths are compared: case-insensitively and Unicode-normalised, as macOS and Windows do. */
@@ -224,7 +232,7 @@ export function checkManifest(
       at(where(), GIT_PROBLEM);
       continue;
     }
-    const same = fold(path.posix.normalize(rel));
+    const same = fold(normalizeRel(rel));
     const other = files.get(same);
     if (other !== undefined) {
       at(where(), other.rel === rel || path.posix.normalize(other.rel) === path.posix.normalize(rel)

@@ -294,7 +294,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 async function checkOutputFolders(boundary: string, outputRoot: string, artifacts: readonly Artifact[]): Promise<void> {
   const hint = 'remove the link (a repository must not choose where hoard writes), or pass --output <dir> to choose the output folder yourself';
   if (boundary !== outputRoot) await checkInside(boundary, outputRoot, { create: false, hint });
-  const dirs = new Set(artifacts.map((a) => path.dirname(path.join(outputRoot, a.path))));
+  // (each folder joined once: the entries of a big manifest share a few)
+  const rels = new Set(artifacts.map((a) => a.path.slice(0, Math.max(0, a.path.lastIndexOf('/')))));
+  const dirs = new Set([...rels].map((rel) => path.join(outputRoot, rel)));
   dirs.delete(outputRoot);
   for (const dir of dirs) await checkInside(outputRoot, dir, { create: false, hint });
 }
