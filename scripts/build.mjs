@@ -108,9 +108,9 @@ for (const [dep, file] of Object.entries(DEPENDENCY_BUNDLES)) {
   if (inputsOf(r).some((f) => f.startsWith('src/'))) throw new Error(`dist/${file} must hold ${dep} only`);
 }
 
-// The CLI: one CommonJS bundle (CommonJS starts faster than ES modules, and on Node 20 the
-// executable runs it through a code cache of its own: scripts/bin-loader.cjs). The two bundles
-// above stay files of their own, reached at run time beside it.
+// The CLI: one CommonJS bundle (CommonJS starts faster than ES modules, and the executable runs
+// it through a code cache of its own: scripts/bin-loader.cjs). The bundles above stay files of
+// their own, reached at run time beside it.
 const lazyBundles = {
   name: 'lazy-bundles',
   setup(build) {
@@ -162,7 +162,7 @@ await esbuild.build({
   banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
 
-// The executable. Its Node 20 code cache is named by the CLI bundle's content (see the file).
+// The executable. Its code cache is named by the CLI bundle's content (see the file).
 const bundleId = createHash('sha256').update(readFileSync(path.join(staging, 'hoard-main.cjs'))).digest('hex').slice(0, 16);
 await esbuild.build({
   entryPoints: [path.join(root, 'scripts/bin-loader.cjs')],
