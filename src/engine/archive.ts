@@ -4,10 +4,9 @@
 // (etc/, bin/, …) or one only `docker save` writes (<id>.tar, manifest.json, …). A 500 MB
 // cEOS .tar.xz or a `docker save` archive is classified after a few kilobytes; an OCI
 // archive (blobs/ first, index.json and oci-layout last) is decompressed to its end.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { HoardError } from '../core/errors.ts';
 import type { ArchiveKind } from './types.ts';
 
@@ -162,13 +161,13 @@ async function openSource(file: string, shown = file): Promise<Source> {
   if (compression === 'none') return fileSource(file);
   if (compression === 'gzip') {
     const input = createReadStream(file);
-    const gunzip = createGunzip();
+    const gunzip = process.getBuiltinModule('node:zlib').createGunzip();
     input.on('error', (err) => gunzip.destroy(err));
     input.pipe(gunzip);
     return streamSource(gunzip, {
       close: () => input.destroy(),
       finished: async () => {},
-      failed: (err) => new HoardError('E_ENGINE', `${shown} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file } }),
+      failed: (err) => new HoardError('E_ENGINE', `${shown} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file, notArchive: true } }),
     });
   }
   return toolSource(file, compression, TOOLS[compression], shown);
@@ -178,7 +177,8 @@ async function openSource(file: string, shown = file): Promise<Source> {
 function toolSource(file: string, compression: keyof typeof TOOLS, tool: { command: string; pkg: string }, shown: string): Source {
   // xz >= 5.4 decompresses multi-block files (made by `xz -T`) on all cores; older xz ignores -T0.
   const args = compression === 'xz' ? ['-T0', '-dc', '--', file] : ['-dc', '--', file];
-  const child: ChildProcess = spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // (node:child_process and node:zlib are loaded here, not when sync loads this module for isNotImageArchive)
+  const child: ChildProcess = process.getBuiltinModule('node:child_process').spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
@@ -208,7 +208,7 @@ function toolError(file: string, tool: { command: string; pkg: string }, error: 
   const line = stderr.trim().split('\n').at(-1) ?? '';
   return new HoardError('E_ENGINE', `${tool.command} could not decompress ${file}: ${line || error?.message || `exit code ${code}`}`, {
     cause: error,
-    details: { file, tool: tool.command },
+    details: { file, tool: tool.command, notArchive: true },
   });
 }
 
@@ -278,8 +278,16 @@ function rootOf(name: string): string | undefined {
 
 function damaged(file: string, offset: number, what: string): HoardError {
   return new HoardError('E_ENGINE', `${file} is a damaged tar archive: ${what} at byte ${offset} (after decompression)`, {
-    details: { file, offset },
+    details: { file, offset, notArchive: true },
   });
+}
+
+/**
+ * Whether a classification error is a verdict on the file (not a tar, a damaged tar, data its
+ * decompressor refuses): no engine can take it. A missing decompressor is not one.
+ */
+export function isNotImageArchive(err: unknown): boolean {
+  return err instanceof HoardError && err.details.notArchive === true;
 }
 
 /** What `classifyArchive` decided, and how many (decompressed) bytes it read to decide. */
@@ -302,7 +310,7 @@ async function classifyTar(shown: string, src: Source): Promise<ArchiveInspectio
       if (first) {
         throw new HoardError('E_ENGINE', `${shown} is not a tar archive (compressed or not); cannot import it as an image`, {
           hint: 'an image artifact must be a root filesystem tarball, a `docker save` archive or an OCI archive',
-          details: { file: shown },
+          details: { file: shown, notArchive: true },
         });
       }
       throw damaged(shown, offset, 'truncated header');

@@ -22,6 +22,18 @@ export type ImageOutcome =
   | 'failed'
   | 'skipped'; // --no-images, or the artifact itself failed
 
+/**
+ * The image a tag pointed at before sync moved the tag to a new one (a stale tag, --force):
+ * removed when hoard had built it and nothing else used it; otherwise kept, and why.
+ */
+export interface OldImage {
+  /** `sha256:<hex>`. */
+  id: string;
+  removed: boolean;
+  /** Why it was kept: still tagged, used by a container, not built by hoard, or the engine's refusal. */
+  reason?: string;
+}
+
 /** What happened to its output file. */
 export type OutputOutcome =
   | 'present' // already in place, nothing done
@@ -132,11 +144,17 @@ export type SyncEvent =
       bytesDownloaded: number;
       /** The blob was pulled from the team cache (the remote), not from the artifact's url. */
       fromCache?: true;
+      /** hoard fetch --refresh: the server answered 304, the stored copy is current. */
+      notModified?: true;
+      /** A vendor source found the file under a new locator (`arista.path` `from` answered Not Found); sync records `to` in hoard.json. */
+      moved?: { from: string; to: string };
       error?: ErrorInfo;
       /** Only for artifacts with an `image`. */
       image?: ImageOutcome;
       imageRef?: string;
       imageError?: ErrorInfo;
+      /** The image the tag pointed at before this sync replaced it (see OldImage). */
+      oldImage?: OldImage;
     }
   | {
       type: 'summary';

@@ -23,7 +23,8 @@ export type ImageAction =
   | 'import' // missing: import (rootfs) or load (image archive)
   | 'reimport' // the tag exists but was built from another file
   | 'force' // --force: import again even though it is current
-  | 'unavailable'; // the engine could not be asked: reported as a failure
+  | 'unavailable' // the engine could not be asked: reported as a failure
+  | 'not-archive'; // the artifact's file is not an archive an engine can take: reported as a failure
 
 export interface ArtifactPlan {
   artifact: Artifact;
@@ -39,6 +40,8 @@ export interface ArtifactPlan {
 
 export interface PlanOptions {
   force: boolean;
+  /** Someone else's output file is replaced (default: with `force`; `hoard fetch --force` replaces without downloading again). */
+  replace?: boolean;
   /**
    * The store is disabled: a download goes straight to the output, so the blob action only
    * says whether one is needed ('lock', 'fetch' or 'force'), and an intact output is enough.
@@ -70,7 +73,7 @@ export function plan(
         output = 'relink';
         break;
       case 'foreign':
-        output = opts.force ? 'replace' : 'conflict';
+        output = (opts.replace ?? opts.force) ? 'replace' : 'conflict';
         break;
       case 'unknown':
         output = 'check';
@@ -81,15 +84,20 @@ export function plan(
       blob = output === 'none' || output === 'conflict' ? 'none' : opts.force ? 'force' : 'fetch';
     }
     let image: ImageAction = 'none';
+    let imageReason = img?.reason;
     if (img) {
-      if (img.state === 'unavailable') image = 'unavailable';
+      if (img.archiveError) {
+        // Whatever the engine holds, this file cannot become the image.
+        image = 'not-archive';
+        imageReason = img.archiveError.message;
+      } else if (img.state === 'unavailable') image = 'unavailable';
       else if (img.state === 'missing' || img.state === 'unlocked') image = 'import';
       else if (img.state === 'stale') image = 'reimport';
       else if (opts.force) image = 'force';
     }
     return {
       artifact, observed, blob, output, image,
-      ...(img?.reason ? { imageReason: img.reason } : {}),
+      ...(imageReason ? { imageReason } : {}),
       ...(img ? { imageObserved: img } : {}),
       inSync: blob === 'none' && output === 'none' && image === 'none',
     };
