@@ -75,6 +75,10 @@ function runWithCodeCache() {
         const tmp = `${file}.${process.pid}.tmp`;
         fs.writeFileSync(tmp, script.createCachedData());
         fs.renameSync(tmp, file);
+        // Caches of other builds are never read again (this one's for other Nodes are kept).
+        for (const name of fs.readdirSync(cacheDir)) {
+          if (name.startsWith('hoard-main-') && name.endsWith('.v8') && !name.startsWith(`hoard-main-${HOARD_BUNDLE_ID}-`)) fs.rmSync(path.join(cacheDir, name), { force: true });
+        }
       } catch {}
     });
   }

@@ -48,6 +48,16 @@ test('the first command leaves a code cache in $XDG_CACHE_HOME/hoard-compile-cac
   assert.notDeepEqual(await fs.readFile(file), Buffer.alloc(before.size, 7), 'the rejected cache was replaced');
   const help = await hoard(['--help'], { cwd: dir, env });
   assert.match(help.stdout, /hoard sync/);
+
+  // An older build's cache goes when this build writes its own; this build's for another Node stays.
+  const old = path.join(cache, 'hoard-compile-cache', `hoard-main-${'0'.repeat(16)}-${process.version}-${process.arch}.v8`);
+  const otherNode = path.join(cache, 'hoard-compile-cache', files[0]!.replace(process.version, 'v99.0.0'));
+  await fs.writeFile(old, 'old');
+  await fs.writeFile(otherNode, 'other');
+  await fs.rm(file);
+  const fourth = await hoard(['store', 'path'], { cwd: dir, env });
+  assert.equal(fourth.code, 0, fourth.stderr);
+  assert.deepEqual((await v8Files()).sort(), [files[0]!, path.basename(otherNode)].sort());
 });
 
 test('NODE_DISABLE_COMPILE_CACHE=1 writes no cache; a cache folder that cannot be made is no error', async (t) => {
