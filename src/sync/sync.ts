@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
@@ -17,6 +16,7 @@ import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
 import { cacheLocator, checkTeamCache, type Remote } from '../remote/index.ts';
 import { createSources, type Sources } from '../sources/index.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -112,7 +112,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
-  const started = performance.now();
+  const started = monotonicMs();
   const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
@@ -188,7 +188,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       if (p.output === 'conflict') summary.conflicts++;
     }
     summary.outOfSync = plans.filter((p) => !p.inSync).length;
-    summary.elapsedMs = Math.round(performance.now() - started);
+    summary.elapsedMs = Math.round(monotonicMs() - started);
     emit(summary);
     return { plans, results: [], summary };
   }
@@ -220,6 +220,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
+      // A vendor file found under a new locator: recorded like a lock (not with --frozen).
+      onMoved: (name, moved) => {
+        const entry = manifest.doc.artifacts[name];
+        if (entry?.arista?.path === moved.from) changes.push({ kind: 'relocate', name, url: entry.url, ...moved });
+      },
       onLocked: (name, digest, size) => {
         const entry = manifest.doc.artifacts[name]!;
         const from = opts.replacing?.[name];
@@ -242,6 +247,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         manifest.doc = c.doc;
         manifest.text = c.text;
         summary.manifestUpdated = c.written;
+        for (const x of c.applied) {
+          if (x.kind === 'relocate' && c.written) {
+            emit({ type: 'warning', name: x.name, message: `Arista no longer has ${x.url.replace(/^arista:/, '')} at its recorded path; ${path.basename(manifest.file)} now records arista.path ${x.to}`, hint: `commit ${path.basename(manifest.file)} so that your team's syncs find it there too` });
+          }
+        }
         for (const x of c.conflicts) {
           emit({ type: 'warning', name: x.name, message: x.message, hint: `look at ${path.basename(manifest.file)} (git diff), then run \`hoard sync ${x.name}\` again` });
         }
@@ -291,7 +301,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     summary.bytesEvicted = r.bytesEvicted;
     await store.flush();
   }
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   emit(summary);
   return { plans, results, summary };
 }
@@ -304,7 +314,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 async function checkOutputFolders(boundary: string, outputRoot: string, artifacts: readonly Artifact[]): Promise<void> {
   const hint = 'remove the link (a repository must not choose where hoard writes), or pass --output <dir> to choose the output folder yourself';
   if (boundary !== outputRoot) await checkInside(boundary, outputRoot, { create: false, hint });
-  const dirs = new Set(artifacts.map((a) => path.dirname(path.join(outputRoot, a.path))));
+  // (each folder joined once: the entries of a big manifest share a few)
+  const rels = new Set(artifacts.map((a) => a.path.slice(0, Math.max(0, a.path.lastIndexOf('/')))));
+  const dirs = new Set([...rels].map((rel) => path.join(outputRoot, rel)));
   dirs.delete(outputRoot);
   for (const dir of dirs) await checkInside(outputRoot, dir, { create: false, hint });
 }
