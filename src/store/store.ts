@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, statSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { digestHex, parseDigest, type ChecksumAlgorithm, type Checksums, type Digest } from '../core/digest.ts';
+import { crypto, randomHex } from '../core/builtins.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { hashFile } from '../core/hashfile.ts';
@@ -193,7 +193,7 @@ const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
  * known, else a hash of the URL (and the caller locks `sha256:<key>` for it).
  */
 export function resumeKeyOf(digest: Digest | undefined, url: string): string {
-  return digest ? digestHex(digest) : createHash('sha256').update(`url ${url}`).digest('hex');
+  return digest ? digestHex(digest) : crypto().createHash('sha256').update(`url ${url}`).digest('hex');
 }
 
 export function integrityError(what: string, expected: Expected, found: { digest: Digest; size: number; checksums: Checksums }, source?: string): HoardError | null {
@@ -291,7 +291,7 @@ export function openStore(root: string): Store {
     let metaPath: string | null = null;
     let fh: FileHandle;
     if (opts.resumeKey === undefined) {
-      tmpPath = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+      tmpPath = path.join(layout.tmp, `${process.pid}-${randomHex(6)}.part`);
       fh = await fs.open(tmpPath, 'wx', 0o644);
     } else {
       if (!/^[0-9a-f]{64}$/.test(opts.resumeKey)) throw new Error(`resume key must be 64 hex digits: ${opts.resumeKey}`);
@@ -661,7 +661,7 @@ export function openStore(root: string): Store {
     async ingestFile(file, expected = {}) {
       const algorithms = Object.keys(expected.checksums ?? {}) as ChecksumAlgorithm[];
       await ensureDirs();
-      const tmp = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+      const tmp = path.join(layout.tmp, `${process.pid}-${randomHex(6)}.part`);
       try {
         await fs.copyFile(file, tmp, fs.constants.COPYFILE_FICLONE);
         const found = await hashFile(tmp, algorithms);
@@ -683,7 +683,7 @@ export function openStore(root: string): Store {
       // Under the blob's lock: gc, which holds the lock while it decides, never misses a pin.
       const release = opts.locked ? null : await store.lock(digest);
       try {
-        return await acquireLock(path.join(layout.locks, `${digestHex(digest)}.${process.pid}-${randomBytes(4).toString('hex')}.pin`));
+        return await acquireLock(path.join(layout.locks, `${digestHex(digest)}.${process.pid}-${randomHex(4)}.pin`));
       } finally {
         await release?.();
       }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { crypto } from '../core/builtins.ts';
 import type { Digest } from '../core/digest.ts';
 import { storeLayout } from './paths.ts';
 import { StateFile } from './state-file.ts';
@@ -26,4 +26,4 @@ export function openUrlIndex(storeRoot: string) {
   return new StateFile<UrlRecord>(path.join(state, 'urls.json'), path.join(locks, 'state-urls.lock'));
 }
 
-export const urlKey = (url: string) => createHash('sha256').update(url).digest('hex');
+export const urlKey = (url: string) => crypto().createHash('sha256').update(url).digest('hex');

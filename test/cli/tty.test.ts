@@ -7,6 +7,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { CLI, NO_CONFIG, cliEnv, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { registrySkip, startRegistry } from '../fixtures/registry.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
 const CURSOR_ESCAPES = /\x1b\[\d*(;\d*)*[ABCDEFGHJKST]|\x1b\[\?(1049|25|2026)[hl]|\x1b\[2K|\r(?!\n)/;
@@ -241,4 +242,29 @@ test('hoard ui in tmux: a configured size limit (HOARD_MAX_SIZE) applies to its 
   for (let n = 0; existsSync(oldBlob) && n < 500; n++) await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(existsSync(oldBlob), false, 'the least recently used blob of the other project stayed');
   for (const data of Object.values(files)) assert.ok(existsSync(path.join(p.store, 'v1', 'blobs', 'sha256', sha256(data))));
+});
+
+test('hoard ui in tmux with a team cache (a real registry): a missing blob another machine pushed reads "in team cache", one it lacks "not downloaded"', { skip: (!haveTmux() && 'tmux is not installed') || registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(50_000);
+  const b = randomData(20_000);
+  const srv = await startServer(t, { '/a.bin': a, '/b.bin': b });
+  const p = await project(t, {
+    version: 1, remote: reg.remote('lab/tty'),
+    artifacts: { alpha: { url: srv.url('/a.bin'), digest: `sha256:${sha256(a)}`, size: a.length }, beta: { url: srv.url('/b.bin'), digest: `sha256:${sha256(b)}`, size: b.length } },
+  });
+  // The other machine: syncs alpha from its url and pushes it.
+  const other = path.join(tmpDir(t), 'other-store');
+  const env = { DOCKER_CONFIG: tmpDir(t), REGISTRY_AUTH_FILE: path.join(tmpDir(t), 'none.json') };
+  for (const args of [['sync', 'alpha'], ['push', 'alpha']]) {
+    const r = await hoard(args, { cwd: p.dir, store: other, env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ui`, { cwd: p.dir, env: { HOARD_STORE: p.store, ...env } });
+  const s = await term.until('the team cache answer', (x) => /alpha\s+48\.8 KiB\s+in team cache/.test(x));
+  assert.match(s, /beta\s+19\.5 KiB\s+not downloaded/);
+  assert.match(s, new RegExp(`alpha: the team cache ${reg.remote('lab/tty').replace(/[.]/g, '\\.')} has it`));
+  term.keys('q');
+  assert.equal(await exitCode(p.dir), 'EXIT=0');
 });
