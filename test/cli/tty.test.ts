@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, NO_CONFIG, cliEnv, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, NO_CONFIG, cliEnv, gate, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 import { registrySkip, startRegistry } from '../fixtures/registry.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
@@ -43,9 +43,9 @@ function piped(args: string[], o: { cwd: string; store: string; nodeArgs?: strin
   });
 }
 
-async function threeArtifacts(t: TestContext, routes: { delay?: number } = {}) {
+async function threeArtifacts(t: TestContext, routes: { delay?: number; until?: Promise<void> } = {}) {
   const files = { 'ceos-lab': randomData(400_000), 'veos-lab': randomData(250_000), 'lab-tools': randomData(30_000) };
-  const srv = await startServer(t, Object.fromEntries(Object.entries(files).map(([n, body]) => [`/${n}.bin`, { body, ...(routes.delay ? { delay: routes.delay } : {}) }])));
+  const srv = await startServer(t, Object.fromEntries(Object.entries(files).map(([n, body]) => [`/${n}.bin`, { body, ...(routes.delay ? { delay: routes.delay } : {}), ...(routes.until ? { until: routes.until } : {}) }])));
   const p = await project(t, {
     version: 1,
     artifacts: {
@@ -183,7 +183,7 @@ test('hoard ui in tmux: a selects all, s syncs, the list turns to in sync, q exi
 });
 
 test('hoard ui in tmux: fits 80×24, redraws on resize, Ctrl-C mid-download exits 130 without a temp file', { skip: !haveTmux() && 'tmux is not installed' }, async (t) => {
-  const { p } = await threeArtifacts(t, { delay: 5_000 });
+  const { p } = await threeArtifacts(t, { until: gate(t).until }); // answered only after the test
   const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ui`, { cwd: p.dir, env: { HOARD_STORE: p.store }, width: 80, height: 24 });
   let s = await term.until('the list', (x) => x.includes('3 out of sync'));
   const lines = s.trimEnd().split('\n');
@@ -201,9 +201,11 @@ test('hoard ui in tmux: fits 80×24, redraws on resize, Ctrl-C mid-download exit
 });
 
 test('hoard sync in tmux: live bars while downloading, then the plain lines and the summary; exit 0', { skip: !haveTmux() && 'tmux is not installed' }, async (t) => {
-  const { p } = await threeArtifacts(t, { delay: 1_500 });
+  const answers = gate(t);
+  const { p } = await threeArtifacts(t, { until: answers.until });
   const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sync`, { cwd: p.dir, env: { HOARD_STORE: p.store, NO_COLOR: '1' } });
   const live = await term.until('the bars', (x) => /0\/3 artifacts/.test(x) && /↓ ceos-lab/.test(x));
+  answers.open();
   assert.match(live, /[░]{6,}/);
   const end = await term.until('the summary', (x) => /3 artifacts: 0 hits, 3 misses/.test(x));
   assert.equal(await exitCode(p.dir), 'EXIT=0');

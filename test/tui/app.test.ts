@@ -17,7 +17,7 @@ import { UiApp } from '../../src/tui/app.tsx';
 import { control } from '../../src/tui/index.ts';
 import { initialState, reducer } from '../../src/tui/state.ts';
 import { createStore } from '../../src/tui/store.ts';
-import { listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { gate, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 import { registrySkip, startRegistry } from '../fixtures/registry.ts';
 
 async function until(what: string, fn: () => boolean, ms = 10_000, show?: () => string): Promise<void> {
@@ -92,7 +92,7 @@ test('a selects all, s syncs them with the real engine, the list refreshes to in
 test('Ctrl-C during a download aborts it, removes the temporary file, and exits 130', async (t) => {
   const data = randomData(50_000);
   // The server holds the answer: the download is in flight when Ctrl-C comes.
-  const srv = await startServer(t, { '/slow.bin': { body: data, delay: 5_000 } });
+  const srv = await startServer(t, { '/slow.bin': { body: data, until: gate(t).until } });
   const { p, app, exit, frame, store } = await mount(t, { version: 1, artifacts: { slow: { url: srv.url('/slow.bin'), digest: `sha256:${sha256(data)}` } } });
   await until('the first status', () => frame().includes('1 out of sync'));
   app.stdin.write('s');
