@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
 import { exitCode, HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
+import { describeDuration } from '../core/duration.ts';
 import { isInside, writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, DEFAULT_OUTPUT, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
 import { escapePointer } from '../manifest/json.ts';
@@ -13,6 +14,7 @@ import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
 import { openStore } from '../store/store.ts';
+import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
 import { readKnownManifests } from '../sync/known.ts';
 import { openSyncState } from '../sync/state.ts';
@@ -413,11 +415,12 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number }): Promise<number> {
+export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number; fetchRetentionMs?: number }): Promise<number> {
   const s = await gc({
     storeRoot: g.store,
     dryRun: o.dryRun,
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+    ...(o.fetchRetentionMs !== undefined ? { fetchRetentionMs: o.fetchRetentionMs } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'summary') return;
@@ -426,6 +429,8 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
         else if (g.verbose) printer.info(`manifest ${e.file}: ${plural(e.digests, 'digest')}${e.state === 'ok' ? '' : ` (${e.state})`}`);
         return;
       }
+      // Fetched blobs kept for the retention are said when asked (--dry-run, -v), not on every gc.
+      if (e.type === 'kept' && e.reason === 'fetched' && !o.dryRun && !g.verbose) return;
       printer.event(e);
     },
   });
@@ -438,6 +443,7 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
     ? `${o.dryRun ? 'would free' : 'freed'} ${formatBytes(s.bytesFreed)}: ${parts.join(', ')}`
     : 'nothing to remove';
   const after = `${plural(s.blobsAfter, 'blob')}${s.storeBytes !== undefined ? ` (${formatBytes(s.storeBytes)} of ${formatBytes(s.maxSize!)} allowed)` : ''} for ${plural(s.manifests, 'known manifest')}` +
+    `${s.fetchedKept ? ` and ${plural(s.fetchedKept, 'fetched blob')} used within ${describeDuration(s.fetchRetentionMs)}` : ''}` +
     `${s.inUse ? `, ${s.inUse} in use left alone` : ''}`;
   printer.info(`gc${o.dryRun ? ' --dry-run' : ''}: ${what}; ${after} ${o.dryRun && parts.length ? '(nothing was removed) ' : ''}in ${formatDuration(s.elapsedMs)}`);
   return s.swept ? 0 : 1;
@@ -462,18 +468,23 @@ export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<nu
     }
   }
   const blobs = (await store.blobs()).sort((a, b) => b.lastUsed - a.lastUsed || (a.digest < b.digest ? -1 : 1));
+  const fetched = openFetchedBlobs(store.root);
   const width = Math.max(0, ...blobs.map((b) => formatBytes(b.size).length));
   let bytes = 0;
   let unreferenced = 0;
   for (const b of blobs) {
     bytes += b.size;
     const by = refs.get(b.digest) ?? [];
-    if (by.length === 0) unreferenced++;
+    const fetchedAt = fetched.get(b.digest.slice(7));
+    if (by.length === 0 && fetchedAt === undefined) unreferenced++;
     if (g.json) {
-      printer.event({ type: 'blob', digest: b.digest, path: b.path, size: b.size, lastUsed: new Date(b.lastUsed).toISOString(), references: by });
+      printer.event({
+        type: 'blob', digest: b.digest, path: b.path, size: b.size, lastUsed: new Date(b.lastUsed).toISOString(), references: by,
+        ...(fetchedAt !== undefined ? { fetched: new Date(fetchedAt).toISOString() } : {}),
+      });
       continue;
     }
-    const named = by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`).join('; ') || '-';
+    const named = [...by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`), ...(fetchedAt !== undefined ? ['hoard fetch'] : [])].join('; ') || '-';
     printer.result(`${b.digest}  ${formatBytes(b.size).padStart(width)}  ${formatTime(b.lastUsed)}  ${named}`);
   }
   const tmp = await store.tmpFiles();

@@ -8,6 +8,7 @@ import type { EngineChoice } from '../engine/types.ts';
 import { escapePointer, JsonSyntaxError, parseJsonFast, type Position } from '../manifest/json.ts';
 import { LINK_MODES, type LinkMode } from '../manifest/types.ts';
 import { parseSize } from '../core/format.ts';
+import { parseDuration } from '../core/duration.ts';
 import type { RemoteSettings } from '../remote/ref.ts';
 
 export const ENGINES: readonly EngineChoice[] = ['auto', 'docker', 'podman'];
@@ -19,6 +20,8 @@ export interface Settings {
   enabled: boolean;
   /** As written ("5GB", "5GiB", or a number of bytes); parsed where the limit is applied. */
   maxSize: string | undefined;
+  /** How long gc keeps a blob `hoard fetch` wanted after its last use, as written ("30d"); parsed where gc applies it. */
+  fetchRetention: string;
   jobs: number;
   link: LinkMode;
   engine: EngineChoice;
@@ -31,7 +34,7 @@ export interface Settings {
 }
 export type SettingKey = keyof Settings;
 /** In the order `hoard config` shows them. */
-export const SETTING_KEYS: readonly SettingKey[] = ['store', 'enabled', 'maxSize', 'jobs', 'link', 'engine', 'remote', 'push', 'remotes'];
+export const SETTING_KEYS: readonly SettingKey[] = ['store', 'enabled', 'maxSize', 'fetchRetention', 'jobs', 'link', 'engine', 'remote', 'push', 'remotes'];
 
 /** Where a setting came from: `source` is the flag, the variable, the file, or what the default is made of. */
 export interface Origin {
@@ -54,6 +57,7 @@ export interface FlagValues {
   link?: string;
   engine?: string;
   maxSize?: string | number;
+  fetchRetention?: string;
   remote?: string | false;
   push?: boolean;
 }
@@ -61,7 +65,7 @@ export interface FlagValues {
 type Env = Record<string, string | undefined>;
 
 /** The HOARD_* variables that set these settings; main.ts takes them out of yargs' sight. */
-export const SETTING_VARIABLES = ['HOARD_STORE', 'HOARD_CACHE_DIR', 'HOARD_NO_STORE', 'HOARD_MAX_SIZE', 'HOARD_JOBS', 'HOARD_LINK', 'HOARD_ENGINE', 'HOARD_REMOTE', 'HOARD_PUSH'] as const;
+export const SETTING_VARIABLES = ['HOARD_STORE', 'HOARD_CACHE_DIR', 'HOARD_NO_STORE', 'HOARD_MAX_SIZE', 'HOARD_FETCH_RETENTION', 'HOARD_JOBS', 'HOARD_LINK', 'HOARD_ENGINE', 'HOARD_REMOTE', 'HOARD_PUSH'] as const;
 
 /** XDG base directories must be absolute; a relative one is ignored (XDG Base Directory spec). */
 function xdg(env: Env, name: 'XDG_CONFIG_HOME' | 'XDG_CACHE_HOME'): string | undefined {
@@ -111,6 +115,10 @@ function checkFileValue(key: SettingKey, v: unknown, env: Env): { value: Setting
       if (isWholeNumber(v, 0)) return { value: String(v) };
       if (typeof v === 'string' && v.trim() !== '') return { value: v.trim() };
       return { expected: 'a size: a number of bytes, or a string such as "5GB" or "5GiB"' };
+    case 'fetchRetention':
+      if (isWholeNumber(v, 0)) return { value: String(v) };
+      if (typeof v === 'string' && parseDuration(v) !== null) return { value: v.trim() };
+      return { expected: 'a duration: "30d", "12h", "30m", or a number of seconds (0: do not keep fetched blobs)' };
     case 'jobs':
       return isWholeNumber(v, 1) ? { value: v as number } : { expected: 'a whole number of at least 1' };
     case 'link':
@@ -245,6 +253,12 @@ export function resolveSettings(flags: FlagValues, env: Env): ResolvedSettings {
   else if (maxEnv !== undefined) set('maxSize', maxEnv, { kind: 'env', source: 'HOARD_MAX_SIZE' });
   else if (fromFile?.maxSize !== undefined) set('maxSize', fromFile.maxSize, fileOrigin);
   else set('maxSize', undefined, { kind: 'default', source: 'default' });
+
+  const retentionEnv = envValue('HOARD_FETCH_RETENTION');
+  if (flags.fetchRetention !== undefined) set('fetchRetention', String(flags.fetchRetention), { kind: 'flag', source: '--fetch-retention' });
+  else if (retentionEnv !== undefined) set('fetchRetention', retentionEnv, { kind: 'env', source: 'HOARD_FETCH_RETENTION' });
+  else if (fromFile?.fetchRetention !== undefined) set('fetchRetention', fromFile.fetchRetention, fileOrigin);
+  else set('fetchRetention', '30d', { kind: 'default', source: 'default' });
 
   const jobsEnv = fromEnv('HOARD_JOBS', (v) => {
     if (!/^\d+$/.test(v) || Number(v) < 1) throw envError('HOARD_JOBS', v, 'a whole number of at least 1');

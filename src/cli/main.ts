@@ -92,7 +92,7 @@ function globals(y: Argv) {
 /** Options that HOARD_* variables may set; any other HOARD_* variable is the user's own (a token, say). */
 const ENV_OPTIONS = [
   'manifest', 'store', 'cache-dir', 'json', 'verbose', 'quiet', 'color', 'output', 'force', 'dry-run', 'frozen',
-  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size',
+  'link', 'jobs', 'verify', 'images', 'engine', 'name', 'path', 'image', 'sha256', 'executable', 'checksum-url', 'max-size', 'fetch-retention',
   'retries', 'retry-delay', 'connect-timeout', 'response-timeout', 'stall-timeout',
   'refresh', 'output-file', 'lock-timeout', 'release-type', 'token-env', 'latest', 'branch', 'from-clab',
 ];
@@ -110,7 +110,7 @@ const COMMAND_ENV: Record<string, readonly string[]> = {
   push: ['jobs', ...NETWORK_ENV],
   status: ['output', 'verify', 'images', 'engine'],
   verify: ['output'],
-  gc: ['dry-run', 'max-size'],
+  gc: ['dry-run', 'max-size', 'fetch-retention'],
   store: [],
   ui: ['output', 'jobs', 'images', 'engine', ...NETWORK_ENV],
   fetch: ['output-file', 'sha256', 'refresh', 'force', 'link', 'executable', ...NETWORK_ENV],
@@ -292,6 +292,7 @@ async function main(argv: string[]): Promise<number> {
         resolved = resolveSettings(
           {
             store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined, engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
+            fetchRetention: args.fetchRetention as string | undefined,
             remote: args.remote as string | false | undefined, push: args.push as boolean | undefined,
           },
           env,
@@ -481,6 +482,10 @@ async function main(argv: string[]): Promise<number> {
           y
             .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'list what would be removed, and how many bytes; remove nothing' })
             .option('max-size', MAX_SIZE_OPTION)
+            .option('fetch-retention', {
+              type: 'string', requiresArg: true,
+              describe: 'keep blobs `hoard fetch` wanted while used within this long (7d, 12h, 30m; 0: do not keep them) [default: 30d]',
+            })
             .example('$0 gc --dry-run', 'see what would go')
             .example('$0 gc', 'remove blobs that no manifest synced with this store names any more')
             .example('$0 gc --max-size 20GB', 'then evict least recently used blobs, referenced ones too, until the store fits')
@@ -492,7 +497,14 @@ async function main(argv: string[]): Promise<number> {
         async (args) => {
           const c = context(args);
           const maxSize = maxSizeOf(args.maxSize);
-          code = await runGc(c.g, c.printer, { dryRun: Boolean(args.dryRun), ...(maxSize !== undefined ? { maxSize } : {}) });
+          const fetchRetentionMs = parseDuration(c.settings.fetchRetention);
+          if (fetchRetentionMs === null) {
+            const o = resolved!.origins.fetchRetention;
+            throw new HoardError('E_USAGE', `${o.kind === 'flag' ? '--fetch-retention' : o.kind === 'env' ? 'HOARD_FETCH_RETENTION' : `"fetchRetention" in ${o.source}`} ${JSON.stringify(c.settings.fetchRetention)} is not a duration`, {
+              hint: 'give 30d, 12h, 30m, 90s or a number of seconds; 0 keeps no fetched blob (--fetch-retention, HOARD_FETCH_RETENTION, config "fetchRetention")',
+            });
+          }
+          code = await runGc(c.g, c.printer, { dryRun: Boolean(args.dryRun), fetchRetentionMs, ...(maxSize !== undefined ? { maxSize } : {}) });
         },
       )
       .command('store', 'look into and manage the store: path, ls, du, add, rm', (y) =>
@@ -722,7 +734,7 @@ async function main(argv: string[]): Promise<number> {
             .epilog(
               'The configuration file is $XDG_CONFIG_HOME/hoard/config.json, else ~/.config/hoard/config.json:\n' +
                 '  {"store": "~/big-disk/hoard", "maxSize": "50GiB", "jobs": 8, "link": "copy"}\n' +
-                'Keys: store, maxSize, jobs, link, engine, enabled, remote, push, remotes; every one is optional.\n' +
+                'Keys: store, maxSize, fetchRetention, jobs, link, engine, enabled, remote, push, remotes; every one is optional.\n' +
                 '"remote": "oci://host/repository" is the team cache when neither --remote, HOARD_REMOTE nor hoard.json names one;\n' +
                 '"remotes": {"host:port": {"insecure": true, "chunkSize": "8MiB", "mountFrom": ["other/repo"]}} (see docs/team-cache.md).\n' +
                 'A flag wins over a HOARD_* variable, which wins over the file.\n' +

@@ -4,7 +4,7 @@
 // --sha256 lets the digest decide.
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import type { Digest } from '../core/digest.ts';
+import { digestHex, type Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { redactUrl } from '../download/headers.ts';
@@ -13,8 +13,8 @@ import type { LinkMode } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
 import { createMaterializer, prepareTarget, type LinkMethod } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
-import { openUrlIndex, urlKey } from '../store/urls.ts';
-import { openStore, resumeKeyOf, type BlobWriter, type Expected } from '../store/store.ts';
+import { openFetchedBlobs, openUrlIndex, urlKey } from '../store/urls.ts';
+import { openStore, resumeKeyOf, USED_GRANULARITY_MS, type BlobWriter, type Expected } from '../store/store.ts';
 import { retryEvent, type SyncEvent } from '../sync/events.ts';
 import { openSyncState } from '../sync/state.ts';
 
@@ -95,6 +95,7 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
   const emit = o.emit ?? (() => {});
   const store = openStore(o.storeRoot);
   const index = openUrlIndex(store.root);
+  const fetched = openFetchedBlobs(store.root);
   const outputs = openSyncState(store.root).outputs;
   const key = urlKey(o.url);
   const record = index.get(key);
@@ -171,6 +172,10 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
       }
     }
 
+    // A use, whether downloaded or cached: gc keeps the blob for the fetch retention after it.
+    const now = Date.now();
+    store.markUsed(digest, now);
+    if (now - (fetched.get(digestHex(digest)) ?? 0) >= USED_GRANULARITY_MS) fetched.set(digestHex(digest), now);
     const blob = store.blobPath(digest);
     const size = lstatSync(blob).size;
     const done: Fetched = { type: 'fetched', url: redactUrl(o.url), digest, size, path: blob, result, bytesDownloaded };
@@ -206,7 +211,7 @@ async function fetchCached(o: FetchOptions): Promise<Fetched> {
     outputs.set(target, { digest, fp: fileFingerprint(lstatSync(target)) });
     return { ...done, path: target, output: action === 'link' ? 'linked' : action === 'relink' ? 'relinked' : 'replaced', method: made.method };
   } finally {
-    await Promise.all([store.flush(), index.flush(), outputs.flush()]);
+    await Promise.all([store.flush(), index.flush(), fetched.flush(), outputs.flush()]);
   }
 }
 

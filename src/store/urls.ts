@@ -27,3 +27,15 @@ export function openUrlIndex(storeRoot: string) {
 }
 
 export const urlKey = (url: string) => createHash('sha256').update(url).digest('hex');
+
+/**
+ * The blobs `hoard fetch` wanted (state/fetched.json: hex digest → when it was last fetched,
+ * ms since the epoch). gc keeps such a blob while its last use (used.json) is within the fetch
+ * retention, though no manifest names it. Two processes that both record keep the later time.
+ */
+export function openFetchedBlobs(storeRoot: string) {
+  const { state, locks } = storeLayout(path.resolve(storeRoot));
+  return new StateFile<number>(path.join(state, 'fetched.json'), path.join(locks, 'state-fetched.lock'), (inFile, mine) =>
+    typeof inFile === 'number' && inFile > mine ? inFile : mine,
+  );
+}

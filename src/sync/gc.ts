@@ -7,6 +7,7 @@ import type { Digest } from '../core/digest.ts';
 import { formatBytes } from '../core/format.ts';
 import { lockState, pidAlive, removeStaleLock } from '../store/lock.ts';
 import { storeLayout } from '../store/paths.ts';
+import { openFetchedBlobs } from '../store/urls.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { KeptEvent, RemovedEvent } from './events.ts';
 import { manifestStamp, readKnownManifest, readKnownManifests, type KnownState } from './known.ts';
@@ -39,6 +40,10 @@ export type GcSummary = {
   locks: number;
   /** Blobs left alone because a running hoard holds them. */
   inUse: number;
+  /** Unreferenced blobs kept because `hoard fetch` wanted them and they were used within the retention. */
+  fetchedKept: number;
+  /** The fetch retention applied (ms; 0: fetched blobs are not kept). */
+  fetchRetentionMs: number;
   /** Everything removed: blobs and temp files. */
   bytesFreed: number;
   /** False when a known manifest could not be read, so no unreferenced blob was removed. */
@@ -55,8 +60,16 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Then evict least recently used blobs until the blobs fit in this many bytes. */
   maxSize?: number;
+  /**
+   * Keep a blob `hoard fetch` wanted while its last use is at most this old, though no manifest
+   * names it (ms; default DEFAULT_FETCH_RETENTION_MS; 0: do not keep them).
+   */
+  fetchRetentionMs?: number;
   emit?: (event: GcEvent) => void;
 }
+
+/** How long a fetched blob is kept after its last use, unless --fetch-retention says otherwise. */
+export const DEFAULT_FETCH_RETENTION_MS = 30 * 86_400_000;
 
 /**
  * A temp file of a process that is not running here is removed only once it has not been
@@ -73,9 +86,11 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   const dryRun = opts.dryRun ?? false;
   const store = openStore(opts.storeRoot);
   const state = openSyncState(store.root);
+  const fetched = openFetchedBlobs(store.root);
+  const retention = opts.fetchRetentionMs ?? DEFAULT_FETCH_RETENTION_MS;
   const summary: GcSummary = {
     type: 'summary', dryRun, manifests: 0, blobs: 0, blobsAfter: 0, removed: 0, bytesRemoved: 0, evicted: 0, bytesEvicted: 0,
-    tmpFiles: 0, tmpBytes: 0, locks: 0, inUse: 0, bytesFreed: 0, swept: true, elapsedMs: 0,
+    tmpFiles: 0, tmpBytes: 0, locks: 0, inUse: 0, fetchedKept: 0, fetchRetentionMs: retention, bytesFreed: 0, swept: true, elapsedMs: 0,
   };
 
   // 1. The blobs there are now. One published later is not a candidate this time.
@@ -120,7 +135,18 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   // 3. Sweep the blobs nobody names. Each is taken under its lock, so a blob a running sync is
   //    fetching, repairing or has just published (pinned until its hoard.json is written) stays.
   if (sweep) {
-    const candidates = digests.filter((d) => !referenced.has(d));
+    // A blob `hoard fetch` wanted stays while it was used within the retention.
+    const now = Date.now();
+    const candidates = digests.filter((d) => {
+      if (referenced.has(d)) return false;
+      const fetchedAt = retention > 0 ? fetched.get(d.slice(7)) : undefined;
+      if (fetchedAt === undefined) return true;
+      const lastUsed = Math.max(store.lastUsed(d) ?? 0, fetchedAt);
+      if (now - lastUsed >= retention) return true;
+      summary.fetchedKept++;
+      emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'fetched', lastUsed: iso(lastUsed), keptUntil: iso(lastUsed + retention) });
+      return false;
+    });
     const held = new Map<Digest, () => Promise<void>>();
     try {
       const locked: Digest[] = [];
@@ -188,8 +214,11 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   if (!dryRun) {
     // State files are rewritten anyway when blobs were removed: then also drop what they say
     // about blobs removed by hand earlier. (Not otherwise: a gc that removes nothing stays cheap.)
-    if (gone.size > 0) store.forgetMissing(new Set(digests.filter((d) => !gone.has(d)).map((d) => d.slice(7))));
-    await Promise.all([store.flush(), state.manifests.flush()]);
+    const present = new Set(digests.filter((d) => !gone.has(d)).map((d) => d.slice(7)));
+    if (gone.size > 0) store.forgetMissing(present);
+    // What fetch wanted of blobs that are gone (removed here, evicted, or by hand) is forgotten.
+    for (const hex of fetched.keys()) if (!present.has(hex) && !lstatSync(store.blobPath(`sha256:${hex}`), { throwIfNoEntry: false })) fetched.set(hex, undefined);
+    await Promise.all([store.flush(), state.manifests.flush(), fetched.flush()]);
   }
   summary.elapsedMs = Math.round(performance.now() - started);
   emit(summary);

@@ -137,6 +137,8 @@ test('the schema tells events apart: wrong fields and unknown types are rejected
   assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0, tmpBytes: 0 }), true, 'store du');
   assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0 }), false);
   assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'in-use' }), true);
+  assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'fetched', lastUsed: '2026-01-01T00:00:00.000Z', keptUntil: '2026-01-31T00:00:00.000Z' }), true);
+  assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'old' }), false);
 });
 
 
