@@ -1,16 +1,16 @@
 // Garbage collection: blobs no known manifest names, blobs over a size limit (least recently
 // used first), temp files and locks left by processes that are gone.
-import { promises as fs, lstatSync } from 'node:fs';
+import { promises as fs, lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Digest } from '../core/digest.ts';
 import { formatBytes } from '../core/format.ts';
 import { lockState, pidAlive, removeStaleLock } from '../store/lock.ts';
-import { storeLayout } from '../store/paths.ts';
+import { isHex64, storeLayout } from '../store/paths.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
-import { openStore, type Store } from '../store/store.ts';
+import { listBlobHexes, openStore, type Store } from '../store/store.ts';
 import type { KeptEvent, RemovedEvent } from './events.ts';
-import { manifestStamp, readKnownManifest, readKnownManifests, type KnownState } from './known.ts';
+import { manifestStamp, readKnownDigestsAll, readKnownManifest, type KnownState } from './known.ts';
 import { openSyncState } from './state.ts';
 
 export type GcEvent =
@@ -93,13 +93,13 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     tmpFiles: 0, tmpBytes: 0, locks: 0, inUse: 0, fetchedKept: 0, fetchRetentionMs: retention, bytesFreed: 0, swept: true, elapsedMs: 0,
   };
 
-  // 1. The blobs there are now. One published later is not a candidate this time.
-  const digests = await store.list();
-  summary.blobs = digests.length;
+  // 1. The blobs there are now (hex digests). One published later is not a candidate this time.
+  const hexes = listBlobHexes(store.root, { unchecked: true });
+  summary.blobs = hexes.length;
   const gone = new Set<Digest>();
 
-  // 2. What the known manifests name.
-  const known = await readKnownManifests(state);
+  // 2. What the known manifests name (hex digests: no per-blob string is made to compare them).
+  const known = readKnownDigestsAll(state);
   const referenced = new Set<string>();
   let sweep = true;
   for (const m of known) {
@@ -109,12 +109,12 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
       continue;
     }
     summary.manifests++;
-    for (const d of m.refs.keys()) referenced.add(d);
-    emit({ type: 'manifest', file: m.file, state: m.state, digests: m.refs.size, ...(m.reason ? { reason: m.reason } : {}) });
+    for (const hex of m.hexes) referenced.add(hex);
+    emit({ type: 'manifest', file: m.file, state: m.state, digests: m.hexes.size, ...(m.reason ? { reason: m.reason } : {}) });
     if (m.state === 'invalid') {
       emit({
         type: 'warning',
-        message: `${m.file} is not a valid manifest (${m.reason}); kept every blob its text mentions (${m.refs.size})`,
+        message: `${m.file} is not a valid manifest (${m.reason}); kept every blob its text mentions (${m.hexes.size})`,
         hint: `fix ${m.file} (or delete it if the project is gone) and run \`hoard gc\` again`,
       });
     } else if (m.state === 'unreadable') {
@@ -127,6 +127,14 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     }
   }
 
+  // The blobs nobody names; a name that is not 64 hex digits is not a blob (checked only here).
+  const unnamed: string[] = [];
+  for (const hex of hexes) {
+    if (referenced.has(hex)) continue;
+    if (isHex64(hex)) unnamed.push(hex);
+    else summary.blobs--;
+  }
+
   const keep = (d: Digest) => {
     summary.inUse++;
     emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'in-use' });
@@ -137,16 +145,20 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   if (sweep) {
     // A blob `hoard fetch` wanted stays while it was used within the retention.
     const now = Date.now();
-    const candidates = digests.filter((d) => {
-      if (referenced.has(d)) return false;
-      const fetchedAt = retention > 0 ? fetched.get(d.slice(7)) : undefined;
-      if (fetchedAt === undefined) return true;
-      const lastUsed = Math.max(store.lastUsed(d) ?? 0, fetchedAt);
-      if (now - lastUsed >= retention) return true;
-      summary.fetchedKept++;
-      emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'fetched', lastUsed: iso(lastUsed), keptUntil: iso(lastUsed + retention) });
-      return false;
-    });
+    const candidates: Digest[] = [];
+    for (const hex of unnamed) {
+      const d: Digest = `sha256:${hex}`;
+      const fetchedAt = retention > 0 ? fetched.get(hex) : undefined;
+      if (fetchedAt !== undefined) {
+        const lastUsed = Math.max(store.lastUsed(d) ?? 0, fetchedAt);
+        if (now - lastUsed < retention) {
+          summary.fetchedKept++;
+          emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'fetched', lastUsed: iso(lastUsed), keptUntil: iso(lastUsed + retention) });
+          continue;
+        }
+      }
+      candidates.push(d);
+    }
     const held = new Map<Digest, () => Promise<void>>();
     try {
       const locked: Digest[] = [];
@@ -214,10 +226,13 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   if (!dryRun) {
     // State files are rewritten anyway when blobs were removed: then also drop what they say
     // about blobs removed by hand earlier. (Not otherwise: a gc that removes nothing stays cheap.)
-    const present = new Set(digests.filter((d) => !gone.has(d)).map((d) => d.slice(7)));
-    if (gone.size > 0) store.forgetMissing(present);
-    // What fetch wanted of blobs that are gone (removed here, evicted, or by hand) is forgotten.
-    for (const hex of fetched.keys()) if (!present.has(hex) && !lstatSync(store.blobPath(`sha256:${hex}`), { throwIfNoEntry: false })) fetched.set(hex, undefined);
+    const fetchedHexes = fetched.keys();
+    if (gone.size > 0 || fetchedHexes.length > 0) {
+      const present = new Set(hexes.filter((hex) => !gone.has(`sha256:${hex}`)));
+      if (gone.size > 0) store.forgetMissing(present);
+      // What fetch wanted of blobs that are gone (removed here, evicted, or by hand) is forgotten.
+      for (const hex of fetchedHexes) if (!present.has(hex) && !lstatSync(store.blobPath(`sha256:${hex}`), { throwIfNoEntry: false })) fetched.set(hex, undefined);
+    }
     await Promise.all([store.flush(), state.manifests.flush(), fetched.flush()]);
   }
   summary.elapsedMs = Math.round(performance.now() - started);
@@ -231,7 +246,7 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
  */
 async function namedSince(storeRoot: string, before: ReadonlyArray<{ file: string; stamp: string | null }>): Promise<Set<string> | 'all'> {
   const stamps = new Map(before.map((m) => [m.file, m.stamp]));
-  const late = new Set<string>();
+  const late = new Set<Digest>();
   // A fresh read of manifests.json: a first sync records its manifest before it links anything.
   for (const [file] of openSyncState(storeRoot).manifests.entries()) {
     if (stamps.has(file) && stamps.get(file) === (await manifestStamp(file))) continue;
@@ -339,7 +354,7 @@ async function cleanLocks(root: string, dryRun: boolean, emit: (e: RemovedEvent)
   const dir = storeLayout(root).locks;
   let names: string[];
   try {
-    names = await fs.readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return 0;
   }
