@@ -13,6 +13,7 @@ import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest
 import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
+import type { LockWait } from '../store/lock.ts';
 import { openStore } from '../store/store.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
@@ -47,6 +48,8 @@ export interface GlobalOptions {
   noStore?: boolean;
   /** The configuration file's "link": for artifacts whose entry chooses none. */
   defaultLink?: LinkMode;
+  /** How waits for locks end (Ctrl-C, --lock-timeout): handed to the store and every lock. */
+  lockWait?: LockWait;
   json: boolean;
   verbose: boolean;
   quiet: boolean;
@@ -230,7 +233,7 @@ export async function runAdd(
   });
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
+    manifest: pending, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -274,7 +277,7 @@ async function runSyncWith(
   const { results, summary } = await sync({
     // Vendor sources (arista:…): their token's variable, and -v shows their API requests.
     sources: vendorSources(g, printer, env, signal, o.tokenEnv),
-    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
@@ -309,7 +312,7 @@ export async function runStatus(
   const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
     ...(remote ? { remote } : {}),
-    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
+    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -328,7 +331,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
     if (!(err instanceof HoardError && err.code === 'E_MANIFEST' && String(err.message).startsWith('no manifest'))) throw err;
   }
   const summary = await verify({
-    storeRoot: g.store, noStore: g.noStore ?? false, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
+    storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'verified') {
@@ -366,7 +369,7 @@ export async function runFetch(
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
   try {
     const r = await fetchUrl({
-      url: o.url, storeRoot: g.store, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal,
+      url: o.url, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal,
       ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
       ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...o.network, env }))),
@@ -417,7 +420,7 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number; fetchRetentionMs?: number }): Promise<number> {
   const s = await gc({
-    storeRoot: g.store,
+    storeRoot: g.store, lockWait: g.lockWait ?? {},
     dryRun: o.dryRun,
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
     ...(o.fetchRetentionMs !== undefined ? { fetchRetentionMs: o.fetchRetentionMs } : {}),
@@ -450,7 +453,7 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
 }
 
 export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<number> {
-  const root = openStore(g.store).root;
+  const root = openStore(g.store, { lockWait: g.lockWait ?? {} }).root;
   if (g.json) printer.event({ type: 'store', path: root });
   else printer.result(root);
   return 0;
@@ -458,9 +461,9 @@ export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<
 
 /** Every blob with what references it, most recently used first. */
 export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<number> {
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const refs = new Map<string, Array<{ manifest: string; artifacts: string[] }>>();
-  for (const m of await readKnownManifests(openSyncState(store.root))) {
+  for (const m of await readKnownManifests(openSyncState(store.root, store.lockWait))) {
     for (const [d, names] of m.refs) {
       const list = refs.get(d) ?? [];
       list.push({ manifest: m.file, artifacts: names });
@@ -498,7 +501,7 @@ function storeSummary(root: string, blobs: number, bytes: number, tmp: ReadonlyA
 }
 
 export async function runStoreDu(g: GlobalOptions, printer: Printer): Promise<number> {
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const blobs = await store.blobs();
   const tmp = await store.tmpFiles();
   const s = storeSummary(store.root, blobs.length, blobs.reduce((n, b) => n + b.size, 0), tmp);
@@ -519,7 +522,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
   if (!st?.isFile()) {
     throw new HoardError('E_USAGE', st ? `${file} is not a regular file` : `no file at ${file}`, { hint: 'give the path of a local file: hoard store add ./cEOS-lab-4.32.1F.tar.xz' });
   }
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const digest = await store.put(file);
   if (g.json) printer.event({ type: 'added', digest, path: store.blobPath(digest), size: st.size });
   else printer.result(digest);
@@ -528,7 +531,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
 
 export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest: string }): Promise<number> {
   const digest = parseDigest(o.digest);
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const size = statSync(store.blobPath(digest), { throwIfNoEntry: false })?.size ?? 0;
   const lastUsed = store.lastUsed(digest);
   const removed = await store.delete(digest, (info) => printer.event(waitingEvent(digest.slice(7), info)));
@@ -539,7 +542,7 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
     });
   }
   printer.event({ type: 'removed', subject: 'blob', path: store.blobPath(digest), digest, bytes: size, reason: 'rm', ...(lastUsed !== null ? { lastUsed: new Date(lastUsed).toISOString() } : {}), dryRun: false });
-  const named = (await readKnownManifests(openSyncState(store.root))).filter((m) => m.refs.has(digest));
+  const named = (await readKnownManifests(openSyncState(store.root, store.lockWait))).filter((m) => m.refs.has(digest));
   for (const m of named) {
     printer.event({
       type: 'warning',

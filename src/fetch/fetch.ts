@@ -13,6 +13,7 @@ import type { LinkMode } from '../manifest/types.ts';
 import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
 import { createMaterializer, prepareTarget, type LinkMethod } from '../materialize/materialize.ts';
 import { fileFingerprint } from '../store/fingerprint.ts';
+import type { LockWait } from '../store/lock.ts';
 import { openFetchedBlobs, openUrlIndex, urlKey } from '../store/urls.ts';
 import { openStore, resumeKeyOf, USED_GRANULARITY_MS, type BlobWriter, type Expected } from '../store/store.ts';
 import { retryEvent, type SyncEvent } from '../sync/events.ts';
@@ -40,6 +41,8 @@ export type FetchEvent =
 export interface FetchOptions {
   url: string;
   storeRoot: string;
+  /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
+  lockWait?: LockWait;
   /** The store is disabled: download straight to `output` (required then), keep nothing. */
   noStore?: boolean;
   /** Absolute path of the file to write (-o); without it the blob's path is the result. */
@@ -93,10 +96,10 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
 
 async function fetchCached(o: FetchOptions): Promise<Fetched> {
   const emit = o.emit ?? (() => {});
-  const store = openStore(o.storeRoot);
-  const index = openUrlIndex(store.root);
-  const fetched = openFetchedBlobs(store.root);
-  const outputs = openSyncState(store.root).outputs;
+  const store = openStore(o.storeRoot, o.lockWait ? { lockWait: o.lockWait } : {});
+  const index = openUrlIndex(store.root, store.lockWait);
+  const fetched = openFetchedBlobs(store.root, store.lockWait);
+  const outputs = openSyncState(store.root, store.lockWait).outputs;
   const key = urlKey(o.url);
   const record = index.get(key);
   let digest: Digest | null = null;

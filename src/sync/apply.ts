@@ -191,7 +191,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const { store, emit } = deps;
   /** A download another process finished after this moment is as fresh as one of ours. */
   const startedAt = deps.startedAt ?? Date.now();
-  const urls = openUrlIndex(store.root);
+  const urls = openUrlIndex(store.root, store.lockWait);
 
   const toStore = (a: Artifact, expected: Expected, replace: boolean): Sink<BlobWriter> => {
     // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Digest } from '../core/digest.ts';
 import { formatBytes } from '../core/format.ts';
-import { lockState, pidAlive, removeStaleLock } from '../store/lock.ts';
+import { lockState, pidAlive, removeStaleLock, type LockWait } from '../store/lock.ts';
 import { isHex64, storeLayout } from '../store/paths.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
 import { listBlobHexes, openStore, type Store } from '../store/store.ts';
@@ -65,6 +65,8 @@ export interface GcOptions {
    * names it (ms; default DEFAULT_FETCH_RETENTION_MS; 0: do not keep them).
    */
   fetchRetentionMs?: number;
+  /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
+  lockWait?: LockWait;
   emit?: (event: GcEvent) => void;
 }
 
@@ -84,9 +86,9 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   const started = performance.now();
   const emit = opts.emit ?? (() => {});
   const dryRun = opts.dryRun ?? false;
-  const store = openStore(opts.storeRoot);
-  const state = openSyncState(store.root);
-  const fetched = openFetchedBlobs(store.root);
+  const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
+  const state = openSyncState(store.root, store.lockWait);
+  const fetched = openFetchedBlobs(store.root, store.lockWait);
   const retention = opts.fetchRetentionMs ?? DEFAULT_FETCH_RETENTION_MS;
   const summary: GcSummary = {
     type: 'summary', dryRun, manifests: 0, blobs: 0, blobsAfter: 0, removed: 0, bytesRemoved: 0, evicted: 0, bytesEvicted: 0,
