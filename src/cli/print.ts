@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
+import { formatBytes, formatDuration, formatTime, shortImageId } from '../core/format.ts';
 import { describeAgo, describeDuration } from '../core/duration.ts';
 import { escapeControl, escapeStrings, jsonLine } from '../core/terminal.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
@@ -220,7 +220,7 @@ export function createPrinter(o: PrinterOptions) {
         case 'plan': {
           if (o.quiet && e.inSync) return;
           const { state, detail } = e.inSync ? { state: 'in sync' as const, detail: undefined } : stateOf(e);
-          planRows.push({ name: e.name, state, ok: e.inSync, bad: state === 'conflict' || state === 'corrupt', path: shown(e.path), ...(detail ? { detail } : {}) });
+          planRows.push({ name: e.name, state, ok: e.inSync, bad: state === 'conflict' || state === 'corrupt' || state === 'not an image archive', path: shown(e.path), ...(detail ? { detail } : {}) });
           return;
         }
         case 'artifact': {
@@ -247,8 +247,10 @@ export function createPrinter(o: PrinterOptions) {
           else if (e.image === 'reimported') text += `, re-imported ${e.imageRef} (stale tag)`;
           else if (e.image === 'present') text += ', image present';
           else if (e.image === 'failed') text += `, image ${e.imageRef} failed`;
+          if (e.oldImage?.removed) text += `, removed old image ${shortImageId(e.oldImage.id)}`;
           const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict' || e.image === 'failed';
           line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`, bad ? 'error' : undefined);
+          if (o.verbose && e.oldImage && !e.oldImage.removed) line(dim(`  kept old image ${shortImageId(e.oldImage.id)} (${e.oldImage.reason ?? 'in use'})`));
           if (e.error) printError(e.error, '  ');
           // The engine's own error is printed once, as a warning, not under every artifact.
           if (e.imageError && e.imageError.code !== 'E_ENGINE') printError(e.imageError, '  ');

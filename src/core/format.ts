@@ -47,3 +47,8 @@ export function formatTime(ms: number): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
+
+/** An image id (`sha256:<hex>`) as docker and podman show it: its first 12 hex digits. */
+export function shortImageId(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
+}

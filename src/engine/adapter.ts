@@ -222,6 +222,30 @@ export function createEngine(name: EngineName, runner: Runner, opts: EngineOptio
       await must('tag', ['tag', loaded, ref], queryTimeoutMs);
       return inspectOne(ref, `loading ${file}`);
     },
+
+    async imageUsers(id: string): Promise<{ tags: string[]; containers: string[] } | null> {
+      const result = await run('image inspect', ['image', 'inspect', id], queryTimeoutMs);
+      if (result.exitCode !== 0) {
+        if (NOT_FOUND.test(result.stderr)) return null;
+        throw engineError(name, 'image inspect', result);
+      }
+      let entry: InspectEntry | undefined;
+      try {
+        entry = (JSON.parse(result.stdout) as InspectEntry[])[0];
+      } catch (cause) {
+        throw new HoardError('E_ENGINE', `${name} image inspect printed something that is not a JSON array`, { cause, details: { engine: name, stdout: result.stdout.slice(0, 500) } });
+      }
+      if (!entry) return null;
+      const tags = (entry.RepoTags ?? []).filter((t) => !t.startsWith('<none>'));
+      // Every container, running or stopped, made from this image (or from an image built on
+      // it). The full hex id: podman's filter matches neither `sha256:…` nor a short id.
+      const ps = await must('ps', ['ps', '--all', '--filter', `ancestor=${id.replace(/^sha256:/, '')}`, '--format', '{{.Names}}'], queryTimeoutMs);
+      return { tags, containers: ps.stdout.split('\n').map((l) => l.trim()).filter(Boolean) };
+    },
+
+    async removeImage(id: string): Promise<void> {
+      await must('rmi', ['rmi', id], opts.importTimeoutMs);
+    },
   };
 }
 

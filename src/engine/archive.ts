@@ -168,7 +168,7 @@ async function openSource(file: string, shown = file): Promise<Source> {
     return streamSource(gunzip, {
       close: () => input.destroy(),
       finished: async () => {},
-      failed: (err) => new HoardError('E_ENGINE', `${shown} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file } }),
+      failed: (err) => new HoardError('E_ENGINE', `${shown} could not be decompressed (gzip): ${(err as Error).message}`, { cause: err, details: { file, notArchive: true } }),
     });
   }
   return toolSource(file, compression, TOOLS[compression], shown);
@@ -208,7 +208,7 @@ function toolError(file: string, tool: { command: string; pkg: string }, error: 
   const line = stderr.trim().split('\n').at(-1) ?? '';
   return new HoardError('E_ENGINE', `${tool.command} could not decompress ${file}: ${line || error?.message || `exit code ${code}`}`, {
     cause: error,
-    details: { file, tool: tool.command },
+    details: { file, tool: tool.command, notArchive: true },
   });
 }
 
@@ -278,8 +278,16 @@ function rootOf(name: string): string | undefined {
 
 function damaged(file: string, offset: number, what: string): HoardError {
   return new HoardError('E_ENGINE', `${file} is a damaged tar archive: ${what} at byte ${offset} (after decompression)`, {
-    details: { file, offset },
+    details: { file, offset, notArchive: true },
   });
+}
+
+/**
+ * Whether a classification error is a verdict on the file (not a tar, a damaged tar, data its
+ * decompressor refuses): no engine can take it. A missing decompressor is not one.
+ */
+export function isNotImageArchive(err: unknown): boolean {
+  return err instanceof HoardError && err.details.notArchive === true;
 }
 
 /** What `classifyArchive` decided, and how many (decompressed) bytes it read to decide. */
@@ -302,7 +310,7 @@ async function classifyTar(shown: string, src: Source): Promise<ArchiveInspectio
       if (first) {
         throw new HoardError('E_ENGINE', `${shown} is not a tar archive (compressed or not); cannot import it as an image`, {
           hint: 'an image artifact must be a root filesystem tarball, a `docker save` archive or an OCI archive',
-          details: { file: shown },
+          details: { file: shown, notArchive: true },
         });
       }
       throw damaged(shown, offset, 'truncated header');

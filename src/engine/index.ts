@@ -2,5 +2,5 @@
 export { DIGEST_LABEL } from './types.ts';
 export type { ArchiveKind, Engine, EngineChoice, EngineName, ImageInfo, RunResult, Runner } from './types.ts';
 export { createEngine, selectEngine, type EngineOptions } from './adapter.ts';
-export { classifyArchive } from './archive.ts';
+export { classifyArchive, isNotImageArchive } from './archive.ts';
 export { execaRunner } from './runner.ts';

@@ -32,6 +32,13 @@ export interface Engine {
   importRootfs(file: string, ref: string, digest: Digest): Promise<ImageInfo>;
   /** `load -i <file>`, then `tag <loaded image> <ref>`. */
   load(file: string, ref: string): Promise<ImageInfo>;
+  /**
+   * What still uses an image (by id): its tags, and the containers made from it, running or
+   * not. null when the engine has no such image.
+   */
+  imageUsers(id: string): Promise<{ tags: string[]; containers: string[] } | null>;
+  /** `rmi <id>`, never forced: the engine itself refuses while a container or a child image uses it. */
+  removeImage(id: string): Promise<void>;
 }
 
 export interface RunResult {

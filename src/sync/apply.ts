@@ -15,8 +15,9 @@ import type { LockWaitInfo } from '../store/lock.ts';
 import { integrityError, resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import { urlCandidates, type Candidate } from '../sources/index.ts';
-import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type ImageOutcome, type OutputOutcome, type SyncEvent } from './events.ts';
-import { boundTo, imageKey, type ImageSupport } from './images.ts';
+import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type OutputOutcome, type SyncEvent } from './events.ts';
+import { createImageStep, imageFields } from './image-step.ts';
+import type { ImageSupport } from './images.ts';
 import type { ArtifactPlan, OutputAction } from './plan.ts';
 import type { SyncState } from './state.ts';
 
@@ -547,7 +548,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     // 3. The container image.
     if (!a.image) return event(outputError ? { error: outputError } : {});
     const img = await ensureImage(p, digest as Digest, store.blobPath(digest as Digest));
-    return event({ ...(outputError ? { error: outputError } : {}), image: img.outcome, imageRef: a.image, ...(img.error ? { imageError: img.error } : {}) });
+    return event({ ...(outputError ? { error: outputError } : {}), ...imageFields(a.image, img) });
   };
 
   /** The store is disabled: the download goes to a temp file beside the output, verified, then renamed. */
@@ -620,49 +621,10 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     // The image is made from the output file; not from someone else's file in its place.
     if (output === 'conflict') return event({ image: 'skipped', imageRef: a.image });
     const img = await ensureImage(p, digest as Digest, target);
-    return event({ image: img.outcome, imageRef: a.image, ...(img.error ? { imageError: img.error } : {}) });
+    return event(imageFields(a.image, img));
   };
 
-  // One engine command at a time: imports of big images compete for the same disk anyway.
-  let engineQueue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = engineQueue.then(fn, fn);
-    engineQueue = run.catch(() => {});
-    return run;
-  };
-
-  /** `file`: the artifact's bytes (its blob, or with the store disabled its output). */
-  const ensureImage = async (p: ArtifactPlan, digest: Digest, file: string): Promise<{ outcome: ImageOutcome; error?: ErrorInfo }> => {
-    const a = p.artifact;
-    const ref = a.image!;
-    const images = deps.images;
-    if (!images) return { outcome: 'skipped' };
-    if (!images.engine) {
-      return { outcome: 'failed', error: images.error ?? { code: 'E_ENGINE', message: 'no container engine available' } };
-    }
-    const engine = images.engine;
-    const seen = p.imageObserved?.info;
-    // An entry locked just now: the tag may already be the right image.
-    if (p.image === 'none' || (p.image === 'import' && seen && boundTo(seen, digest, engine.name, deps.state))) return { outcome: 'present' };
-    try {
-      const hex = digest.slice(7);
-      let kind = deps.state.archives.get(hex);
-      if (!kind) {
-        kind = await images.support.classify(file, `${a.name}'s file ${path.relative(process.cwd(), p.observed.target) || p.observed.target}`);
-        deps.state.archives.set(hex, kind);
-      }
-      const made = await serial(() => {
-        // When the engine command starts (not while it waits its turn): the TUI shows a spinner.
-        emit({ type: 'image', name: a.name, ref, action: kind === 'rootfs' ? 'import' : 'load' });
-        return kind === 'rootfs' ? engine.importRootfs(file, ref, digest) : engine.load(file, ref);
-      });
-      deps.state.images.set(imageKey(engine.name, ref), { digest, id: made.id });
-      if (p.image === 'reimport' || p.image === 'force') return { outcome: 'reimported' };
-      return { outcome: kind === 'rootfs' ? 'imported' : 'loaded' };
-    } catch (err) {
-      return { outcome: 'failed', error: errorInfo(err) };
-    }
-  };
+  const ensureImage = createImageStep({ ...(deps.images ? { images: deps.images } : {}), state: deps.state, emit });
 
   // Artifacts already in place are reported straight away, without the async machinery:
   // a no-op sync of a thousand artifacts is all this loop.

@@ -22,6 +22,18 @@ export type ImageOutcome =
   | 'failed'
   | 'skipped'; // --no-images, or the artifact itself failed
 
+/**
+ * The image a tag pointed at before sync moved the tag to a new one (a stale tag, --force):
+ * removed when hoard had built it and nothing else used it; otherwise kept, and why.
+ */
+export interface OldImage {
+  /** `sha256:<hex>`. */
+  id: string;
+  removed: boolean;
+  /** Why it was kept: still tagged, used by a container, not built by hoard, or the engine's refusal. */
+  reason?: string;
+}
+
 /** What happened to its output file. */
 export type OutputOutcome =
   | 'present' // already in place, nothing done
@@ -143,6 +155,8 @@ export type SyncEvent =
       image?: ImageOutcome;
       imageRef?: string;
       imageError?: ErrorInfo;
+      /** The image the tag pointed at before this sync replaced it (see OldImage). */
+      oldImage?: OldImage;
     }
   | {
       type: 'summary';

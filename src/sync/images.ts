@@ -1,5 +1,6 @@
 import type { Digest } from '../core/digest.ts';
-import { HoardError } from '../core/errors.ts';
+import { errorInfo, HoardError } from '../core/errors.ts';
+import { isNotImageArchive } from '../engine/archive.ts';
 import type { ArchiveKind, Engine, ImageInfo } from '../engine/types.ts';
 import { DIGEST_LABEL } from '../engine/types.ts';
 import type { Artifact } from '../manifest/types.ts';
@@ -17,6 +18,11 @@ export interface ImageObservation {
   state: ImageState;
   reason?: string;
   info?: ImageInfo;
+  /**
+   * The artifact's file is here but no engine can take it (not a tar, a damaged one): why.
+   * Set by checkArchives, for images sync would make; the plan reports it, sync skips the engine.
+   */
+  archiveError?: ErrorInfo;
 }
 
 /** What sync needs from the container side; created only when an artifact has an image. */
@@ -68,4 +74,32 @@ export async function observeImages(
     else images.set(a.name, { state: 'stale', reason: `${a.image} was built from another file`, info });
   }
   return { engine, images, error: null };
+}
+
+/**
+ * Looks inside the files of artifacts whose image sync would make, when their bytes are
+ * already here (`fileOf`: the blob, or with the store disabled an intact output; null when
+ * not): a file that no engine can take (a disk image, a text file) gets `archiveError`, so
+ * that status and the plan say so instead of a pending import. Verdicts (the file's kind) are
+ * remembered per blob; an archive is read only as far as its kind shows (see engine/archive.ts).
+ * Other failures (a missing decompressor) are left for sync to report.
+ */
+export async function checkArchives(
+  items: ReadonlyArray<{ artifact: Artifact; image?: ImageObservation | undefined }>,
+  support: ImageSupport,
+  state: SyncState,
+  fileOf: (a: Artifact) => { file: string; shown: string } | null,
+): Promise<void> {
+  for (const { artifact: a, image } of items) {
+    if (!image || !a.digest || image.state === 'present' || image.state === 'unlocked') continue;
+    const hex = a.digest.slice(7);
+    if (state.archives.get(hex)) continue;
+    const where = fileOf(a);
+    if (!where) continue;
+    try {
+      state.archives.set(hex, await support.classify(where.file, where.shown));
+    } catch (err) {
+      if (isNotImageArchive(err)) image.archiveError = errorInfo(err);
+    }
+  }
 }

@@ -23,7 +23,8 @@ export type ImageAction =
   | 'import' // missing: import (rootfs) or load (image archive)
   | 'reimport' // the tag exists but was built from another file
   | 'force' // --force: import again even though it is current
-  | 'unavailable'; // the engine could not be asked: reported as a failure
+  | 'unavailable' // the engine could not be asked: reported as a failure
+  | 'not-archive'; // the artifact's file is not an archive an engine can take: reported as a failure
 
 export interface ArtifactPlan {
   artifact: Artifact;
@@ -81,15 +82,20 @@ export function plan(
       blob = output === 'none' || output === 'conflict' ? 'none' : opts.force ? 'force' : 'fetch';
     }
     let image: ImageAction = 'none';
+    let imageReason = img?.reason;
     if (img) {
-      if (img.state === 'unavailable') image = 'unavailable';
+      if (img.archiveError) {
+        // Whatever the engine holds, this file cannot become the image.
+        image = 'not-archive';
+        imageReason = img.archiveError.message;
+      } else if (img.state === 'unavailable') image = 'unavailable';
       else if (img.state === 'missing' || img.state === 'unlocked') image = 'import';
       else if (img.state === 'stale') image = 'reimport';
       else if (opts.force) image = 'force';
     }
     return {
       artifact, observed, blob, output, image,
-      ...(img?.reason ? { imageReason: img.reason } : {}),
+      ...(imageReason ? { imageReason } : {}),
       ...(img ? { imageObserved: img } : {}),
       inSync: blob === 'none' && output === 'none' && image === 'none',
     };

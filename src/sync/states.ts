@@ -10,6 +10,7 @@ export type ArtifactState =
   | 'image missing'
   | 'image stale'
   | 'image unknown'
+  | 'not an image archive'
   | 'unlocked'
   | 'conflict';
 
@@ -19,6 +20,8 @@ type PlanEvent = Extract<SyncEvent, { type: 'plan' }>;
 export function stateOf(p: PlanEvent): { state: ArtifactState; detail?: string } {
   const at = (state: ArtifactState, detail?: string) => (detail ? { state, detail } : { state });
   if (p.output === 'conflict') return at('conflict', p.outputReason);
+  // No sync can fix it (the file is what hoard.json locked): named before what sync can.
+  if (p.image === 'not-archive') return at('not an image archive', p.imageReason);
   if (p.blob === 'refetch') return at('corrupt', p.blobReason);
   if (p.blob === 'lock') return at('unlocked', 'no digest yet: sync downloads it and records it');
   if (p.blob === 'fetch') return at('not downloaded');

@@ -12,8 +12,8 @@ import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import { waitingEvent, type Emit, type SyncEvent } from './events.ts';
 import { evict } from './gc.ts';
-import { observeImages, type ImageSupport } from './images.ts';
-import { observe } from './observe.ts';
+import { checkArchives, observeImages, type ImageSupport } from './images.ts';
+import { observe, type Observed } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
 import { cacheLocator, type Remote } from '../remote/index.ts';
@@ -147,10 +147,19 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   }
 
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
-  const observed = [];
+  const observed: Array<{ artifact: Artifact; observed: Observed }> = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.
   const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
+  if (img && opts.images) {
+    // A file that is here and no engine can take is said so (status, plan), not left to fail on import.
+    await checkArchives(artifacts.map((a) => ({ artifact: a, image: img.images.get(a.name) })), opts.images, state, (a) => {
+      const o = observed.find((x) => x.artifact === a)!.observed;
+      const shown = `${a.name}'s file ${path.relative(process.cwd(), o.target) || o.target}`;
+      if (o.blob === 'ok') return { file: store.blobPath(a.digest!), shown };
+      return noStore && o.output === 'ok' ? { file: o.target, shown } : null;
+    });
+  }
   if (img?.error) emit({ type: 'warning', code: img.error.code, message: `container images: ${img.error.message}`, ...(img.error.hint ? { hint: img.error.hint } : {}) });
   if (img && opts.checks) {
     for (const [name, o] of img.images) emit({ type: 'check', name, subject: 'image', path: o.info?.ref ?? '', result: o.reason ? `${o.state}: ${o.reason}` : o.state });
@@ -176,7 +185,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         ...(p.artifact.image && opts.images ? { image: p.image, imageRef: p.artifact.image } : {}),
         ...(p.imageReason ? { imageReason: p.imageReason } : {}),
       });
-      if (p.image === 'unavailable') summary.failed++;
+      if (p.image === 'unavailable' || p.image === 'not-archive') summary.failed++;
       if (p.artifact.image && opts.images && p.image === 'none') summary.imagesPresent++;
       if (p.output === 'conflict') summary.conflicts++;
     }

@@ -19,6 +19,7 @@ const STATE_COLOR: Record<RowState, Color> = {
   conflict: 'red',
   'image stale': 'red',
   'image unknown': 'magenta',
+  'not an image archive': 'red',
 };
 
 interface Paint {
@@ -237,6 +238,7 @@ const LEGEND: ReadonlyArray<readonly [RowState, string]> = [
   ['conflict', 'someone else\'s file is at the output path'],
   ['image missing', 'the container engine lacks the image'],
   ['image stale', 'the tag was built from another file'],
+  ['not an image archive', 'the file is no archive an engine can take'],
 ];
 
 export function Help({ height, paint, width }: { readonly height: number; readonly width: number; readonly paint: Paint }) {

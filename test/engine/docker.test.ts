@@ -1,6 +1,6 @@
 // The docker adapter and engine selection, through a scripted Runner.
 //
-// The real daemon runs in dockerd.test.ts and cli/images-docker.test.ts (a private dockerd,
+// The real daemon runs in dockerd.test.ts and cli/images.test.ts (a private dockerd,
 // test/fixtures/dockerd.ts). What stays scripted here is what a real daemon cannot be made to
 // produce on demand: exact command lines and timeouts, a daemon that is down, a socket without
 // permission, a missing binary, a query that hangs past its timeout, and API version errors.
@@ -261,4 +261,20 @@ test('the real docker CLI against a socket that does not exist: E_ENGINE with --
     assert.match(err.message, /^docker(: the docker daemon is not running| is not installed)/);
     assert.match(err.hint ?? '', /--no-images/);
   }));
+});
+
+test('imageUsers and removeImage: the tags and containers of an image by id, `rmi` never forced, a refusal is one E_ENGINE error', async () => {
+  const hex = ID.slice(7);
+  const { runner, calls } = scripted((_command, args) => {
+    if (args[0] === 'image') return args[2] === ID ? { stdout: JSON.stringify([dockerImage(['arista/ceos:keep'], { [DIGEST_LABEL]: DIGEST })]) } : { exitCode: 1, stderr: `Error response from daemon: No such image: ${args[2]}` };
+    if (args[0] === 'ps') return { stdout: 'clab-lab-ceos1\nclab-lab-ceos2\n' };
+    return { exitCode: 1, stderr: `Error response from daemon: conflict: unable to delete ${hex.slice(0, 12)} (cannot be forced) - image is being used by running container 0123456789ab` };
+  });
+  const engine = createEngine('docker', runner);
+  assert.deepEqual(await engine.imageUsers(ID), { tags: ['arista/ceos:keep'], containers: ['clab-lab-ceos1', 'clab-lab-ceos2'] });
+  // The container filter takes the full hex id (podman's matches neither `sha256:…` nor a short id).
+  assert.deepEqual(calls.find((c) => c.args[0] === 'ps')!.args, ['ps', '--all', '--filter', `ancestor=${hex}`, '--format', '{{.Names}}']);
+  assert.equal(await engine.imageUsers(`sha256:${'9'.repeat(64)}`), null, 'gone: no users to speak of');
+  await assert.rejects(engine.removeImage(ID), engineError((err) => assert.match(err.message, /docker rmi failed: .*image is being used by running container/)));
+  assert.deepEqual(calls.at(-1)!.args, ['rmi', ID], 'never --force');
 });
