@@ -14,6 +14,7 @@ import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
 import type { LockWait } from '../store/lock.ts';
+import { isVendorUrl } from '../sources/index.ts';
 import { openStore } from '../store/store.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
@@ -28,7 +29,7 @@ import type { Origin, ResolvedSettings } from './config.ts';
 import { SETTING_KEYS } from './config.ts';
 import type { Printer } from './print.ts';
 import type { Remote } from '../remote/index.ts';
-import { vendorSources } from './vendor.ts';
+import { aristaChecksums, vendorSources } from './vendor.ts';
 
 /** --images/--no-images and --engine. */
 /** --retries and the timeouts, for commands that download. */
@@ -357,19 +358,35 @@ export async function runFetch(
   signal: AbortSignal,
   o: { url: string; output?: string; sha256?: string; refresh: boolean; force: boolean; link?: LinkMode; executable: boolean; headers?: Record<string, string> } & NetworkFlags,
 ): Promise<number> {
-  if (!/^https?:\/\//i.test(o.url)) {
-    throw new HoardError('E_USAGE', `not an http:// or https:// URL: ${o.url}`, { hint: 'for a local file, use it directly (or `hoard store add <file>`)' });
+  const vendor = isVendorUrl(o.url);
+  if (!vendor && !/^https?:\/\//i.test(o.url)) {
+    throw new HoardError('E_USAGE', `not an http:// or https:// URL: ${o.url}`, { hint: 'for a local file, use it directly (or `hoard store add <file>`); for a vendor file, arista:<file name> or arista:<format>@<version>' });
   }
   const link = o.link ?? g.defaultLink ?? 'auto';
   if (link === 'hardlink' && o.executable) {
     throw new HoardError('E_USAGE', '--executable cannot be a hard link (it shares the read-only blob)', { hint: 'use --link auto or --link copy' });
   }
-  const name = nameFromFile(o.output ? path.basename(o.output) : fileNameFromUrl(o.url) ?? 'download');
+  // A vendor spec names one file: arista:<file name> as it is, arista:<format>@<version> through the folder tree.
+  let url = o.url;
+  let arista: { path: string } | undefined;
+  const sources = vendor ? vendorSources(g, printer, env, signal) : undefined;
+  if (vendor) {
+    if (o.headers) throw new HoardError('E_USAGE', `-H does not apply to ${o.url}: Arista's links carry their own authorization`, { hint: 'drop -H; the token comes from ARISTA_TOKEN' });
+    const { parseSpec, resolveSpec } = await import('../sources/arista-catalog.ts');
+    const spec = parseSpec(o.url);
+    if (spec.kind === 'format') {
+      const file = resolveSpec(await (await sources!.arista()).tree(), spec).file;
+      url = `arista:${file.name}`;
+      arista = { path: file.path };
+    }
+  }
+  const name = nameFromFile(o.output ? path.basename(o.output) : vendor ? url.slice(url.indexOf(':') + 1) : fileNameFromUrl(url) ?? 'download');
   const headers = o.headers ? expandHeaders(o.headers, env, name) : {};
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
   try {
     const r = await fetchUrl({
-      url: o.url, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal,
+      url, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal, env,
+      ...(arista ? { arista } : {}), ...(sources ? { sources, checksums: () => aristaChecksums(sources, url.slice(url.indexOf(':') + 1), arista) } : {}),
       ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
       ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...o.network, env }))),

@@ -599,7 +599,7 @@ async function main(argv: string[]): Promise<number> {
         'download a URL once into the store, verified, without a manifest; print the file\'s path',
         (y) =>
           y
-            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL' })
+            .positional('url', { type: 'string', demandOption: true, describe: 'http(s) URL, or a vendor file: arista:<file name>, arista:<format>@<version> (ARISTA_TOKEN)' })
             .option('output-file', {
               alias: 'o', type: 'string', requiresArg: true,
               describe: 'put the file here too (made from the blob like sync\'s outputs, atomically) and print this path instead of the blob\'s',
@@ -619,6 +619,7 @@ async function main(argv: string[]): Promise<number> {
             .example('$0 fetch https://example.com/tool.run -o bin/tool.run --executable', 'put it into a file as well')
             .example('$0 fetch https://example.com/latest.iso --refresh -o latest.iso', 'download again only if the server has a new one')
             .example('$0 fetch https://example.com/x.tar.xz --sha256 <hex>', 'the digest decides: no request when the store has it')
+            .example('$0 fetch arista:cEOS-lab-4.32.1F.tar.xz -o cEOS-lab-4.32.1F.tar.xz', 'an Arista download (a fresh signed link for each attempt)')
             .example("$0 fetch https://vendor.example/img.tar.xz -H 'Authorization: Bearer ${VENDOR_TOKEN}'", 'a download that needs a token (quote it: hoard expands it)')
             .epilog(
               'Progress and a one-line note go to stderr; stdout is only the path.\n' +

@@ -44,7 +44,8 @@ export function formatProgressLine(name: string, received: number, total: number
 /** The host a download comes from, for the start line (the URL is already redacted). */
 function hostOf(url: string): string {
   try {
-    return new URL(url).host;
+    // A vendor's locator (arista:<file>) has no host: it is shown as it is.
+    return new URL(url).host || url;
   } catch {
     return url;
   }
@@ -250,6 +251,7 @@ export function createPrinter(o: PrinterOptions) {
           if (e.oldImage?.removed) text += `, removed old image ${shortImageId(e.oldImage.id)}`;
           const bad = e.blob === 'failed' || e.output === 'failed' || e.output === 'conflict' || e.image === 'failed';
           line(`${bold(e.name)}  ${bad ? red(text) : text}  ${dim(shown(e.path))}`, bad ? 'error' : undefined);
+          if (e.moved) line(`  ${yellow('moved:')} the recorded arista.path answered Not Found; found at ${e.moved.to}`);
           if (o.verbose && e.oldImage && !e.oldImage.removed) line(dim(`  kept old image ${shortImageId(e.oldImage.id)} (${e.oldImage.reason ?? 'in use'})`));
           if (e.error) printError(e.error, '  ');
           // The engine's own error is printed once, as a warning, not under every artifact.

@@ -3,11 +3,12 @@
 // Arista session for all of it) and hands new entries to the same sync that `hoard add <url>` uses.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Checksums } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import { checkManifest, loadManifest } from '../manifest/load.ts';
 import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest/types.ts';
 import {
-  branchOf, compareVersions, findFormat, latestOf, parseFileName, parseSpec, releaseTypeOf, resolveSpec, sidecarOf, versionsOf,
+  branchOf, compareVersions, findFile, findFormat, latestOf, parseFileName, parseSpec, releaseTypeOf, resolveSpec, sidecarOf, versionsOf,
   type ReleaseType, type Resolution, type TreeFile,
 } from '../sources/arista-catalog.ts';
 import type { AristaClient } from '../sources/arista.ts';
@@ -59,6 +60,18 @@ async function aristaEntry(client: AristaClient, files: readonly TreeFile[], r: 
     entry.checksums = { [algorithm]: hex };
   }
   return entry;
+}
+
+/**
+ * Arista's published checksum of the file `name` (its .sha512sum or .md5 sidecar): what
+ * `hoard fetch arista:<file>` verifies in the same pass; none when the tree has no such file
+ * (the download source then says so).
+ */
+export async function aristaChecksums(sources: Sources, name: string, known?: { path: string }): Promise<Checksums> {
+  const client = await sources.arista();
+  const files = await client.tree();
+  const file = (known && files.find((f) => f.path === known.path)) || findFile(files, name);
+  return file ? ((await aristaEntry(client, files, { file })).checksums ?? {}) : {};
 }
 
 /** `--image` without a value: arista/ceos:<version> for cEOS formats (eos-downloader's default). */

@@ -20,7 +20,9 @@ export type ManifestChange =
   /** An entry moved to another source (`hoard update`: a newer vendor release), complete with its digest and size; `from` is the url it had. */
   | { kind: 'replace'; name: string; from: string; entry: ArtifactEntry }
   /** An entry got its digest and size from the bytes downloaded from `url`. */
-  | { kind: 'lock'; name: string; url: string; digest: Digest; size: number };
+  | { kind: 'lock'; name: string; url: string; digest: Digest; size: number }
+  /** A vendor file was found under a new locator: `arista.path` moves from `from` to `to` (its url, digest and all else unchanged). */
+  | { kind: 'relocate'; name: string; url: string; from: string; to: string };
 
 /** A change not applied because someone else changed the same entry meanwhile. */
 export interface ManifestConflict {
@@ -56,6 +58,13 @@ function applyChange(doc: ManifestDoc, c: ManifestChange, rel: string): string |
     return null;
   }
   if (!current) return `"${c.name}" was removed from ${rel} while it was downloaded; its digest was not recorded`;
+  if (c.kind === 'relocate') {
+    if (current.url !== c.url) return `the url of "${c.name}" in ${rel} changed meanwhile (now ${shown(current.url)}); its new arista.path was not recorded`;
+    if (current.arista?.path === c.to) return null;
+    if (current.arista?.path !== c.from) return `the arista.path of "${c.name}" in ${rel} changed meanwhile; the path it was found at (${c.to}) was not recorded`;
+    current.arista = { path: c.to };
+    return null;
+  }
   if (c.kind === 'replace') {
     if (current.url !== c.from) return `the url of "${c.name}" in ${rel} changed meanwhile (now ${shown(current.url)}); the update to ${shown(c.entry.url)} was not recorded`;
     doc.artifacts[c.name] = structuredClone(c.entry);

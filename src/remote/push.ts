@@ -1,7 +1,8 @@
 // hoard push: the store's blobs into the team cache, each anchored by its artifact manifest.
 import { performance } from 'node:perf_hooks';
 import type { Digest } from '../core/digest.ts';
-import { errorInfo, pool } from '../sync/apply.ts';
+import { errorInfo } from '../core/errors.ts';
+import { pool } from '../sync/concurrency.ts';
 import type { Emit, SyncEvent } from '../sync/events.ts';
 import type { Remote } from './index.ts';
 

@@ -206,11 +206,14 @@ export function createAristaClient(o: AristaOptions): AristaClient {
         key: a.url,
         expiring: true,
         async resolve() {
+          let moved: { from: string; to: string } | undefined;
           if (known) {
             const url = await client.link(known);
             if (url) return { url, headers };
             // The locked path answers Not Found: the file moved (another folder, another account's entitlements).
+            const from = known;
             known = await find(true);
+            if (known && known !== from) moved = { from, to: known };
           } else known = (await find(false)) ?? (await find(true));
           if (!known) {
             throw new HoardError('E_HTTP', `Arista lists no ${name} that your account can download`, {
@@ -220,7 +223,7 @@ export function createAristaClient(o: AristaOptions): AristaClient {
           }
           const url = await client.link(known);
           if (!url) throw new HoardError('E_HTTP', `Arista answered Not Found for ${name}`, { details: { file: name, status: 404 } });
-          return { url, headers };
+          return { url, headers, ...(moved ? { moved } : {}) };
         },
       };
     },

@@ -1,25 +1,23 @@
-import { lstatSync, promises as fs } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import { formatBytes } from '../core/format.ts';
-import type { ChecksumAlgorithm, Digest } from '../core/digest.ts';
-import { errorInfo, HoardError, isErrno } from '../core/errors.ts';
-import { hashFile } from '../core/hashfile.ts';
-import { redactUrl } from '../download/headers.ts';
-import type { Fetcher, FetchResult, Source } from '../download/http.ts';
+import type { Digest } from '../core/digest.ts';
+import { errorInfo, HoardError } from '../core/errors.ts';
+import type { Fetcher, Source } from '../download/http.ts';
 import type { Artifact } from '../manifest/types.ts';
-import { createDirectWriter, type DirectWriter } from '../materialize/direct.ts';
+import type { DirectWriter } from '../materialize/direct.ts';
 import { prepareTarget, type LinkMethod, type Materializer } from '../materialize/materialize.ts';
 import { fileFingerprint, inodeId } from '../store/fingerprint.ts';
-import { openUrlIndex, urlKey } from '../store/urls.ts';
-import type { LockWaitInfo } from '../store/lock.ts';
-import { integrityError, resumeKeyOf, type BlobWriter, type Expected, type Store } from '../store/store.ts';
+import type { Expected, Store } from '../store/store.ts';
 import type { Engine } from '../engine/types.ts';
 import { urlCandidates, type Candidate } from '../sources/index.ts';
-import { retryEvent, waitingEvent, type BlobOutcome, type Emit, type ErrorInfo, type OutputOutcome, type SyncEvent } from './events.ts';
+import { pool, semaphore } from './concurrency.ts';
+import type { BlobOutcome, Emit, ErrorInfo, OutputOutcome, SyncEvent } from './events.ts';
 import { createImageStep, imageFields } from './image-step.ts';
 import type { ImageSupport } from './images.ts';
-import type { ArtifactPlan, OutputAction } from './plan.ts';
+import { observe } from './observe.ts';
+import { plan, type ArtifactPlan } from './plan.ts';
 import type { SyncState } from './state.ts';
+import { createTransfer, directSink } from './transfer.ts';
 
 export interface ApplyDeps {
   store: Store;
@@ -33,11 +31,15 @@ export interface ApplyDeps {
   env: Record<string, string | undefined>;
   jobs: number;
   force: boolean;
+  /** Someone else's output file is replaced (default: with `force`; see PlanOptions). */
+  replace?: boolean;
   emit: Emit;
   /** Container images: the engine (null when it could not be reached) and the error to report then. */
   images?: { support: ImageSupport; engine: Engine | null; error: ErrorInfo | null };
   /** Called when an unlocked entry's digest becomes known. */
   onLocked: (name: string, digest: Digest, size: number) => void;
+  /** Called when a vendor found an entry's file under a new locator (`arista.path`): to record in the manifest. */
+  onMoved?: (name: string, moved: { from: string; to: string }) => void;
   /**
    * Called with each downloaded blob's digest just before it is published (sync pins it for
    * gc); `locked` tells whether this process holds the blob's lock at that moment.
@@ -58,46 +60,14 @@ export interface ApplyDeps {
    * Default: its url, then its mirrors, with its headers sent to the url's origin only.
    */
   candidates?: (a: Artifact) => Promise<Candidate[]>;
-}
-
-/** Where a download's bytes go: a blob in the store, or a temp file beside the output. */
-interface Sink<W extends BlobWriter> {
-  /** Checked for free space first. */
-  dir: string;
-  open(): Promise<W>;
-  /** Verifies (and for the store, publishes) what was written; the digest. */
-  finish(writer: W): Promise<Digest>;
+  /** How an output in the way is reported (default: sync's words; `hoard fetch` names -o). */
+  conflict?: (target: string, name: string, reason: string | undefined) => ErrorInfo;
 }
 
 export type ArtifactEvent = Extract<SyncEvent, { type: 'artifact' }>;
 
-/** (Moved to core/errors.ts, where the codes are.) */
-export { errorInfo };
-
-/** Free bytes on the filesystem that holds `dir` (or its nearest existing parent). */
-async function freeBytes(dir: string): Promise<number | null> {
-  for (let d = dir; ; d = path.dirname(d)) {
-    try {
-      const s = await fs.statfs(d);
-      return s.bavail * s.bsize;
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT', 'ENOTDIR') || path.dirname(d) === d) return null;
-    }
-  }
-}
-
-/** Fails before a download that cannot fit, saying how much is needed (a full disk mid-way helps nobody). */
-async function ensureSpace(storeRoot: string, size: number, name: string, where = "the store's filesystem"): Promise<void> {
-  const free = await freeBytes(storeRoot);
-  if (free !== null && free < size) {
-    throw new HoardError('E_STORE', `not enough space for ${name}: it needs ${formatBytes(size)}, ${formatBytes(free)} free on ${where} (${storeRoot})`, {
-      hint: 'free some space, or point --store (HOARD_STORE) at a larger disk',
-      details: { needed: size, free },
-    });
-  }
-}
-
-const waiting = waitingEvent;
+/** (Moved to core/errors.ts, where the codes are; pool to ./concurrency.ts.) */
+export { errorInfo, pool };
 
 function conflictInfo(target: string, name: string, reason: string | undefined): ErrorInfo {
   return {
@@ -105,55 +75,6 @@ function conflictInfo(target: string, name: string, reason: string | undefined):
     message: `${target} differs from ${name}: ${reason ?? 'someone else\'s file'}`,
     hint: 'move the file away, or run `hoard sync --force` to replace it',
   };
-}
-
-/** At most `n` holders at a time; acquire() resolves with the function that releases. */
-function semaphore(n: number): { acquire(): Promise<() => void> } {
-  let free = n;
-  // A queue of thousands (every entry waiting for an output step) is not shifted: O(1) each.
-  const queue: Array<(() => void) | undefined> = [];
-  let head = 0;
-  const release = () => {
-    const next = queue[head];
-    if (next) {
-      queue[head++] = undefined;
-      if (head === queue.length) queue.length = head = 0;
-      next();
-    } else free++;
-  };
-  return {
-    acquire() {
-      if (free > 0) {
-        free--;
-        return Promise.resolve(once(release));
-      }
-      return new Promise((resolve) => queue.push(() => resolve(once(release))));
-    },
-  };
-}
-
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (!done) {
-      done = true;
-      fn();
-    }
-  };
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
-export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }
 
 /** What an artifact's blob step came to: shared by every entry that needs the same blob. */
@@ -167,6 +88,10 @@ interface BlobDone {
   reason?: string;
   /** The bytes came from the team cache. */
   fromCache?: boolean;
+  /** A conditional request (hoard fetch --refresh) answered 304. */
+  notModified?: boolean;
+  /** The vendor found the file under a new locator. */
+  moved?: { from: string; to: string };
 }
 
 /** A copy refused because the blob's bytes do not match its digest (see materialize/copy.ts). */
@@ -190,172 +115,26 @@ function blobKey(p: ArtifactPlan): string | null {
 /** Executes a plan: downloads, verifies, links, and reports each artifact as it finishes. */
 export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Promise<ArtifactEvent[]> {
   const { store, emit } = deps;
-  /** A download another process finished after this moment is as fresh as one of ours. */
-  const startedAt = deps.startedAt ?? Date.now();
-  const urls = openUrlIndex(store.root, store.lockWait);
+  const conflictOf = deps.conflict ?? conflictInfo;
+  // The one transfer pipeline (./transfer.ts): team cache, candidates, locks, resume, retries.
+  const transfer = createTransfer({
+    store, emit, fetcher: deps.fetcher, jobs: deps.jobs,
+    // A download another process finished after this moment is as fresh as one of ours.
+    startedAt: deps.startedAt ?? Date.now(),
+    candidates: deps.candidates ?? ((a) => Promise.resolve(urlCandidates(a, deps.env))),
+    ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.cache ? { cache: deps.cache } : {}),
+    ...(deps.beforePublish ? { beforePublish: deps.beforePublish } : {}),
+  });
 
-  const toStore = (a: Artifact, expected: Expected, replace: boolean): Sink<BlobWriter> => {
-    // A download's bytes survive an interruption (a reset, Ctrl-C, kill -9) in tmp/<key>.partial
-    // and the next attempt continues from them. The key is the digest, or for an entry not
-    // locked yet its URL; the caller holds the lock of that key.
-    const resumeKey = resumeKeyOf(expected.digest, a.url);
-    const before = deps.beforePublish;
-    return {
-      dir: store.root,
-      open: () => store.createWriter(Object.keys(a.checksums) as ChecksumAlgorithm[], { resumeKey, sizeHint: expected.size }),
-      // Every download but an unlocked entry's runs under the blob's lock (see lockedBlob).
-      finish: (w) => w.commit(expected, { replace, ...(before ? { beforePublish: (d: Digest) => before(d, expected.digest !== undefined) } : {}) }),
-    };
-  };
-
-  const transfers = semaphore(deps.jobs);
-  /** Bytes each artifact's downloads brought in this run, failed ones included (for the summary). */
-  const moved = new Map<string, number>();
-
-  const download = async <W extends BlobWriter>(a: Artifact, expected: Expected, reason: 'missing' | 'corrupt' | 'force' | 'unlocked', sink: Sink<W>) => {
-    const fetcher = await deps.fetcher();
-    // The team cache first (by digest), then the artifact's own candidates: its url and
-    // mirrors, or a vendor's source, which hands out a fresh link for every attempt.
-    const cached = expected.digest && deps.cache ? await deps.cache(a.name, expected.digest) : null;
-    const candidates = deps.candidates ? await deps.candidates(a) : urlCandidates(a, deps.env);
-    const sources: Array<{ label: string; source: Source; cache?: true }> = [
-      ...(cached ? [{ label: cached.url, source: cached, cache: true as const }] : []),
-      ...candidates.map((c) => ({ label: c.label, source: { url: c.key, headers: {}, resolve: c.resolve, ...(c.expiring ? { expiring: true } : {}) } })),
-    ];
-    let lastError: unknown;
-    for (const [i, { label: url, source, cache }] of sources.entries()) {
-      for (let fresh = false; ; fresh = true) {
-        // A transfer holds one of --jobs slots; verifying, publishing, linking and importing
-        // the image do not, so the next download starts as soon as this one's bytes are in.
-        const freeSlot = await transfers.acquire();
-        let slotHeld = true;
-        const writer = await sink.open().catch((err: unknown) => {
-          freeSlot();
-          throw err;
-        });
-        const resumeFrom = writer.bytesWritten;
-        let keep = true;
-        try {
-          if (expected.size !== undefined) {
-            await ensureSpace(sink.dir, expected.size - resumeFrom, a.name, sink.dir === store.root ? undefined : "the output's filesystem");
-          }
-          emit({ type: 'download', name: a.name, url: redactUrl(url), size: expected.size ?? null, reason, ...(resumeFrom > 0 ? { resumeFrom } : {}) });
-          let last = resumeFrom;
-          const r = await fetcher.fetch(source, writer, {
-            onProgress: (p) => {
-              // (Fewer than before: the server ignored Range and the transfer started over.)
-              moved.set(a.name, (moved.get(a.name) ?? 0) + (p.received >= last ? p.received - last : p.received));
-              last = p.received;
-              emit({ type: 'progress', name: a.name, received: p.received, total: p.total ?? expected.size ?? null });
-            },
-            onRetry: (r) => emit(retryEvent(a.name, redactUrl(url), r)),
-            signal: deps.signal,
-            verified: expected.digest !== undefined,
-            ...(expected.size !== undefined ? { size: expected.size } : {}),
-          });
-          keep = false;
-          freeSlot();
-          slotHeld = false;
-          const digest = await sink.finish(writer);
-          return { digest, size: writer.bytesWritten, bytes: r.bytes, writer, url, fetched: r, ...(cache ? { fromCache: true as const } : {}) };
-        } catch (err) {
-          if (slotHeld) freeSlot();
-          // What arrived stays for the next attempt, unless it is what was wrong.
-          await writer.abort({ keep: keep && !(err instanceof HoardError && (err.code === 'E_STORE' || err.code === 'E_INTEGRITY')) });
-          lastError = err;
-          if (err instanceof HoardError && err.code === 'E_INTEGRITY') {
-            // Bytes resumed from an earlier attempt may be what is wrong: once more, from the start.
-            if (resumeFrom > 0 && !fresh) continue;
-            (err as HoardError & { details: Record<string, unknown> }).details.url = redactUrl(url);
-            err.message = `${redactUrl(url)} sent other bytes than expected: ${err.message.replace(/^download is /, '')}`;
-          }
-          if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
-          if (i < sources.length - 1) emit({ type: 'warning', name: a.name, message: `${errorInfo(err).message}; ${cache ? 'downloading from its url instead of the team cache' : 'trying the next mirror'}` });
-          break;
-        }
-      }
-    }
-    throw lastError;
-  };
-
-  /** Remembers what a URL served (state/urls.json, written at once): a process waiting for it takes that. */
-  const recordUrl = async (r: { url: string; digest: Digest; size: number; fetched: FetchResult; fromCache?: boolean }) => {
-    if (r.fromCache) return; // the team cache's URL says nothing about the entry's own
-    urls.set(urlKey(r.url), {
-      url: redactUrl(r.url), digest: r.digest, size: r.size,
-      ...(r.fetched.etag ? { etag: r.fetched.etag } : {}), ...(r.fetched.lastModified ? { lastModified: r.fetched.lastModified } : {}),
-      checked: new Date().toISOString(),
-    });
-    await urls.flush().catch(() => {}); // only a later download of the same URL is at stake
-  };
-
-  /** Downloads from one URL in this process run one after another: the second finds the first's blob. */
-  const urlTurns = new Map<string, Promise<unknown>>();
-  const inTurn = <T>(url: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (urlTurns.get(url) ?? Promise.resolve()).then(fn, fn);
-    urlTurns.set(url, run.catch(() => {}));
-    return run;
-  };
-
-  /** What another process (or this one) fetched from the entry's URL since this run started, when it is intact. */
-  const fetchedMeanwhile = async (a: Artifact): Promise<BlobDone | null> => {
-    const rec = urls.reread(urlKey(a.url));
-    if (!rec || !(Date.parse(rec.checked) >= startedAt)) return null;
-    // Pinned before it is looked at: gc must leave it alone until hoard.json names it.
-    await deps.beforePublish?.(rec.digest, false);
-    const c = await store.check(rec.digest, { size: rec.size });
-    if (c.state !== 'ok') return null;
-    const algorithms = Object.keys(a.checksums) as ChecksumAlgorithm[];
-    if (algorithms.length > 0 && integrityError('', { checksums: a.checksums }, await hashFile(c.path, algorithms))) return null;
-    return { digest: rec.digest, size: rec.size, leader: a.name, blob: 'cached', bytes: 0 };
-  };
-
-  /** An entry not locked yet: under its URL's lock, what was fetched from it meanwhile, or a download. */
-  const unlockedBlob = (a: Artifact): Promise<BlobDone> =>
-    inTurn(a.url, async () => {
-      const expected: Expected = { checksums: a.checksums };
-      // Processes that sync the same unlocked URL wait for each other: it is downloaded once.
-      const release = await store.lock(`sha256:${resumeKeyOf(undefined, a.url)}`, (info) => emit(waiting(a.name, info)));
-      try {
-        const reused = await fetchedMeanwhile(a);
-        if (reused) return reused;
-        const r = await download(a, expected, 'unlocked', toStore(a, expected, false));
-        await recordUrl(r);
-        return { digest: r.digest, size: r.size, leader: a.name, blob: 'downloaded', bytes: r.bytes };
-      } finally {
-        await release();
-      }
-    });
-
-  /** A locked entry whose blob is missing, corrupt or forced: under the blob's lock. */
-  const lockedBlob = (p: ArtifactPlan, action: 'fetch' | 'refetch' | 'force'): Promise<BlobDone> => {
-    const a = p.artifact;
-    const d = a.digest!;
-    const expected: Expected = { checksums: a.checksums, digest: d, ...(a.size !== undefined ? { size: a.size } : {}) };
-    return inTurn(a.url, async () => {
-      const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
-      try {
-        // Another process (or an unlocked entry of the same URL) may have fetched or repaired it meanwhile.
-        const now = action === 'force' ? null : await store.check(d, expected.size !== undefined ? { size: expected.size } : {});
-        if (now?.state === 'ok') return { digest: d, size: a.size ?? null, leader: a.name, blob: 'cached', bytes: 0 };
-        let reason: string | undefined;
-        if (now?.state === 'corrupt') {
-          reason = `the stored blob was corrupt (${now.reason}); removed it`;
-          emit({ type: 'warning', name: a.name, message: `blob ${d} is corrupt (${now.reason}): removed, downloading again` });
-          await store.remove(d);
-        }
-        const why = action === 'force' ? 'force' : now?.state === 'corrupt' ? 'corrupt' : 'missing';
-        const r = await download(a, expected, why, toStore(a, expected, action === 'force'));
-        await recordUrl(r);
-        if (why === 'force') reason = '--force';
-        return {
-          digest: d, size: r.size, leader: a.name, blob: why === 'missing' ? 'downloaded' : 'redownloaded', bytes: r.bytes,
-          ...(reason ? { reason } : {}), ...(r.fromCache ? { fromCache: true } : {}),
-        };
-      } finally {
-        await release();
-      }
-    });
+  /**
+   * An output whose entry had no digest when it was planned ('check'): looked at again now
+   * that the digest is known, and planned as sync would have (the same pure plan).
+   */
+  const recheck = async (p: ArtifactPlan, digest: Digest, size: number | null): Promise<Pick<ArtifactPlan, 'output' | 'observed'>> => {
+    const a: Artifact = { ...p.artifact, digest, ...(size !== null ? { size } : {}) };
+    const observed = await observe(a, { store, state: deps.state, outputRoot: deps.outputRoot, verify: false, emit, noStore: deps.noStore ?? false });
+    return { output: plan([{ artifact: a, observed }], { force: deps.force, noStore: deps.noStore ?? false, ...(deps.replace !== undefined ? { replace: deps.replace } : {}) })[0]!.output, observed };
   };
 
   /**
@@ -364,7 +143,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
    */
   const groupBlob = async (members: readonly ArtifactPlan[]): Promise<BlobDone> => {
     const first = members[0]!;
-    if (first.blob === 'lock') return unlockedBlob(first.artifact);
+    if (first.blob === 'lock') return { ...(await transfer.unlockedBlob(first.artifact)), leader: first.artifact.name };
     const adopter = members.find((m) => m.blob === 'adopt');
     if (adopter) {
       const a = adopter.artifact;
@@ -385,7 +164,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       if (seen.has(sourceKey)) continue;
       seen.add(sourceKey);
       try {
-        return await lockedBlob(m, action);
+        return { ...(await transfer.lockedBlob(a, action)), leader: a.name };
       } catch (err) {
         lastError = err;
         if (err instanceof HoardError && (err.code === 'E_INTERRUPTED' || err.code === 'E_STORE')) throw err;
@@ -424,34 +203,6 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     return task;
   };
 
-  /** A blob a copy found damaged (its fingerprint vouched for it): removed and fetched again, once per run. */
-  const repairs = new Map<Digest, Promise<number>>();
-  const repairBlob = (a: Artifact, d: Digest): Promise<number> => {
-    let task = repairs.get(d);
-    if (!task) {
-      task = (async () => {
-        const expected: Expected = { checksums: a.checksums, digest: d, ...(a.size !== undefined ? { size: a.size } : {}) };
-        const release = await store.lock(d, (info) => emit(waiting(a.name, info)));
-        try {
-          const c = await store.check(d, { verify: true });
-          if (c.state === 'ok') return 0;
-          if (c.state === 'corrupt') {
-            emit({ type: 'warning', name: a.name, message: `blob ${d} is corrupt (${c.reason}): removed, downloading again` });
-            await store.remove(d);
-          }
-          const r = await download(a, expected, 'corrupt', toStore(a, expected, false));
-          await recordUrl(r);
-          return r.bytes;
-        } finally {
-          await release();
-        }
-      })();
-      repairs.set(d, task);
-      return task;
-    }
-    return task.then(() => 0);
-  };
-
   const outputSteps = semaphore(Math.max(8, deps.jobs * 2));
 
   const applyOne = async (p: ArtifactPlan): Promise<ArtifactEvent> => {
@@ -465,9 +216,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let output: OutputOutcome = 'present';
     let method: LinkMethod | undefined;
     let reason: string | undefined;
+    let notModified = false;
+    let moved: { from: string; to: string } | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output,
-      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}), ...extra,
+      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}),
+      ...(notModified ? { notModified } : {}), ...(moved ? { moved } : {}), ...extra,
     });
 
     // 1. The blob (shared with every entry that needs the same one).
@@ -480,6 +234,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       bytesDownloaded = mine ? done.bytes : 0;
       fromCache = mine && done.fromCache === true;
       if (mine && done.reason) reason = done.reason;
+      if (mine && done.notModified) notModified = true;
+      if (mine && done.moved) {
+        moved = done.moved;
+        deps.onMoved?.(a.name, done.moved);
+      }
       // An entry with a digest but no size (added with --sha256) is completed too.
       if (digest && (a.digest !== digest || a.size === undefined)) {
         size ??= lstatSync(store.blobPath(digest as Digest)).size;
@@ -488,7 +247,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     } catch (err) {
       blob = 'failed';
       output = 'skipped';
-      bytesDownloaded = moved.get(a.name) ?? 0;
+      bytesDownloaded = transfer.moved(a.name);
       return event({ error: errorInfo(err), ...(a.image ? { image: 'skipped' as const, imageRef: a.image } : {}) });
     }
 
@@ -496,17 +255,13 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let outputError: ErrorInfo | undefined;
     const releaseOutput = await outputSteps.acquire();
     try {
-      let action = p.output;
-      if (action === 'check') {
-        // The digest was unknown when planning; compare the file that is there now.
-        const found = (await hashFile(target)).digest;
-        action = found === digest || p.observed.ours ? 'relink' : deps.force ? 'replace' : 'conflict';
-      }
+      // The digest was unknown when planning: the file there now is looked at again.
+      const { output: action, observed } = p.output === 'check' ? await recheck(p, digest as Digest, size) : p;
       if (action === 'conflict') {
         output = 'conflict';
-        outputError = conflictInfo(target, a.name, p.observed.outputReason);
+        outputError = conflictOf(target, a.name, observed.outputReason);
       } else if (action === 'none') {
-        if (p.observed.outputFp) deps.state.outputs.set(target, { digest: digest!, fp: p.observed.outputFp });
+        if (observed.outputFp) deps.state.outputs.set(target, { digest: digest!, fp: observed.outputFp });
         output = 'present';
       } else {
         const d = digest as Digest;
@@ -528,7 +283,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           if (!isCorruptBlob(err)) throw err;
           // A copy found the blob damaged although its fingerprint vouched for it: no wrong
           // byte was served; the blob is fetched again and the copy made from that.
-          bytesDownloaded += await repairBlob(a, d);
+          bytesDownloaded += await transfer.repairBlob(a, d);
           blob = 'redownloaded';
           reason = 'the stored blob was corrupt (found while copying it); fetched it again';
           r = await materialize();
@@ -551,7 +306,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     return event({ ...(outputError ? { error: outputError } : {}), ...imageFields(a.image, img) });
   };
 
-  /** The store is disabled: the download goes to a temp file beside the output, verified, then renamed. */
+  /** The store is disabled: the download goes to a temp file beside the output (directSink), verified, then renamed. */
   const applyDirect = async (p: ArtifactPlan): Promise<ArtifactEvent> => {
     const a = p.artifact;
     const target = p.observed.target;
@@ -562,42 +317,39 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let blob: BlobOutcome = 'none';
     let output: OutputOutcome = 'present';
     let error: ErrorInfo | undefined;
+    let moved: { from: string; to: string } | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output, bytesDownloaded,
-      ...(fromCache ? { fromCache } : {}), ...(error ? { error } : {}), ...extra,
+      ...(fromCache ? { fromCache } : {}), ...(moved ? { moved } : {}), ...(error ? { error } : {}), ...extra,
     });
 
     if (p.output === 'conflict') {
       output = 'conflict';
-      error = conflictInfo(target, a.name, p.observed.outputReason);
+      error = conflictOf(target, a.name, p.observed.outputReason);
     } else if (p.blob !== 'none') {
       let writer: DirectWriter | undefined;
       try {
         await prepareTarget(deps.outputRoot, a.path, deps.outputBoundary); // the folders, never through a symbolic link out of it
         const expected: Expected = { checksums: a.checksums, ...(a.digest ? { digest: a.digest } : {}), ...(a.size !== undefined ? { size: a.size } : {}) };
-        const r = await download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', {
-          dir: deps.outputRoot,
-          open: () => createDirectWriter(target, Object.keys(a.checksums) as ChecksumAlgorithm[], a.executable, a.size),
-          finish: (w) => w.verify(expected),
-        });
+        const r = await transfer.download(a, expected, p.blob === 'lock' ? 'unlocked' : p.blob === 'force' ? 'force' : 'missing', directSink(target, a, expected));
         writer = r.writer;
         digest = r.digest;
         size = r.size;
         bytesDownloaded = r.bytes;
         if (r.fromCache) fromCache = true;
+        if (r.moved) {
+          moved = r.moved;
+          deps.onMoved?.(a.name, r.moved);
+        }
         blob = 'downloaded';
         if (a.digest !== digest || a.size === undefined) deps.onLocked(a.name, digest, size);
-        let action: OutputAction = p.output;
-        if (action === 'check') {
-          // The digest was unknown when planning; compare the file that is there now.
-          const found = await hashFile(target).then((h) => h.digest, (err: unknown) => (isErrno(err, 'ENOENT') ? null : Promise.reject(err)));
-          action = found === digest ? 'none' : found === null || p.observed.ours ? 'relink' : deps.force ? 'replace' : 'conflict';
-        }
+        // The digest was unknown when planning: the file there now is looked at again.
+        const { output: action, observed } = p.output === 'check' ? await recheck(p, digest, size) : p;
         if (action === 'none' || action === 'conflict') {
           await writer.abort();
           if (action === 'conflict') {
             output = 'conflict';
-            error = conflictInfo(target, a.name, p.observed.outputReason);
+            error = conflictOf(target, a.name, observed.outputReason);
           }
         } else {
           await writer.publish();
@@ -607,7 +359,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         await writer?.abort();
         blob = blob === 'downloaded' ? blob : 'failed';
         output = blob === 'failed' ? 'skipped' : 'failed';
-        if (blob === 'failed') bytesDownloaded = moved.get(a.name) ?? 0;
+        if (blob === 'failed') bytesDownloaded = transfer.moved(a.name);
         error = errorInfo(err);
         return event(a.image ? { image: 'skipped', imageRef: a.image } : {});
       }

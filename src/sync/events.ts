@@ -150,6 +150,10 @@ export type SyncEvent =
       bytesDownloaded: number;
       /** The blob was pulled from the team cache (the remote), not from the artifact's url. */
       fromCache?: true;
+      /** hoard fetch --refresh: the server answered 304, the stored copy is current. */
+      notModified?: true;
+      /** A vendor source found the file under a new locator (`arista.path` `from` answered Not Found); sync records `to` in hoard.json. */
+      moved?: { from: string; to: string };
       error?: ErrorInfo;
       /** Only for artifacts with an `image`. */
       image?: ImageOutcome;

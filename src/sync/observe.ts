@@ -32,7 +32,8 @@ export interface Observed {
 export interface ObserveContext {
   store: Store;
   state: SyncState;
-  outputRoot: string;
+  /** null: the artifact has no output file (`hoard fetch` without -o): only its blob is looked at. */
+  outputRoot: string | null;
   verify: boolean;
   emit: Emit;
   /** Emit a `check` event per look (for --verbose); off, a no-op sync builds no such strings. */
@@ -43,7 +44,7 @@ export interface ObserveContext {
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
 export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
-  const target = path.join(ctx.outputRoot, a.path); // outputRoot is absolute
+  const target = ctx.outputRoot === null ? '' : path.join(ctx.outputRoot, a.path); // outputRoot is absolute
   const check = ctx.checks
     ? (subject: 'blob' | 'output', p: string, result: string, trusted?: 'fingerprint' | 'hashed') =>
         ctx.emit({ type: 'check', name: a.name, subject, path: p, result, ...(trusted ? { trusted } : {}) })
@@ -68,8 +69,6 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     } else check('blob', c.path, 'missing');
   }
 
-  // lstat: a symbolic link at the output path is someone else's, whatever it points to.
-  const lst = lstatSync(target, { throwIfNoEntry: false });
   const result = (output: OutputState, reason?: string, outputFp?: Fingerprint, trusted?: 'fingerprint' | 'hashed'): Observed => {
     if (ctx.checks) check('output', target, reason ? `${output}: ${reason}` : output, trusted);
     const o: Observed = { target, blob, output };
@@ -78,6 +77,9 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     if (outputFp) o.outputFp = outputFp;
     return o;
   };
+  if (ctx.outputRoot === null) return { target, blob, output: 'ok', ...(blobReason ? { blobReason } : {}) };
+  // lstat: a symbolic link at the output path is someone else's, whatever it points to.
+  const lst = lstatSync(target, { throwIfNoEntry: false });
   if (!lst) return result('missing');
   if (!lst.isFile()) return result('foreign', lst.isSymbolicLink() ? 'a symbolic link' : lst.isDirectory() ? 'a folder' : 'not a regular file');
   const modeOk = ((lst.mode & 0o111) !== 0) === a.executable;

@@ -40,6 +40,8 @@ export interface ArtifactPlan {
 
 export interface PlanOptions {
   force: boolean;
+  /** Someone else's output file is replaced (default: with `force`; `hoard fetch --force` replaces without downloading again). */
+  replace?: boolean;
   /**
    * The store is disabled: a download goes straight to the output, so the blob action only
    * says whether one is needed ('lock', 'fetch' or 'force'), and an intact output is enough.
@@ -71,7 +73,7 @@ export function plan(
         output = 'relink';
         break;
       case 'foreign':
-        output = opts.force ? 'replace' : 'conflict';
+        output = (opts.replace ?? opts.force) ? 'replace' : 'conflict';
         break;
       case 'unknown':
         output = 'check';

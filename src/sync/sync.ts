@@ -222,6 +222,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       beforePublish: async (digest, locked) => {
         pins.push(await store.pin(digest, { locked }));
       },
+      // A vendor file found under a new locator: recorded like a lock (not with --frozen).
+      onMoved: (name, moved) => {
+        const entry = manifest.doc.artifacts[name];
+        if (entry?.arista?.path === moved.from) changes.push({ kind: 'relocate', name, url: entry.url, ...moved });
+      },
       onLocked: (name, digest, size) => {
         const entry = manifest.doc.artifacts[name]!;
         const from = opts.replacing?.[name];
@@ -245,6 +250,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         manifest.doc = c.doc;
         manifest.text = c.text;
         summary.manifestUpdated = c.written;
+        for (const x of c.applied) {
+          if (x.kind === 'relocate' && c.written) {
+            emit({ type: 'warning', name: x.name, message: `Arista no longer has ${x.url.replace(/^arista:/, '')} at its recorded path; ${path.basename(manifest.file)} now records arista.path ${x.to}`, hint: `commit ${path.basename(manifest.file)} so that your team's syncs find it there too` });
+          }
+        }
         for (const x of c.conflicts) {
           emit({ type: 'warning', name: x.name, message: x.message, hint: `look at ${path.basename(manifest.file)} (git diff), then run \`hoard sync ${x.name}\` again` });
         }

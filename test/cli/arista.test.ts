@@ -373,3 +373,90 @@ test('a session code that expires during a run is replaced once, and the downloa
   assert.equal(fake.calls.session, 2);
   assert.equal((await manifest()).artifacts.cEOS!.size, fake.body('cEOS-lab-4.32.1F.tar.xz').length);
 });
+
+test('a locked arista.path that answers Not Found: sync finds the file by name and writes the new path back to hoard.json, touching nothing else', async (t) => {
+  const { fake, p, run } = await setup(t);
+  ok(await run(['add', 'arista:cEOS@4.32.1F', '--no-images']));
+  ok(await run(['add', 'arista:vEOS-lab@4.31.5M', '--no-images']));
+  const committed = await fs.readFile(p.manifestPath, 'utf8');
+  const oldPath = JSON.parse(committed).artifacts.cEOS.arista.path as string;
+  // Arista moves the file: the old path answers Not Found, the tree lists it elsewhere.
+  const newPath = '/support/download/EOS-USA/Active Releases/4.32/EOS-4.32.1F/cEOS-lab-moved/cEOS-lab-4.32.1F.tar.xz';
+  fake.opts.gone.add(oldPath);
+  fake.files.find((f) => f.path === oldPath)!.path = newPath;
+  const env = { HOARD_ARISTA_URL: fake.url, ARISTA_TOKEN: GOOD_TOKEN };
+
+  // --frozen never writes hoard.json: the download works, the file is left as it was.
+  const frozen = await project(t, committed);
+  ok(await hoard(['sync', '--no-images', '--frozen'], { cwd: frozen.dir, store: frozen.store, env }));
+  assert.equal(await fs.readFile(frozen.manifestPath, 'utf8'), committed);
+
+  const mate = await project(t, committed);
+  const r = await hoard(['sync', '--no-images'], { cwd: mate.dir, store: mate.store, env });
+  ok(r);
+  // Only that entry's arista.path changed, byte for byte.
+  assert.equal(await fs.readFile(mate.manifestPath, 'utf8'), committed.replace(oldPath, newPath));
+  assert.match(r.stdout, /moved: the recorded arista\.path answered Not Found; found at \/support\/download\/EOS-USA\/Active Releases\/4\.32\/EOS-4\.32\.1F\/cEOS-lab-moved\//);
+  assert.match(r.stderr, /warning: cEOS: Arista no longer has cEOS-lab-4\.32\.1F\.tar\.xz at its recorded path; hoard\.json now records arista\.path \/support\/download\/EOS-USA\/Active Releases\/4\.32\/EOS-4\.32\.1F\/cEOS-lab-moved\//);
+  assert.match(r.stderr, /hint: commit hoard\.json/);
+  assertNoSecrets(fake, r.stdout + r.stderr, 'sync output');
+  // The next sync from the recorded path needs no folder tree.
+  const trees = fake.calls.tree;
+  const next = await project(t, await fs.readFile(mate.manifestPath, 'utf8'));
+  ok(await hoard(['sync', '--no-images'], { cwd: next.dir, store: next.store, env }));
+  assert.equal(fake.calls.tree, trees);
+
+  // --json: the artifact event says where it moved; --no-store records it too.
+  const direct = await project(t, committed);
+  const j = await hoard(['sync', '--no-images', '--no-store', '--json'], { cwd: direct.dir, store: direct.store, env });
+  ok(j);
+  const art = jsonLines(j.stdout).find((e) => e.type === 'artifact' && e.name === 'cEOS')!;
+  assert.deepEqual(art.moved, { from: oldPath, to: newPath });
+  assert.equal(jsonLines(j.stdout).find((e) => e.type === 'artifact' && e.name === 'vEOS-lab')!.moved, undefined);
+  assert.equal(await fs.readFile(direct.manifestPath, 'utf8'), committed.replace(oldPath, newPath));
+});
+
+test('hoard fetch arista:<file> and arista:<format>@<version>: the same vendor source (fresh links), cached by the store, no secrets', async (t) => {
+  const { fake, p, run } = await setup(t);
+  const name = 'cEOS-lab-4.32.1F.tar.xz';
+  const r = await run(['fetch', `arista:${name}`, '-o', 'x.tar.xz']);
+  ok(r);
+  assert.equal(r.stdout, `${path.join(p.dir, 'x.tar.xz')}\n`);
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'x.tar.xz')), fake.body(name));
+  assert.match(r.stderr, /x\.tar\.xz {2}downloaded 64\.0 KiB, linked/);
+  assertNoSecrets(fake, r.stdout + r.stderr, 'fetch output');
+  assertNoSecrets(fake, await allText(p.store), 'the store');
+  const gets = fake.fileRequests.length;
+  const links = fake.calls.link;
+
+  // The second fetch: from the store's URL index, no request at all.
+  const again = await run(['fetch', `arista:${name}`, '--json']);
+  ok(again);
+  assert.equal(jsonLines(again.stdout).at(-1)!.result, 'cached');
+  assert.equal(fake.fileRequests.length, gets);
+  assert.equal(fake.calls.link, links);
+
+  // A format and version, resolved through the folder tree; --no-store straight into the file.
+  const direct = await run(['fetch', 'arista:vEOS-lab@4.31.5M', '--no-store', '-o', 'veos.vmdk', '--json']);
+  ok(direct);
+  const f = jsonLines(direct.stdout).at(-1)!;
+  assert.equal(f.result, 'downloaded');
+  assert.equal(f.output, 'written');
+  assert.deepEqual(await fs.readFile(path.join(p.dir, 'veos.vmdk')), fake.body('vEOS-lab-4.31.5M.vmdk'));
+
+  // Arista's published sha512 is checked in the same pass: a mismatch keeps nothing.
+  const blobs = await listTree(path.join(p.store, 'v1', 'blobs'));
+  fake.opts.wrongSha512.add('EOS64-4.31.4M.swi');
+  const bad = await run(['fetch', 'arista:EOS64-4.31.4M.swi', '-o', 'eos.swi']);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /sha512/);
+  assert.equal(bad.stdout, '');
+  assert.deepEqual(await listTree(path.join(p.store, 'v1', 'blobs')), blobs, 'no blob');
+  assert.deepEqual((await fs.readdir(p.dir)).filter((n) => n.startsWith('eos')), [], 'no output, no temp file');
+
+  // A file Arista does not list: exit 1, Arista's words, no mirror to suggest.
+  const missing = await run(['fetch', 'arista:cEOS-lab-9.99.9F.tar.xz', '-o', 'nope.tar.xz']);
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /Arista lists no cEOS-lab-9\.99\.9F\.tar\.xz/);
+  assert.doesNotMatch(missing.stderr, /mirror/);
+});

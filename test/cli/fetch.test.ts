@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { hoard, jsonLines, listTree, randomData, serveRoute, sha256, startServer, tmpDir } from '../helpers.ts';
+import { hoard, jsonLines, listTree, randomData, serveRoute, sha256, startHoard, startServer, tmpDir } from '../helpers.ts';
 
 async function fresh(t: TestContext) {
   const base = tmpDir(t);
@@ -251,4 +251,54 @@ test('an interrupted fetch is resumed by the next one (Range with If-Range), lik
   assert.equal(second.stdout.trim(), f.blob(data));
   assert.equal(sha256(readFileSync(f.blob(data))), sha256(data));
   assert.deepEqual(await listTree(path.join(f.store, 'v1', 'tmp')), []);
+});
+
+test('a 404: exit 1, E_HTTP with a hint to check the URL, never "add a mirror" (fetch has no manifest), with the store or without; nothing left behind', async (t) => {
+  const srv = await startServer(t, {});
+  const f = await fresh(t);
+  for (const flags of [[], ['--no-store', '-o', 'gone.tar']]) {
+    const r = await f.run([srv.url('/gone.tar'), ...flags]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /HTTP 404/);
+    assert.match(r.stderr, /hint: the URL does not exist/);
+    assert.doesNotMatch(r.stderr, /mirror/i);
+    const j = await f.run([srv.url('/gone.tar'), ...flags, '--json']);
+    const err = jsonLines(j.stdout).at(-1)!;
+    assert.equal(err.type, 'error');
+    assert.equal(err.code, 'E_HTTP');
+    assert.doesNotMatch(String(err.hint), /mirror/i);
+  }
+  assert.deepEqual(await listTree(f.dir), [], 'no output, no temp file');
+});
+
+test('two fetches of one URL at once: the second waits for the first (the resume lock) and takes its blob: one request', async (t) => {
+  const data = randomData(400_000);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let firstHit!: () => void;
+  const hit = new Promise<void>((resolve) => (firstHit = resolve));
+  const srv = await startServer(t, {
+    '/shared.iso': (_req, res, n) => {
+      res.writeHead(200, { 'content-length': String(data.length) });
+      res.write(data.subarray(0, 100_000));
+      if (n === 1) firstHit();
+      void held.then(() => res.end(data.subarray(100_000)));
+    },
+  });
+  const f = await fresh(t);
+  const args = ['fetch', srv.url('/shared.iso'), '--json'];
+  const a = startHoard(args, { cwd: f.dir, store: f.store });
+  t.after(() => a.child.kill());
+  await hit;
+  const b = startHoard(args, { cwd: f.dir, store: f.store });
+  t.after(() => b.child.kill());
+  await b.until(/"type":"waiting"/, 'stdout');
+  release();
+  const [ra, rb] = await Promise.all([a.done, b.done]);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.equal(rb.code, 0, rb.stderr);
+  assert.equal(srv.total(), 1, 'downloaded once');
+  assert.equal(fetched(ra.stdout).result, 'downloaded');
+  assert.equal(fetched(rb.stdout).result, 'cached');
+  assert.equal(fetched(rb.stdout).path, f.blob(data));
 });

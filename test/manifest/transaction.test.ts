@@ -180,3 +180,44 @@ test('a lock left beside hoard.json by a killed hoard is recovered', async (t) =
   assert.equal((await readManifest(file)).artifacts.x!.digest, `sha256:${sha256(body)}`);
   await assert.rejects(fs.stat(`${file}.lock`), { code: 'ENOENT' });
 });
+
+test("a 'relocate' change moves only that entry's arista.path; a path or url changed meanwhile wins (a conflict); a broken file is not rewritten", async (t) => {
+  const { commitManifest } = await import('../../src/manifest/commit.ts');
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'hoard.json');
+  const digest = `sha256:${'a'.repeat(64)}` as const;
+  const doc = {
+    version: 1,
+    artifacts: {
+      ceos: { url: 'arista:cEOS-lab-4.32.1F.tar.xz', arista: { path: '/support/download/EOS-USA/old/cEOS-lab-4.32.1F.tar.xz' }, digest, size: 10 },
+      other: { url: 'https://example.com/x.bin', digest, size: 10 },
+    },
+  };
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
+  await fs.writeFile(file, text);
+  const move = { kind: 'relocate' as const, name: 'ceos', url: 'arista:cEOS-lab-4.32.1F.tar.xz', from: '/support/download/EOS-USA/old/cEOS-lab-4.32.1F.tar.xz', to: '/support/download/EOS-USA/new/cEOS-lab-4.32.1F.tar.xz' };
+
+  const r = await commitManifest(file, [move]);
+  assert.equal(r.written, true);
+  assert.deepEqual(r.conflicts, []);
+  assert.equal(await fs.readFile(file, 'utf8'), text.replace('/old/', '/new/'));
+
+  // Someone else moved it elsewhere meanwhile: theirs stays.
+  const theirs = text.replace('/old/', '/theirs/');
+  await fs.writeFile(file, theirs);
+  const c = await commitManifest(file, [move]);
+  assert.equal(c.written, false);
+  assert.match(c.conflicts[0]!.message, /arista\.path of "ceos" .* changed meanwhile/);
+  assert.equal(await fs.readFile(file, 'utf8'), theirs);
+
+  // The url changed (an update): not touched.
+  const updated = text.replace(/cEOS-lab-4\.32\.1F\.tar\.xz"/, 'cEOS-lab-4.33.1F.tar.xz"');
+  await fs.writeFile(file, updated);
+  assert.match((await commitManifest(file, [move])).conflicts[0]!.message, /url of "ceos" .* changed meanwhile/);
+  assert.equal(await fs.readFile(file, 'utf8'), updated);
+
+  // A broken manifest is never rewritten.
+  await fs.writeFile(file, '{ "version": 1, "artifacts": {');
+  await assert.rejects(commitManifest(file, [move]), (err: { code?: string }) => err.code === 'E_MANIFEST');
+  assert.equal(await fs.readFile(file, 'utf8'), '{ "version": 1, "artifacts": {');
+});
