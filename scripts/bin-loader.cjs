@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// hoard's executable (dist/hoard.cjs): runs the bundled CLI, dist/hoard-main.cjs, through a
+// hoard's executable (dist/hoard.cjs): runs the bundled CLI, dist/hoard-main.cjs, from a V8
 // code cache made on this machine by this Node.js, so that later starts skip compiling it.
-// - Node >= 22.1: Node's own compile cache (module.enableCompileCache()), which also covers
-//   the bundles loaded later (the HTTP client, the TUI).
-// - Node 20, which has none: the bundle's V8 code cache, written after the first run that
-//   lacks one (so it holds the functions that run used, not only the top level), one file per
-//   Node version, bundle and architecture. On a loaded 2-core machine it saves ~20% of a
-//   no-op `hoard sync` (see the README's development notes).
+// - The CLI bundle: a V8 code cache written after the first run that lacks one, so it holds
+//   the functions that run compiled, not only the top level; one file per bundle, Node.js
+//   version and architecture. Node's own compile cache (module.enableCompileCache(), Node >=
+//   22.1) keeps only what is compiled when a file loads, which is little of what a command
+//   runs: measured on Node 24, a no-op `hoard sync` of 1,000 artifacts costs 18 % less CPU time
+//   with this cache than with Node's, and Node 20 has none (docs/development.md).
+// - The bundles loaded later (the HTTP client, execa, yaml, the TUI): Node's compile cache,
+//   where there is one.
 // Both live in $XDG_CACHE_HOME/hoard-compile-cache (else ~/.cache/hoard-compile-cache), beside
 // the default store, not in it (a command that fails creates no store), or in $NODE_COMPILE_CACHE
 // when set; NODE_DISABLE_COMPILE_CACHE=1 turns both off. A cache that cannot be read or written
@@ -39,14 +41,12 @@ try {
 
 if (cwdGone) {
   // nothing to run
-} else if (enableCompileCache) {
-  enableCompileCache(cacheDir);
-  require(main);
 } else if (env.NODE_DISABLE_COMPILE_CACHE || env.NODE_V8_COVERAGE) {
   // (Under coverage, as npm test runs, the bundle is required as usual: the byte offsets V8
   // reports then match the file and its source map, with no wrapper in front.)
   require(main);
 } else {
+  if (enableCompileCache) enableCompileCache(cacheDir);
   runWithCodeCache();
 }
 
@@ -65,18 +65,26 @@ function runWithCodeCache() {
     filename: main,
     cachedData,
   });
-  if (cachedData === undefined || script.cachedDataRejected) {
+  // A run that only prints the help or the version compiles little of what commands run: the
+  // cache is left to the first command.
+  const onlyHelp = process.argv.slice(2).every((a) => a.startsWith('-')) || process.argv.includes('--help') || process.argv.includes('-h');
+  if ((cachedData === undefined || script.cachedDataRejected) && !onlyHelp) {
     process.once('exit', () => {
       try {
         fs.mkdirSync(cacheDir, { recursive: true });
         const tmp = `${file}.${process.pid}.tmp`;
         fs.writeFileSync(tmp, script.createCachedData());
         fs.renameSync(tmp, file);
+        // Caches of other builds are never read again (this one's for other Nodes are kept).
+        for (const name of fs.readdirSync(cacheDir)) {
+          if (name.startsWith('hoard-main-') && name.endsWith('.v8') && !name.startsWith(`hoard-main-${HOARD_BUNDLE_ID}-`)) fs.rmSync(path.join(cacheDir, name), { force: true });
+        }
       } catch {}
     });
   }
-  // import() in code that V8 took from a cache has no loader on Node 20: the TUI's ES module is
-  // imported from here instead (src/cli/ui.ts).
+  // import() in code that V8 compiled with vm.Script has no loader (and on Node 20 none can be
+  // given when the code comes from a cache): the TUI's ES module is imported from here instead
+  // (src/cli/ui.ts).
   globalThis[Symbol.for('hoard.importBeside')] = (name) => import(path.join(__dirname, name));
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(main), mod, main, __dirname);

@@ -90,15 +90,42 @@ const net = await esbuild.build({
 });
 if (inputsOf(net).some((f) => f.startsWith('src/') && f !== 'src/download/undici.ts')) throw new Error('dist/hoard-net.cjs must hold undici only');
 
-// The CLI: one CommonJS bundle (CommonJS starts faster than ES modules, and on Node 20 the
-// executable runs it through a code cache of its own: scripts/bin-loader.cjs). The two bundles
-// above stay files of their own, reached at run time beside it.
+// Dependencies only some commands import (with import()), each a bundle of its own, required
+// only then: execa (an artifact with an image: the engine) and yaml (`add --from-clab`). In
+// the CLI bundle they were 40 % of its bytes, which every start read and compiled, and a
+// no-op sync never runs.
+const DEPENDENCY_BUNDLES = { execa: 'hoard-execa.cjs', yaml: 'hoard-yaml.cjs' };
+for (const [dep, file] of Object.entries(DEPENDENCY_BUNDLES)) {
+  const r = await esbuild.build({
+    ...common,
+    stdin: { contents: `module.exports = require(${JSON.stringify(dep)});`, resolveDir: root, sourcefile: `${dep}-bundle.cjs` },
+    outfile: path.join(staging, file),
+    format: 'cjs',
+    // execa (an ES module) asks for import.meta.url (in its unused IPC code): this file's URL.
+    define: { ...common.define, 'import.meta.url': '__hoardImportMetaUrl' },
+    banner: { js: "var __hoardImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  });
+  if (inputsOf(r).some((f) => f.startsWith('src/'))) throw new Error(`dist/${file} must hold ${dep} only`);
+}
+
+// The CLI: one CommonJS bundle (CommonJS starts faster than ES modules, and the executable runs
+// it through a code cache of its own: scripts/bin-loader.cjs). The bundles above stay files of
+// their own, reached at run time beside it.
 const lazyBundles = {
   name: 'lazy-bundles',
   setup(build) {
     build.onResolve({ filter: /\/tui\/index\.ts$/ }, (args) =>
       args.importer.endsWith(path.join('src', 'cli', 'ui.ts')) ? { path: './hoard-tui.mjs', external: true } : undefined,
     );
+    // (import('execa') and import('yaml'): the bundles of their own above)
+    // (import('execa') and import('yaml'): a require() of the bundle of its own above, which
+    // the Node 20 code cache's loader can run, where an import() of a file cannot)
+    build.onResolve({ filter: /^(execa|yaml)$/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'dependency-bundle' } : undefined));
+    build.onLoad({ filter: /.*/, namespace: 'dependency-bundle' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(`./${DEPENDENCY_BUNDLES[args.path]}`)});`,
+      loader: 'js',
+    }));
+    build.onResolve({ filter: /^\.\/hoard-(execa|yaml)\.cjs$/ }, (args) => ({ path: args.path, external: true }));
     build.onResolve({ filter: /\/undici\.ts$/ }, (args) =>
       // (the downloader, and the team cache's registry client)
       args.importer.endsWith(path.join('src', 'download', 'http.ts')) || args.importer.endsWith(path.join('src', 'remote', 'client.ts'))
@@ -121,8 +148,8 @@ const main = await esbuild.build({
   define: { ...common.define, 'import.meta.url': '__hoardImportMetaUrl' },
   banner: { js: "var __hoardImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
-if (inputsOf(main).some((f) => f.includes('node_modules/undici/') || f.includes('node_modules/ink/'))) {
-  throw new Error('dist/hoard-main.cjs bundles undici or Ink; they belong in dist/hoard-net.cjs and dist/hoard-tui.mjs');
+if (inputsOf(main).some((f) => /node_modules\/(undici|ink|execa|yaml)\//.test(f))) {
+  throw new Error('dist/hoard-main.cjs bundles undici, Ink, execa or yaml; they belong in dist/hoard-net.cjs, dist/hoard-tui.mjs, dist/hoard-execa.cjs and dist/hoard-yaml.cjs');
 }
 
 // The library API (import { openStore, sync } from 'hoard').
@@ -135,7 +162,7 @@ await esbuild.build({
   banner: { js: "import { createRequire as __hoardCreateRequire } from 'node:module'; const require = __hoardCreateRequire(import.meta.url);" },
 });
 
-// The executable. Its Node 20 code cache is named by the CLI bundle's content (see the file).
+// The executable. Its code cache is named by the CLI bundle's content (see the file).
 const bundleId = createHash('sha256').update(readFileSync(path.join(staging, 'hoard-main.cjs'))).digest('hex').slice(0, 16);
 await esbuild.build({
   entryPoints: [path.join(root, 'scripts/bin-loader.cjs')],

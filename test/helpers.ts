@@ -40,6 +40,8 @@ export interface Route {
   headers?: Record<string, string>;
   /** Wait before answering (ms). */
   delay?: number;
+  /** Answer only once this settles: a test holds a transfer open until it has seen what it needs. */
+  until?: Promise<unknown>;
   /** Answer `Range: bytes=N-` with 206, as long as an `If-Range` matches the ETag or Last-Modified in `headers`. */
   ranges?: boolean;
 }
@@ -90,6 +92,14 @@ export interface TestServer {
   total(): number;
 }
 
+/** A gate for Route.until: answers wait until `open()` (called at the end of the test at the latest). */
+export function gate(t: TestContext): { until: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const until = new Promise<void>((resolve) => (open = resolve));
+  t.after(() => open());
+  return { until, open };
+}
+
 /** A real HTTP server on 127.0.0.1:0 serving `routes`; closed after the test. */
 export async function startServer(t: TestContext, routes: Record<string, Route | Buffer | Handler> = {}): Promise<TestServer> {
   const map = new Map<string, Route | Handler>();
@@ -106,8 +116,9 @@ export async function startServer(t: TestContext, routes: Record<string, Route |
       if (!route) res.writeHead(404).end('not found');
       else serveRoute(req, res, route);
     };
-    if (route?.delay) setTimeout(answer, route.delay);
-    else answer();
+    const later = () => (route?.delay ? void setTimeout(answer, route.delay) : answer());
+    if (route?.until) void route.until.then(later, later);
+    else later();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => {

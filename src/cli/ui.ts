@@ -5,7 +5,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { errorInfo, exitCodeFor, HoardError, isErrno, signalExit } from '../core/errors.ts';
+import type { Digest } from '../core/digest.ts';
 import { loadManifest } from '../manifest/load.ts';
+import { checkTeamCache } from '../remote/index.ts';
 import { releaseHeldLocksSync } from '../store/lock.ts';
 import { escapeStrings } from '../core/terminal.ts';
 import type { LiveView, OpResult, UiEmit, UiEngine, UiEvent } from '../tui/index.ts';
@@ -207,6 +209,22 @@ export function createUiEngine(g: GlobalOptions, env: Env, o: UiOptions, manifes
       ),
     verify: (emit) => guard(() => runVerify({ ...g, json: false, quiet: false }, printerFor(emit, true), output)),
     freeSpace: () => freeBytes(g.store),
+    // The lookup `hoard status -v` does, for the rows the list shows as missing. A team cache
+    // that is down, refuses, or misses shows nothing here: sync says why if it gets there.
+    teamCache: async (blobs, emit, signal) => {
+      if (!o.teamCache || blobs.length === 0) return;
+      try {
+        const remote = o.teamCache(await loadManifest(g.manifest));
+        if (!remote) return;
+        try {
+          await checkTeamCache(remote, blobs as ReadonlyArray<{ name: string; digest: Digest }>, (e) => emit(escapeStrings(e as UiEvent)), signal);
+        } finally {
+          await remote.close();
+        }
+      } catch {
+        /* nothing to show */
+      }
+    },
   };
 }
 

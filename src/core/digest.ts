@@ -1,4 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { crypto } from './builtins.ts';
 import { HoardError } from './errors.ts';
 
 /** `sha256:<64 lowercase hex>`, the OCI form. */
@@ -30,12 +31,12 @@ export type Checksums = Partial<Record<ChecksumAlgorithm, string>>;
 
 /** Hashes one stream of bytes with SHA-256 plus any extra algorithms, in one pass. */
 export class MultiHash {
-  private main: Hash = createHash('sha256');
+  private main: Hash = crypto().createHash('sha256');
   private extra: Array<[ChecksumAlgorithm, Hash]>;
   size = 0;
 
   constructor(algorithms: Iterable<ChecksumAlgorithm> = []) {
-    this.extra = [...new Set(algorithms)].filter((a) => a !== 'sha256').map((a) => [a, createHash(a)]);
+    this.extra = [...new Set(algorithms)].filter((a) => a !== 'sha256').map((a) => [a, crypto().createHash(a)]);
   }
 
   /** An independent copy of the state so far (a checkpoint to continue from). */

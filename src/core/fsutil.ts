@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { randomHex } from './builtins.ts';
 import { isErrno } from './errors.ts';
 
 /** A unique name beside `target`, on the same filesystem, hidden from globbing. */
 export function tempPathBeside(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.hoard-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  return path.join(path.dirname(target), `.${path.basename(target)}.hoard-${process.pid}-${randomHex(4)}.tmp`);
 }
 
 /**

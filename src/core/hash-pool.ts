@@ -8,7 +8,7 @@
 // they never keep the process alive; a hasher is bound to one worker, which keeps its order.
 // Small inputs are hashed inline: a worker's start costs more than hashing a few MiB.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { promises as fs } from 'node:fs';
 import { MultiHash, type ChecksumAlgorithm, type Checksums, type Digest } from './digest.ts';
 import { HoardError } from './errors.ts';
@@ -111,7 +111,7 @@ export function inlineHasher(algorithms: Iterable<ChecksumAlgorithm> = []): Hash
     updateFile(file, start = 0, length) {
       if (length !== undefined) given += length;
       return after(async () => {
-        const n = await readFile(file, start, length, (b) => hash.update(b));
+        const n = await readFile(openFile, file, start, length, (b) => hash.update(b), READ_BYTES);
         if (length === undefined) given += n;
       });
     },
@@ -130,65 +130,58 @@ export function inlineHasher(algorithms: Iterable<ChecksumAlgorithm> = []): Hash
 const READ_BYTES = 4 * 1024 * 1024;
 
 /**
- * Feeds `file`'s bytes from `start` to `use`, reading the next block while `use` runs; the
- * number of bytes. Fewer than `length` is an error (the file changed under us).
+ * Feeds `file`'s bytes from `start` to `use` in blocks of `blockBytes`, reading the next block
+ * while `use` runs; resolves with the number of bytes. Fewer than `length` is an error (the file
+ * changed under us).
+ *
+ * Written once for both threads: the inline hasher calls it, and the worker's code (WORKER_CODE)
+ * is built from its text (workerCode). So it uses nothing but its arguments and globals (no import, no
+ * helper of this module: a bundler renames those), and test/core/hash-pool.test.ts checks that
+ * the worker's copy runs.
  */
-async function readFile(file: string, start: number, length: number | undefined, use: (b: Buffer) => void): Promise<number> {
-  const fh = await fs.open(file, 'r');
+async function readFile(
+  open: (file: string, flags: string) => Promise<import('node:fs/promises').FileHandle>,
+  file: string,
+  start: number,
+  length: number | undefined | null,
+  use: (b: Buffer) => void,
+  blockBytes: number,
+): Promise<number> {
+  const fh = await open(file, 'r');
   try {
-    let bufs = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
-    let left = length ?? Infinity;
+    let bufs = [Buffer.allocUnsafe(blockBytes), Buffer.allocUnsafe(blockBytes)];
+    let left = length == null ? Infinity : length;
     let at = start;
-    const next = () => (left > 0 ? fh.read(bufs[0]!, 0, Math.min(READ_BYTES, left), at) : Promise.resolve({ bytesRead: 0 }));
-    let reading = next();
+    // (No function of its own inside: tsx would wrap it in a helper the worker does not have.)
+    let reading = fh.read(bufs[0]!, 0, Math.min(blockBytes, left), at);
     for (;;) {
       const { bytesRead } = await reading;
       if (bytesRead === 0) break;
       at += bytesRead;
       left -= bytesRead;
       bufs = [bufs[1]!, bufs[0]!];
-      reading = next();
+      reading = left > 0 ? fh.read(bufs[0]!, 0, Math.min(blockBytes, left), at) : Promise.resolve({ bytesRead: 0, buffer: bufs[0]! });
       use(bufs[1]!.subarray(0, bytesRead));
     }
-    if (length !== undefined && left > 0) throw new Error(`${file} ended after ${at - start} of ${length} bytes`);
+    if (length != null && left > 0) throw new Error(`${file} ended after ${at - start} of ${length} bytes`);
     return at - start;
   } finally {
     await fh.close();
   }
 }
 
-// The worker's code, run with `eval`: plain CommonJS that needs nothing but Node, so it is the
-// same under tsx (tests) and in the esbuild bundles, with no file of its own to ship.
-const WORKER_CODE = `
+const openFile = (file: string, flags: string) => fs.open(file, flags);
+
+// The worker's code, run with `eval`: plain CommonJS that needs nothing but Node (readFile above
+// as its text), so it is the same under tsx (tests) and in the esbuild bundles, with no file of
+// its own to ship. (Made at the first worker's start.)
+const workerCode = () => `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const READ = ${READ_BYTES};
 const jobs = new Map();
-// As readFile() on the main thread: the next block is read while this one is hashed.
-async function readFile(file, start, length, use) {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    let bufs = [Buffer.allocUnsafe(READ), Buffer.allocUnsafe(READ)];
-    let left = length == null ? Infinity : length;
-    let at = start;
-    const next = () => (left > 0 ? fh.read(bufs[0], 0, Math.min(READ, left), at) : Promise.resolve({ bytesRead: 0 }));
-    let reading = next();
-    for (;;) {
-      const { bytesRead } = await reading;
-      if (bytesRead === 0) break;
-      at += bytesRead;
-      left -= bytesRead;
-      bufs = [bufs[1], bufs[0]];
-      reading = next();
-      use(bufs[1].subarray(0, bytesRead));
-    }
-    if (length != null && left > 0) throw new Error(file + ' ended after ' + (at - start) + ' of ' + length + ' bytes');
-    return at - start;
-  } finally {
-    await fh.close();
-  }
-}
+const readFile = ${readFile.toString()};
 async function run(job, m) {
   switch (m.op) {
     case 'update': {
@@ -198,7 +191,7 @@ async function run(job, m) {
       return {};
     }
     case 'file': {
-      const n = await readFile(m.file, m.start, m.length, (b) => { for (const h of job.hashes) h[1].update(b); });
+      const n = await readFile((f, flags) => fs.promises.open(f, flags), m.file, m.start, m.length, (b) => { for (const h of job.hashes) h[1].update(b); }, READ);
       job.size += n;
       return { bytes: n };
     }
@@ -265,7 +258,8 @@ export function createHashPool(opts: { size?: number } = {}): HashPool {
 
   const spawnSlot = (): Slot => {
     // execArgv: []: plain JavaScript, it needs none of the parent's flags (--import tsx, profilers).
-    const worker = new Worker(WORKER_CODE, { eval: true, name: 'hoard-hash', execArgv: [] });
+    const { Worker } = process.getBuiltinModule('node:worker_threads'); // (loaded at the first worker, not at start-up)
+    const worker = new Worker(workerCode(), { eval: true, name: 'hoard-hash', execArgv: [] });
     const slot: Slot = { worker, hashers: 0, waiting: new Map(), dead: null };
     worker.on('message', (r: Reply) => {
       const key = `${r.id}:${r.seq}`;

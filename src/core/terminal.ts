@@ -30,7 +30,10 @@ export function escapeStrings<T>(v: T): T {
     return (changed ? out : v) as T;
   }
   let out: Record<string, unknown> | null = null;
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+  // (for…in, not Object.entries: a no-op sync prints an event per artifact, and this is on its way)
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue;
+    const x = (v as Record<string, unknown>)[k];
     const y = escapeStrings(x);
     if (y !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = y;
   }

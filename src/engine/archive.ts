@@ -4,10 +4,9 @@
 // (etc/, bin/, …) or one only `docker save` writes (<id>.tar, manifest.json, …). A 500 MB
 // cEOS .tar.xz or a `docker save` archive is classified after a few kilobytes; an OCI
 // archive (blobs/ first, index.json and oci-layout last) is decompressed to its end.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { HoardError } from '../core/errors.ts';
 import type { ArchiveKind } from './types.ts';
 
@@ -162,7 +161,7 @@ async function openSource(file: string, shown = file): Promise<Source> {
   if (compression === 'none') return fileSource(file);
   if (compression === 'gzip') {
     const input = createReadStream(file);
-    const gunzip = createGunzip();
+    const gunzip = process.getBuiltinModule('node:zlib').createGunzip();
     input.on('error', (err) => gunzip.destroy(err));
     input.pipe(gunzip);
     return streamSource(gunzip, {
@@ -178,7 +177,8 @@ async function openSource(file: string, shown = file): Promise<Source> {
 function toolSource(file: string, compression: keyof typeof TOOLS, tool: { command: string; pkg: string }, shown: string): Source {
   // xz >= 5.4 decompresses multi-block files (made by `xz -T`) on all cores; older xz ignores -T0.
   const args = compression === 'xz' ? ['-T0', '-dc', '--', file] : ['-dc', '--', file];
-  const child: ChildProcess = spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // (node:child_process and node:zlib are loaded here, not when sync loads this module for isNotImageArchive)
+  const child: ChildProcess = process.getBuiltinModule('node:child_process').spawn(tool.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs, constants, linkSync, lstatSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
+import { randomHex } from '../core/builtins.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { isInside } from '../core/fsutil.ts';
 import type { LinkMode } from '../manifest/types.ts';
@@ -107,9 +107,10 @@ export async function prepareTarget(outputRoot: string, relPath: string, boundar
 }
 
 /** This process's temp names beside outputs: one random part, then a counter (a random draw per file costs). */
-const nonce = randomBytes(4).toString('hex');
+let nonce: string | null = null;
 let counter = 0;
 function tempName(target: string): string {
+  nonce ??= randomHex(4);
   return path.join(path.dirname(target), `.${path.basename(target)}.hoard-${process.pid}-${nonce}${(counter++).toString(36)}.tmp`);
 }
 

@@ -32,7 +32,7 @@ export type UploadOutcome = 'uploaded' | 'mounted' | 'present';
 export interface RegistryClient {
   readonly ref: RemoteRef;
   /** HEAD of the blob: whether the remote has it (a redirect to object storage counts as yes). */
-  hasBlob(digest: Digest): Promise<boolean>;
+  hasBlob(digest: Digest, o?: { signal?: AbortSignal }): Promise<boolean>;
   /** Whether the anchoring manifest (tag `sha256-<hex>`) is there: the blob is present and kept. */
   hasAnchor(digest: Digest): Promise<boolean>;
   /** Where to GET the blob (with a pull token), or null when the remote lacks it. */
@@ -167,28 +167,48 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
 
   const scopeKey = (scopes: string[]) => [...new Set(scopes)].sort().join(' ');
 
-  /** A token from the realm of a Bearer challenge, for these scopes, with the credentials (or anonymously). */
-  const fetchToken = async (ch: Challenge, scopes: string[]): Promise<string> => {
+  /** The token service refused these credentials: E_AUTH naming the source, never the secret. */
+  const refused = (u: URL, status: number, c: Credentials | null): HoardError =>
+    new HoardError('E_AUTH', `team cache ${ref.spec}: the registry's token service (${u.origin}) refused ${c?.identityToken ? `the identity token from ${c.source}` : who()}`, {
+      hint: c?.identityToken
+        ? `the token may have expired or been revoked: log in again (docker login ${ref.host})`
+        : creds ? `check the user name and password or token in ${creds.source} (log in again: docker login ${ref.host})` : `log in: docker login ${ref.host}`,
+      details: { remote: ref.spec, status, source: creds?.source ?? null },
+    });
+
+  /**
+   * A token from the realm of a Bearer challenge, for these scopes. With an identity token, the
+   * OAuth2 refresh-token grant (a form POST, as docker's token spec has it); otherwise a GET,
+   * with the credentials as Basic or anonymously.
+   */
+  const fetchToken = async (ch: Challenge, scopes: string[], signal?: AbortSignal): Promise<string> => {
     const realm = ch.params.realm;
     if (!realm) throw new HoardError('E_REMOTE', `team cache ${ref.spec}: a Bearer challenge without a realm`);
     const u = new URL(realm);
-    if (ch.params.service) u.searchParams.set('service', ch.params.service);
-    for (const s of [...new Set([...ch.scopes, ...scopes])]) u.searchParams.append('scope', s);
+    const all = [...new Set([...ch.scopes, ...scopes])];
     const c = await credentials();
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (c) headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
-    const r = await raw('GET', u.toString(), headers, null);
-    if (r.status === 401 || r.status === 403) {
-      throw new HoardError('E_AUTH', `team cache ${ref.spec}: the registry's token service (${u.origin}) refused ${who()}`, {
-        hint: creds ? `check the user name and password or token in ${creds.source} (log in again: docker login ${ref.host})` : `log in: docker login ${ref.host}`,
-        details: { remote: ref.spec, status: r.status, source: creds?.source ?? null },
-      });
+    let r: Answer;
+    if (c?.identityToken) {
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: c.identityToken, client_id: 'hoard' });
+      if (ch.params.service) form.set('service', ch.params.service);
+      if (all.length) form.set('scope', all.join(' '));
+      const body = Buffer.from(form.toString());
+      r = await raw('POST', u.toString(), { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) }, body, signal);
+      // OAuth2 answers a bad refresh token with 400 invalid_grant.
+      if (r.status === 400 || r.status === 401 || r.status === 403) throw refused(u, r.status, c);
+    } else {
+      if (ch.params.service) u.searchParams.set('service', ch.params.service);
+      for (const s of all) u.searchParams.append('scope', s);
+      if (c) headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+      r = await raw('GET', u.toString(), headers, null, signal);
+      if (r.status === 401 || r.status === 403) throw refused(u, r.status, c);
     }
     if (r.status !== 200) throw new HoardError('E_REMOTE', `team cache ${ref.spec}: token service ${u.origin} answered HTTP ${r.status}`, { details: { status: r.status } });
     let token: string | undefined;
     try {
       const doc = JSON.parse(r.text) as { token?: string; access_token?: string };
-      token = doc.token ?? doc.access_token;
+      token = doc.access_token ?? doc.token;
     } catch {
       /* below */
     }
@@ -223,6 +243,13 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
       }
       if (ch.scheme === 'basic') {
         const c = await credentials();
+        if (c?.identityToken) {
+          // An identity token is for a token service; a Basic registry wants a password.
+          throw new HoardError('E_AUTH', `team cache ${ref.spec}: the registry asks for a password (Basic auth), and ${c.source} holds an identity token for it`, {
+            hint: `log in with a user name and password: docker login ${ref.host} (or set HOARD_REMOTE_USERNAME and HOARD_REMOTE_PASSWORD)`,
+            details: { remote: ref.spec, status: 401, source: c.source },
+          });
+        }
         if (!c) {
           throw new HoardError('E_AUTH', `team cache ${ref.spec}: the registry wants credentials and none were found`, {
             hint: `set HOARD_REMOTE_USERNAME and HOARD_REMOTE_PASSWORD, or log in: docker login ${ref.host}`,
@@ -232,7 +259,7 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
         basic = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
       } else {
         tokens.delete(key);
-        tokens.set(key, await fetchToken(ch, o2.scopes));
+        tokens.set(key, await fetchToken(ch, o2.scopes, o2.signal));
       }
     }
   };
@@ -247,8 +274,8 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
 
   const blobPath = (d: Digest) => `/v2/${repo}/blobs/${d}`;
 
-  const hasBlob = async (digest: Digest, scopes = [pullScope]): Promise<boolean> => {
-    const r = await send('HEAD', blobPath(digest), { scopes });
+  const hasBlob = async (digest: Digest, scopes = [pullScope], signal?: AbortSignal): Promise<boolean> => {
+    const r = await send('HEAD', blobPath(digest), { scopes, ...(signal ? { signal } : {}) });
     if (r.status === 200 || (r.status >= 300 && r.status < 400)) return true;
     if (r.status === 404) return false;
     throw fail(`HEAD ${blobPath(digest)}`, r);
@@ -341,7 +368,7 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
 
   return {
     ref,
-    hasBlob: (d) => hasBlob(d),
+    hasBlob: (d, o2) => hasBlob(d, [pullScope], o2?.signal),
     async hasAnchor(digest) {
       const r = await send('HEAD', `/v2/${repo}/manifests/${tagOf(digest)}`, { scopes: [pullScope], headers: { accept: MANIFEST_TYPE } });
       if (r.status === 200) return true;

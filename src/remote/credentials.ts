@@ -9,6 +9,12 @@ export interface Credentials {
   password: string;
   /** Where they came from, for messages: a variable, a file, or a helper. Never the secret. */
   source: string;
+  /**
+   * An OAuth2 refresh token (`docker login` stores one as `identitytoken` for registries that
+   * hand them out; a credential helper answers with the user name `<token>`): exchanged at the
+   * realm for an access token instead of sending a password.
+   */
+  identityToken?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -25,7 +31,7 @@ export function authFiles(env: Env): string[] {
 }
 
 interface AuthFile {
-  auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
   credHelpers?: Record<string, string>;
   credsStore?: string;
 }
@@ -72,6 +78,8 @@ function fromHelper(name: string, host: string, file: string, env: Env): Promise
       try {
         const r = JSON.parse(stdout) as { Username?: string; Secret?: string };
         if (!r.Secret) return resolve(null);
+        // The helpers' convention: the user name "<token>" marks the secret as an identity token.
+        if (r.Username === '<token>') return resolve({ username: '', password: '', identityToken: r.Secret, source: `${program} (${file})` });
         resolve({ username: r.Username ?? '', password: r.Secret, source: `${program} (${file})` });
       } catch {
         reject(new HoardError('E_AUTH', `${program} get answered something that is not JSON`, { hint: `run \`echo ${host} | ${program} get\`` }));
@@ -83,7 +91,8 @@ function fromHelper(name: string, host: string, file: string, env: Env): Promise
 
 /**
  * The credentials for a registry: HOARD_REMOTE_USERNAME/HOARD_REMOTE_PASSWORD, else the first
- * auth file that names it (auths[host].auth, credHelpers[host], credsStore); null: anonymous.
+ * auth file that names it (auths[host].identitytoken or .auth, credHelpers[host], credsStore);
+ * null: anonymous.
  */
 export async function findCredentials(host: string, repository: string, env: Env): Promise<Credentials | null> {
   if (env.HOARD_REMOTE_USERNAME || env.HOARD_REMOTE_PASSWORD) {
@@ -98,6 +107,11 @@ export async function findCredentials(host: string, repository: string, env: Env
       .map(([k, v]) => ({ score: keyMatches(k, host, repository), v }))
       .filter((e) => e.score > 0)
       .sort((a, b) => b.score - a.score)[0]?.v;
+    if (entry?.identitytoken) {
+      // docker login's "auth" beside it is "user:" (no password); the token is what counts.
+      const user = entry.auth ? Buffer.from(entry.auth, 'base64').toString('utf8').split(':')[0] ?? '' : (entry.username ?? '');
+      return { username: user, password: '', identityToken: entry.identitytoken, source: file };
+    }
     if (entry?.auth) {
       const plain = Buffer.from(entry.auth, 'base64').toString('utf8');
       const i = plain.indexOf(':');

@@ -62,6 +62,21 @@ export function cacheLocator(remote: Remote, emit: Emit): (name: string, digest:
   };
 }
 
+/**
+ * Whether the team cache holds each of these blobs: one `check` event each, with the fact in
+ * `inTeamCache` (status -v prints them; hoard ui marks its rows). One HEAD per blob, in order.
+ * Throws when the remote cannot be asked (down, refused); stops quietly once `signal` aborts.
+ */
+export async function checkTeamCache(remote: Remote, blobs: ReadonlyArray<{ name: string; digest: Digest }>, emit: Emit, signal?: AbortSignal): Promise<void> {
+  if (blobs.length === 0) return;
+  const client = await remote.client();
+  for (const b of blobs) {
+    if (signal?.aborted) return;
+    const there = await client.hasBlob(b.digest, signal ? { signal } : {});
+    emit({ type: 'check', name: b.name, subject: 'blob', path: remote.ref.spec, result: there ? 'in the team cache' : 'not in the team cache', inTeamCache: there });
+  }
+}
+
 function hintOf(err: unknown): string | undefined {
   return (err as { hint?: string }).hint;
 }

@@ -1,10 +1,10 @@
 // hoard push: the store's blobs into the team cache, each anchored by its artifact manifest.
-import { performance } from 'node:perf_hooks';
 import type { Digest } from '../core/digest.ts';
 import { errorInfo } from '../core/errors.ts';
 import { pool } from '../sync/concurrency.ts';
 import type { Emit, SyncEvent } from '../sync/events.ts';
 import type { Remote } from './index.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export interface PushItem {
   /** The artifact's name (the first of them, when several share a blob). */
@@ -28,7 +28,7 @@ const CHECKS = 16;
  * and its anchor. One item's failure does not stop the others.
  */
 export async function push(remote: Remote, items: readonly PushItem[], o: { jobs: number; emit: Emit; signal?: AbortSignal; skipped?: number }): Promise<PushSummary> {
-  const started = performance.now();
+  const started = monotonicMs();
   const summary: PushSummary = {
     type: 'push-summary', remote: remote.ref.spec, pushed: 0, mounted: 0, present: 0, failed: 0, skipped: o.skipped ?? 0, bytesPushed: 0, elapsedMs: 0,
   };
@@ -94,6 +94,6 @@ export async function push(remote: Remote, items: readonly PushItem[], o: { jobs
 }
 
 function finish(summary: PushSummary, started: number): PushSummary {
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   return summary;
 }

@@ -1,5 +1,4 @@
 // The team cache's address and the OCI documents hoard puts there: pure functions, no network.
-import { createHash } from 'node:crypto';
 import { digestHex, type Digest } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 
@@ -56,7 +55,8 @@ export const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json';
 export const LEGACY_CONFIG_TYPE = 'application/vnd.hoard.config.v1+json';
 export const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 export const EMPTY_CONFIG = Buffer.from('{}');
-export const EMPTY_CONFIG_DIGEST: Digest = `sha256:${createHash('sha256').update(EMPTY_CONFIG).digest('hex')}`;
+/** SHA-256 of EMPTY_CONFIG (a constant: no hashing when the module loads; test/remote/ref.test.ts checks it). */
+export const EMPTY_CONFIG_DIGEST: Digest = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
 
 /** The tag that anchors a blob: `sha256-<hex>`. */
 export function tagOf(digest: Digest): string {

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describeDuration } from '../core/duration.ts';
+import { randomHex } from '../core/builtins.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 
 interface LockOwner {
@@ -79,10 +79,12 @@ function processStart(pid: number): string | null {
   }
 }
 
-const self: LockOwner = { pid: process.pid, host: os.hostname(), start: processStart(process.pid) };
+/** This process as a lock owner; made at the first lock (not when the CLI starts: it reads /proc). */
+let selfOwner: LockOwner | null = null;
+const me = (): LockOwner => (selfOwner ??= { pid: process.pid, host: os.hostname(), start: processStart(process.pid) });
 
 function isAlive(owner: LockOwner): boolean {
-  if (owner.host !== self.host) return true; // cannot tell; wait for it
+  if (owner.host !== me().host) return true; // cannot tell; wait for it
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
@@ -195,7 +197,7 @@ async function takeLock(
   let notified = false;
   let delay = 25;
   // What this process writes; a nonce tells two acquisitions by one process apart.
-  const mine = JSON.stringify({ ...self, since: new Date().toISOString(), nonce: randomBytes(8).toString('hex') });
+  const mine = JSON.stringify({ ...me(), since: new Date().toISOString(), nonce: randomHex(8) });
   await fs.mkdir(path.dirname(file), { recursive: true });
   for (;;) {
     if (opts.wait && signal?.aborted) throw interruptedWhileWaiting(file);
@@ -246,7 +248,7 @@ async function takeLock(
     if (givingUp) {
       const i = info();
       throw new HoardError('E_LOCKED', `gave up after ${describeDuration(timeoutMs)}: ${file} is held by ${describeHolder(i)}`, {
-        hint: `another hoard is using it: wait for it${owner ? ` (pid ${owner.pid}${owner.host !== self.host ? ` on ${owner.host}` : ''})` : ''}, or raise --lock-timeout (HOARD_LOCK_TIMEOUT; 0 waits forever)`,
+        hint: `another hoard is using it: wait for it${owner ? ` (pid ${owner.pid}${owner.host !== me().host ? ` on ${owner.host}` : ''})` : ''}, or raise --lock-timeout (HOARD_LOCK_TIMEOUT; 0 waits forever)`,
         details: { lockFile: file, ...(owner ? { pid: owner.pid, host: owner.host } : {}), since: i.since, timeoutMs },
       });
     }
@@ -258,7 +260,7 @@ async function takeLock(
 
 /** Whether a process with this pid runs on this host (a pid that cannot be signalled counts as running). */
 export function pidAlive(pid: number): boolean {
-  return isAlive({ pid, host: self.host, start: null });
+  return isAlive({ pid, host: me().host, start: null });
 }
 
 export type LockState = 'gone' | 'free' | 'held' | 'stale';

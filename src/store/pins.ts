@@ -1,8 +1,8 @@
 // Locks and pins on blobs: a per-digest lock between processes, and pins that keep a blob a
 // running sync is about to name away from gc. Every wait obeys the caller's LockWait.
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { randomHex } from '../core/builtins.ts';
 import { digestHex, type Digest } from '../core/digest.ts';
 import { acquireLock, lockState, tryAcquireLock, type LockWait, type LockWaitInfo } from './lock.ts';
 import type { storeLayout } from './paths.ts';
@@ -18,7 +18,7 @@ export function openPins(layout: ReturnType<typeof storeLayout>, wait: LockWait 
       // Under the blob's lock: gc, which holds the lock while it decides, never misses a pin.
       const release = opts.locked ? null : await pins.lock(digest);
       try {
-        return await acquireLock(path.join(layout.locks, `${digestHex(digest)}.${process.pid}-${randomBytes(4).toString('hex')}.pin`), wait);
+        return await acquireLock(path.join(layout.locks, `${digestHex(digest)}.${process.pid}-${randomHex(4)}.pin`), wait);
       } finally {
         await release?.();
       }

@@ -2,10 +2,10 @@
 // parts together: the writer (writer.ts), integrity checks and fingerprints (integrity.ts),
 // locks and pins (pins.ts), last use (usage.ts). The names below are re-exported from here, so
 // that `../store/store.ts` stays the one import for the store.
-import { randomBytes } from 'node:crypto';
 import { promises as fs, lstatSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { digestHex, parseDigest, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
+import { randomHex } from '../core/builtins.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { hashFile } from '../core/hashfile.ts';
 import { integrityError, openIntegrity, verifyAll, type BlobCheck, type Expected, type VerifiedBlob } from './integrity.ts';
@@ -185,7 +185,7 @@ export function openStore(root: string, options: StoreOptions = {}): Store {
     async ingestFile(file, expected = {}) {
       const algorithms = Object.keys(expected.checksums ?? {}) as ChecksumAlgorithm[];
       await ensureDirs();
-      const tmp = path.join(layout.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+      const tmp = path.join(layout.tmp, `${process.pid}-${randomHex(6)}.part`);
       try {
         await fs.copyFile(file, tmp, fs.constants.COPYFILE_FICLONE);
         const found = await hashFile(tmp, algorithms);

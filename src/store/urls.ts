@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { crypto } from '../core/builtins.ts';
 import type { Digest } from '../core/digest.ts';
 import { storeLayout } from './paths.ts';
 import type { LockWait } from './lock.ts';
@@ -27,7 +27,7 @@ export function openUrlIndex(storeRoot: string, wait: LockWait = {}) {
   return new StateFile<UrlRecord>(path.join(state, 'urls.json'), path.join(locks, 'state-urls.lock'), undefined, wait);
 }
 
-export const urlKey = (url: string) => createHash('sha256').update(url).digest('hex');
+export const urlKey = (url: string) => crypto().createHash('sha256').update(url).digest('hex');
 
 /**
  * The blobs `hoard fetch` wanted (state/fetched.json: hex digest → when it was last fetched,

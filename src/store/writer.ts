@@ -1,11 +1,11 @@
 // The store's writer: bytes arrive in fixed buffers, are written to a temp file (or a resumable
 // partial file) on the thread pool and hashed in a worker as they go; commit() verifies them and
 // hands the file to the store to publish under its digest.
-import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { digestHex, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
+import { crypto, randomHex } from '../core/builtins.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { createHasher, INLINE_BYTES, sharedBuffer, type Hasher } from '../core/hash-pool.ts';
 import { integrityError, type Expected } from './integrity.ts';
@@ -83,7 +83,7 @@ const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
  * known, else a hash of the URL (and the caller locks `sha256:<key>` for it).
  */
 export function resumeKeyOf(digest: Digest | undefined, url: string): string {
-  return digest ? digestHex(digest) : createHash('sha256').update(`url ${url}`).digest('hex');
+  return digest ? digestHex(digest) : crypto().createHash('sha256').update(`url ${url}`).digest('hex');
 }
 
 export async function createBlobWriter(host: WriterHost, algorithms: Iterable<ChecksumAlgorithm> = [], opts: WriterOptions = {}): Promise<BlobWriter> {
@@ -102,7 +102,7 @@ export async function createBlobWriter(host: WriterHost, algorithms: Iterable<Ch
   let metaPath: string | null = null;
   let fh: FileHandle;
   if (opts.resumeKey === undefined) {
-    tmpPath = path.join(host.tmp, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+    tmpPath = path.join(host.tmp, `${process.pid}-${randomHex(6)}.part`);
     fh = await fs.open(tmpPath, 'wx', 0o644);
   } else {
     if (!/^[0-9a-f]{64}$/.test(opts.resumeKey)) throw new Error(`resume key must be 64 hex digits: ${opts.resumeKey}`);

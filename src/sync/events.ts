@@ -93,6 +93,8 @@ export type SyncEvent =
       outputReason?: string;
       /** The locked size, when known (the entry has one). */
       size?: number;
+      /** The locked digest, when the entry has one. */
+      digest?: Digest;
       image?: ImageAction;
       imageRef?: string;
       imageReason?: string;
@@ -101,6 +103,8 @@ export type SyncEvent =
       type: 'check'; name: string; subject: 'blob' | 'output' | 'image'; path: string; result: string;
       /** For content found right: trusted on its stat fingerprint, or read and hashed. */
       trusted?: 'fingerprint' | 'hashed';
+      /** A blob looked up in the team cache (`path` is the remote): whether the remote holds it. */
+      inTeamCache?: boolean;
     }
   /**
    * A download starts (again for each mirror); `resumeFrom`: bytes kept from an interrupted one.

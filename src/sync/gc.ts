@@ -2,7 +2,6 @@
 // used first), temp files and locks left by processes that are gone.
 import { promises as fs, lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { Digest } from '../core/digest.ts';
 import { formatBytes } from '../core/format.ts';
 import { lockState, pidAlive, removeStaleLock, type LockWait } from '../store/lock.ts';
@@ -12,6 +11,7 @@ import { listBlobHexes, openStore, type Store } from '../store/store.ts';
 import type { KeptEvent, RemovedEvent } from './events.ts';
 import { manifestStamp, readKnownDigestsAll, readKnownManifest, type KnownState } from './known.ts';
 import { openSyncState } from './state.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export type GcEvent =
   | { type: 'manifest'; file: string; state: KnownState; digests: number; forgotten?: boolean; reason?: string }
@@ -83,7 +83,7 @@ export const TMP_IDLE_MS = 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export async function gc(opts: GcOptions): Promise<GcSummary> {
-  const started = performance.now();
+  const started = monotonicMs();
   const emit = opts.emit ?? (() => {});
   const dryRun = opts.dryRun ?? false;
   const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
@@ -237,7 +237,7 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     }
     await Promise.all([store.flush(), state.manifests.flush(), fetched.flush()]);
   }
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   emit(summary);
   return summary;
 }

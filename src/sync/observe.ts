@@ -2,6 +2,7 @@ import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { hashFile } from '../core/hashfile.ts';
+import { normalizeRel } from '../manifest/load.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { fileFingerprint, inodeId, type Fingerprint } from '../store/fingerprint.ts';
 import type { Store } from '../store/store.ts';
@@ -44,7 +45,11 @@ export interface ObserveContext {
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
 export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observed> {
-  const target = ctx.outputRoot === null ? '' : path.join(ctx.outputRoot, a.path); // outputRoot is absolute
+  // outputRoot is absolute and normal; a.path relative, and normal unless it has `.` segments or `//`.
+  const target =
+    ctx.outputRoot === null ? ''
+    : normalizeRel(a.path) === a.path && !ctx.outputRoot.endsWith(path.sep) ? `${ctx.outputRoot}${path.sep}${a.path}`
+    : path.join(ctx.outputRoot, a.path);
   const check = ctx.checks
     ? (subject: 'blob' | 'output', p: string, result: string, trusted?: 'fingerprint' | 'hashed') =>
         ctx.emit({ type: 'check', name: a.name, subject, path: p, result, ...(trusted ? { trusted } : {}) })

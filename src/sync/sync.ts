@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { errorInfo, HoardError } from '../core/errors.ts';
 import type { FetcherOptions } from '../download/http.ts';
 import { isInside } from '../core/fsutil.ts';
@@ -16,8 +15,9 @@ import { checkArchives, observeImages, type ImageSupport } from './images.ts';
 import { observe, type Observed } from './observe.ts';
 import { plan, type ArtifactPlan } from './plan.ts';
 import { openSyncState, type SyncState } from './state.ts';
-import { cacheLocator, type Remote } from '../remote/index.ts';
+import { cacheLocator, checkTeamCache, type Remote } from '../remote/index.ts';
 import { createSources, type Sources } from '../sources/index.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export interface SyncOptions {
   manifest: Manifest;
@@ -115,7 +115,7 @@ export function selectArtifacts(manifest: Manifest, names: string[] = [], link?:
 
 /** The reconcile loop: observe, plan, and (for `sync`) apply. */
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
-  const started = performance.now();
+  const started = monotonicMs();
   const startedAt = Date.now();
   const emit: Emit = opts.emit ?? (() => {});
   const { manifest } = opts;
@@ -179,6 +179,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     for (const p of plans) {
       emit({
         type: 'plan', name: p.artifact.name, path: p.artifact.path, inSync: p.inSync, blob: p.blob, output: p.output,
+        ...(p.artifact.digest ? { digest: p.artifact.digest } : {}),
         ...(p.artifact.size !== undefined ? { size: p.artifact.size } : {}),
         ...(p.observed.blobReason ? { blobReason: p.observed.blobReason } : {}),
         ...(p.observed.outputReason ? { outputReason: p.observed.outputReason } : {}),
@@ -190,7 +191,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       if (p.output === 'conflict') summary.conflicts++;
     }
     summary.outOfSync = plans.filter((p) => !p.inSync).length;
-    summary.elapsedMs = Math.round(performance.now() - started);
+    summary.elapsedMs = Math.round(monotonicMs() - started);
     emit(summary);
     return { plans, results: [], summary };
   }
@@ -304,7 +305,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     summary.bytesEvicted = r.bytesEvicted;
     await store.flush();
   }
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   emit(summary);
   return { plans, results, summary };
 }
@@ -317,7 +318,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 async function checkOutputFolders(boundary: string, outputRoot: string, artifacts: readonly Artifact[]): Promise<void> {
   const hint = 'remove the link (a repository must not choose where hoard writes), or pass --output <dir> to choose the output folder yourself';
   if (boundary !== outputRoot) await checkInside(boundary, outputRoot, { create: false, hint });
-  const dirs = new Set(artifacts.map((a) => path.dirname(path.join(outputRoot, a.path))));
+  // (each folder joined once: the entries of a big manifest share a few)
+  const rels = new Set(artifacts.map((a) => a.path.slice(0, Math.max(0, a.path.lastIndexOf('/')))));
+  const dirs = new Set([...rels].map((rel) => path.join(outputRoot, rel)));
   dirs.delete(outputRoot);
   for (const dir of dirs) await checkInside(outputRoot, dir, { create: false, hint });
 }
@@ -339,13 +342,8 @@ function markUsed(store: Store, state: SyncState, file: string, results: readonl
 /** status -v: for each blob that would be downloaded, whether the team cache holds it (a `check` event). */
 async function checkRemote(remote: Remote, plans: readonly ArtifactPlan[], emit: Emit): Promise<void> {
   const wanted = plans.filter((p) => p.artifact.digest && (p.blob === 'fetch' || p.blob === 'refetch'));
-  if (wanted.length === 0) return;
   try {
-    const client = await remote.client();
-    for (const p of wanted) {
-      const there = await client.hasBlob(p.artifact.digest!);
-      emit({ type: 'check', name: p.artifact.name, subject: 'blob', path: remote.ref.spec, result: there ? 'in the team cache' : 'not in the team cache' });
-    }
+    await checkTeamCache(remote, wanted.map((p) => ({ name: p.artifact.name, digest: p.artifact.digest! })), emit);
   } catch (err) {
     emit({ type: 'warning', message: `${(err as Error).message}; cannot tell what the team cache holds` });
   }

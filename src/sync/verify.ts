@@ -1,10 +1,10 @@
-import { performance } from 'node:perf_hooks';
 import type { LinkMode, Manifest } from '../manifest/types.ts';
 import type { LockWait } from '../store/lock.ts';
 import { openStore } from '../store/store.ts';
 import { observe } from './observe.ts';
 import { outputRootOf, selectArtifacts } from './sync.ts';
 import { openSyncState } from './state.ts';
+import { monotonicMs } from '../core/builtins.ts';
 
 export type VerifyEvent =
   | { type: 'verified'; subject: 'blob' | 'output'; name?: string; path: string; ok: boolean; reason?: string; action?: 'removed' }
@@ -25,7 +25,7 @@ export type VerifyEvent =
  * With the store disabled (`noStore`), only the outputs are checked and nothing is recorded.
  */
 export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noStore?: boolean; manifest?: Manifest; output?: string; defaultLink?: LinkMode; emit: (e: VerifyEvent) => void }) {
-  const started = performance.now();
+  const started = monotonicMs();
   const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
   const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
   if (!opts.noStore) {
@@ -52,7 +52,7 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
     if (!opts.noStore) await state.outputs.flush();
   }
   if (!opts.noStore) await store.flush();
-  summary.elapsedMs = Math.round(performance.now() - started);
+  summary.elapsedMs = Math.round(monotonicMs() - started);
   opts.emit(summary);
   return summary;
 }

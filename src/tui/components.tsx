@@ -7,7 +7,10 @@ import type { LiveState } from './live.ts';
 import { layout, visibleRows, type LogLine, type Row, type RowState, type UiState } from './state.ts';
 import { bar, cell, fit, spinner, wrap } from './text.ts';
 
-type Color = 'green' | 'yellow' | 'red' | 'cyan' | 'magenta' | 'gray';
+type Color = 'green' | 'yellow' | 'red' | 'cyan' | 'magenta' | 'gray' | 'blue';
+
+/** A missing blob the team cache holds: what the state column says instead of "not downloaded". */
+export const IN_TEAM_CACHE = 'in team cache';
 
 const STATE_COLOR: Record<RowState, Color> = {
   'in sync': 'green',
@@ -86,6 +89,7 @@ function stateCell(r: Row, s: Pick<UiState, 'activity' | 'now'>): { text: string
   if (d) return { text: d.total ? `↓ ${Math.floor((d.received / d.total) * 100)}%` : `↓ ${formatBytes(d.received)}`, color: 'cyan' };
   const i = s.activity.images.find((x) => x.name === r.name);
   if (i) return { text: `${spinner(s.now)} ${i.action === 'import' ? 'importing' : 'loading'}`, color: 'magenta' };
+  if (r.teamCache && r.state === 'not downloaded') return { text: IN_TEAM_CACHE, color: 'blue' };
   return { text: r.state, color: STATE_COLOR[r.state] };
 }
 
@@ -212,7 +216,9 @@ function NoteLine({ state, paint }: { readonly state: UiState; readonly paint: P
   if (state.notice) return <Line text={state.notice} color="yellow" paint={paint} />;
   // Otherwise, why the highlighted artifact is in its state.
   const row = visibleRows(state)[state.cursor];
-  if (row?.detail && row.state !== 'in sync') return <Line text={`${row.name}: ${row.detail}`} paint={paint} dim />;
+  const cached = row?.teamCache ? `the team cache${state.remote ? ` ${state.remote}` : ''} has it: sync pulls it from there` : '';
+  const why = row && row.state !== 'in sync' ? [row.detail, cached].filter(Boolean).join('; ') : '';
+  if (row && why) return <Line text={`${row.name}: ${why}`} paint={paint} dim />;
   return <Text> </Text>;
 }
 
@@ -231,7 +237,7 @@ export const HELP: ReadonlyArray<readonly [string, string]> = [
 
 const LEGEND: ReadonlyArray<readonly [RowState, string]> = [
   ['in sync', 'blob in the store, output in place, image present'],
-  ['not downloaded', 'the blob is not in the store yet'],
+  ['not downloaded', `not in the store yet ("${IN_TEAM_CACHE}": the team cache has it)`],
   ['not linked', 'the output file is missing or outdated'],
   ['corrupt', 'the stored blob does not match its digest'],
   ['unlocked', 'no digest in hoard.json yet'],

@@ -6,7 +6,7 @@ import { render } from 'ink';
 import { createElement } from 'react';
 import { LiveApp, UiApp } from './app.tsx';
 import { initialLive, liveReducer, type LiveAction, type LiveState } from './live.ts';
-import { initialState, reducer, type Action, type Job, type UiState } from './state.ts';
+import { initialState, reducer, type Action, type Job, type Probe, type UiState } from './state.ts';
 import { createStore, type Store } from './store.ts';
 import type { OpResult, UiEngine, UiEvent } from './types.ts';
 
@@ -29,6 +29,17 @@ const size = (out: NodeJS.WriteStream) => ({ width: out.columns || 80, height: M
 export function control(store: Store<UiState, Action>, engine: UiEngine, o: { signal?: AbortSignal; tickMs?: number } = {}): Promise<number> {
   let started = 0;
   let current: AbortController | null = null;
+  let probed = 0;
+  let probing: AbortController | null = null;
+  const emitEvent = (event: UiEvent) => store.dispatch({ type: 'event', event, at: Date.now() });
+  /** The team cache lookup: in the background, after the list is shown; never a job (keys keep working). */
+  const probe = (p: Probe) => {
+    probing?.abort();
+    if (store.getState().exit !== null) return;
+    const ac = new AbortController();
+    probing = ac;
+    void engine.teamCache?.(p.blobs, (e) => !ac.signal.aborted && emitEvent(e), ac.signal).catch(() => {});
+  };
   const run = (job: Job) => {
     const ac = new AbortController();
     current = ac;
@@ -52,6 +63,11 @@ export function control(store: Store<UiState, Action>, engine: UiEngine, o: { si
         resolve(s.exit);
         return;
       }
+      if (s.probe && s.probe.id > probed) {
+        probed = s.probe.id;
+        const p = s.probe;
+        queueMicrotask(() => probe(p));
+      }
       if (s.job && s.job.id > started) {
         started = s.job.id;
         const job = s.job;
@@ -67,6 +83,7 @@ export function control(store: Store<UiState, Action>, engine: UiEngine, o: { si
     const stop = () => {
       unsubscribe();
       clearInterval(ticker);
+      probing?.abort();
       o.signal?.removeEventListener('abort', onAbort);
     };
     void engine.freeSpace().then((bytes) => store.dispatch({ type: 'free', bytes }));

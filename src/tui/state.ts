@@ -16,6 +16,16 @@ export interface Row {
   /** Why, when the plan says (a corrupt blob's reason, whose file is in the way, …). */
   detail?: string;
   image?: string;
+  /** The locked digest of a blob sync would download (missing from the store, or corrupt). */
+  missing?: string;
+  /** Whether the team cache holds that blob; undefined until it has been asked. */
+  teamCache?: boolean;
+}
+
+/** Blobs to look up in the team cache (after the list is shown): the controller runs it. */
+export interface Probe {
+  id: number;
+  blobs: ReadonlyArray<{ name: string; digest: string }>;
 }
 
 export type Job =
@@ -43,6 +53,10 @@ export interface UiState {
   rows: readonly Row[];
   /** Rows of a status run in progress; swapped in when its summary arrives. */
   incoming: Row[] | null;
+  /** The team cache lookup the controller should run (a new id: a new lookup). */
+  probe: Probe | null;
+  /** The team cache the rows were looked up in (`oci://…`), once one answered. */
+  remote: string | null;
   loaded: boolean;
   /** Index into the visible (filtered) rows, and the first visible row of the list. */
   cursor: number;
@@ -98,7 +112,7 @@ const LOG_LIMIT = 200;
 export function initialState(o: { manifest: string; store: string; width: number; height: number; now?: number }): UiState {
   return {
     manifest: o.manifest, store: o.store, free: null, output: null,
-    rows: [], incoming: null, loaded: false,
+    rows: [], incoming: null, probe: null, remote: null, loaded: false,
     cursor: 0, scroll: 0, selected: [], filter: '', mode: 'list',
     // The first thing the app does: look at every artifact.
     job: { id: 1, op: 'status' }, nextId: 2,
@@ -113,7 +127,22 @@ type PlanEvent = Extract<SyncEvent, { type: 'plan' }>;
 /** Pure: the words for an artifact's plan, most serious first. */
 export function rowFromPlan(p: PlanEvent): Row {
   const base = { name: p.name, path: p.path, size: p.size ?? null, ...(p.imageRef ? { image: p.imageRef } : {}) };
-  return { ...base, ...stateOf(p) };
+  const missing = p.digest && (p.blob === 'fetch' || p.blob === 'refetch') ? { missing: p.digest } : {};
+  return { ...base, ...stateOf(p), ...missing };
+}
+
+/**
+ * The rows of a new status run, keeping what the team cache was found to hold for the same
+ * blobs, and the lookup still to do for the others (null: nothing to ask).
+ */
+function withTeamCache(rows: readonly Row[], old: readonly Row[], lastProbe: Probe | null): { rows: Row[]; probe: Probe | null } {
+  const known = new Map(old.filter((r) => r.missing && r.teamCache !== undefined).map((r) => [`${r.name}\0${r.missing}`, r.teamCache!]));
+  const next = rows.map((r) => {
+    const t = r.missing ? known.get(`${r.name}\0${r.missing}`) : undefined;
+    return t === undefined ? r : { ...r, teamCache: t };
+  });
+  const blobs = next.filter((r) => r.missing && r.teamCache === undefined).map((r) => ({ name: r.name, digest: r.missing! }));
+  return { rows: next, probe: blobs.length ? { id: (lastProbe?.id ?? 0) + 1, blobs } : lastProbe };
 }
 
 /** The rows the filter lets through. */
@@ -272,9 +301,16 @@ function onEvent(s: UiState, e: UiEvent, at: number): UiState {
     }
     case 'summary':
       if ('outOfSync' in e && e.outOfSync !== undefined && next.incoming) {
-        return settle({ ...next, rows: next.incoming, incoming: null, loaded: true });
+        const { rows, probe } = withTeamCache(next.incoming, next.rows, next.probe);
+        return settle({ ...next, rows, probe, incoming: null, loaded: true });
       }
       return next;
+    case 'check': {
+      // The team cache's answer for a missing blob (the fact is on the event, not in its words).
+      if (e.inTeamCache === undefined) return next;
+      const rows = next.rows.map((r) => (r.name === e.name && r.missing ? { ...r, teamCache: e.inTeamCache! } : r));
+      return { ...next, rows, remote: e.path };
+    }
     case 'line':
       return addLog(next, ...e.text.replace(/\n$/, '').split('\n').map((t) => printedLine(t, e.tone)));
     default:

@@ -42,4 +42,10 @@ export interface UiEngine {
   verify(emit: UiEmit): Promise<OpResult>;
   /** Free bytes on the store's filesystem (null when it cannot be told). */
   freeSpace(): Promise<number | null>;
+  /**
+   * Which of these blobs the team cache holds: a `check` event each (`inTeamCache`), the same
+   * lookup as `hoard status -v`. Run after the list is shown; resolves quietly when there is no
+   * team cache, it cannot be reached, or `signal` aborts (nothing to show then).
+   */
+  teamCache?(blobs: ReadonlyArray<{ name: string; digest: string }>, emit: UiEmit, signal: AbortSignal): Promise<void>;
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { manifestStamp } from '../../src/sync/known.ts';
-import { CLI, hoard, startHoard, jsonLines, listTree, randomData, serveRoute, sha256, startServer, tmpDir, type Handler, type RunResult } from '../helpers.ts';
+import { CLI, gate, hoard, startHoard, jsonLines, listTree, randomData, sha256, startServer, tmpDir, type RunResult } from '../helpers.ts';
 
 const blobFile = (store: string, hex: string) => path.join(store, 'v1', 'blobs', 'sha256', hex);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -211,16 +211,11 @@ test('gc never touches what a running sync holds (its blob lock, its temp file, 
   const p1 = await l.make('p1', { held: locked(srv.url('/held'), held) });
   ok(await p1.run('sync'), 'first sync');
 
-  // The server holds back its answers from here until the test lets go (not a fixed delay: on a
-  // loaded machine the gc runs below can take longer than any delay).
-  let letGo!: () => void;
-  const released = new Promise<void>((resolve) => (letGo = resolve));
-  t.after(() => letGo());
-  const heldBack = (body: Buffer): Handler => (req, res) => void released.then(() => serveRoute(req, res, { body }));
-
   // Process 1: `sync --force` re-downloads `held` from a server that takes its time: it holds
   // the blob's lock and a temp file. Meanwhile p1 stops naming the blob.
-  srv.routes.set('/held', heldBack(held));
+  // (Both transfers below are answered only once gc has been checked: `release`.)
+  const answers = gate(t);
+  srv.routes.set('/held', { body: held, until: answers.until });
   const tmpDir1 = path.join(l.store, 'v1', 'tmp');
   const force = background(['sync', '--force'], p1.dir, l.store);
   // Its bytes go to <digest>.partial (what a later sync would resume from).
@@ -230,7 +225,7 @@ test('gc never touches what a running sync holds (its blob lock, its temp file, 
 
   // Process 2: a new project syncs `fresh` (no digest yet: it locks it) and `slow` (which keeps the
   // sync going): `fresh` is published, but hoard.json names it only when the sync ends.
-  srv.routes.set('/slow', heldBack(slow));
+  srv.routes.set('/slow', { body: slow, until: answers.until });
   const p2 = await l.make('p2', { fresh: { url: srv.url('/fresh') }, slow: locked(srv.url('/slow'), slow) });
   const second = background(['sync'], p2.dir, l.store);
   await until('fresh to be published', () => existsSync(blobFile(l.store, sha256(fresh))));
@@ -267,7 +262,7 @@ test('gc never touches what a running sync holds (its blob lock, its temp file, 
   assert.equal(summary.locks, 2);
 
   // Both syncs finish as if nothing had happened.
-  letGo();
+  answers.open();
   ok(await force.done, 'the forced sync');
   ok(await second.done, 'the second sync');
   assert.equal(sha256(await fs.readFile(blobFile(l.store, sha256(fresh)))), sha256(fresh));

@@ -6,7 +6,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, NO_CONFIG, cliEnv, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, NO_CONFIG, cliEnv, gate, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { registrySkip, startRegistry } from '../fixtures/registry.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
 const CURSOR_ESCAPES = /\x1b\[\d*(;\d*)*[ABCDEFGHJKST]|\x1b\[\?(1049|25|2026)[hl]|\x1b\[2K|\r(?!\n)/;
@@ -42,9 +43,9 @@ function piped(args: string[], o: { cwd: string; store: string; nodeArgs?: strin
   });
 }
 
-async function threeArtifacts(t: TestContext, routes: { delay?: number } = {}) {
+async function threeArtifacts(t: TestContext, routes: { delay?: number; until?: Promise<void> } = {}) {
   const files = { 'ceos-lab': randomData(400_000), 'veos-lab': randomData(250_000), 'lab-tools': randomData(30_000) };
-  const srv = await startServer(t, Object.fromEntries(Object.entries(files).map(([n, body]) => [`/${n}.bin`, { body, ...(routes.delay ? { delay: routes.delay } : {}) }])));
+  const srv = await startServer(t, Object.fromEntries(Object.entries(files).map(([n, body]) => [`/${n}.bin`, { body, ...(routes.delay ? { delay: routes.delay } : {}), ...(routes.until ? { until: routes.until } : {}) }])));
   const p = await project(t, {
     version: 1,
     artifacts: {
@@ -182,7 +183,7 @@ test('hoard ui in tmux: a selects all, s syncs, the list turns to in sync, q exi
 });
 
 test('hoard ui in tmux: fits 80×24, redraws on resize, Ctrl-C mid-download exits 130 without a temp file', { skip: !haveTmux() && 'tmux is not installed' }, async (t) => {
-  const { p } = await threeArtifacts(t, { delay: 5_000 });
+  const { p } = await threeArtifacts(t, { until: gate(t).until }); // answered only after the test
   const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ui`, { cwd: p.dir, env: { HOARD_STORE: p.store }, width: 80, height: 24 });
   let s = await term.until('the list', (x) => x.includes('3 out of sync'));
   const lines = s.trimEnd().split('\n');
@@ -200,9 +201,11 @@ test('hoard ui in tmux: fits 80×24, redraws on resize, Ctrl-C mid-download exit
 });
 
 test('hoard sync in tmux: live bars while downloading, then the plain lines and the summary; exit 0', { skip: !haveTmux() && 'tmux is not installed' }, async (t) => {
-  const { p } = await threeArtifacts(t, { delay: 1_500 });
+  const answers = gate(t);
+  const { p } = await threeArtifacts(t, { until: answers.until });
   const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} sync`, { cwd: p.dir, env: { HOARD_STORE: p.store, NO_COLOR: '1' } });
   const live = await term.until('the bars', (x) => /0\/3 artifacts/.test(x) && /↓ ceos-lab/.test(x));
+  answers.open();
   assert.match(live, /[░]{6,}/);
   const end = await term.until('the summary', (x) => /3 artifacts: 0 hits, 3 misses/.test(x));
   assert.equal(await exitCode(p.dir), 'EXIT=0');
@@ -241,4 +244,29 @@ test('hoard ui in tmux: a configured size limit (HOARD_MAX_SIZE) applies to its 
   for (let n = 0; existsSync(oldBlob) && n < 500; n++) await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(existsSync(oldBlob), false, 'the least recently used blob of the other project stayed');
   for (const data of Object.values(files)) assert.ok(existsSync(path.join(p.store, 'v1', 'blobs', 'sha256', sha256(data))));
+});
+
+test('hoard ui in tmux with a team cache (a real registry): a missing blob another machine pushed reads "in team cache", one it lacks "not downloaded"', { skip: (!haveTmux() && 'tmux is not installed') || registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  const a = randomData(50_000);
+  const b = randomData(20_000);
+  const srv = await startServer(t, { '/a.bin': a, '/b.bin': b });
+  const p = await project(t, {
+    version: 1, remote: reg.remote('lab/tty'),
+    artifacts: { alpha: { url: srv.url('/a.bin'), digest: `sha256:${sha256(a)}`, size: a.length }, beta: { url: srv.url('/b.bin'), digest: `sha256:${sha256(b)}`, size: b.length } },
+  });
+  // The other machine: syncs alpha from its url and pushes it.
+  const other = path.join(tmpDir(t), 'other-store');
+  const env = { DOCKER_CONFIG: tmpDir(t), REGISTRY_AUTH_FILE: path.join(tmpDir(t), 'none.json') };
+  for (const args of [['sync', 'alpha'], ['push', 'alpha']]) {
+    const r = await hoard(args, { cwd: p.dir, store: other, env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const term = await terminal(t, `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ui`, { cwd: p.dir, env: { HOARD_STORE: p.store, ...env } });
+  const s = await term.until('the team cache answer', (x) => /alpha\s+48\.8 KiB\s+in team cache/.test(x));
+  assert.match(s, /beta\s+19\.5 KiB\s+not downloaded/);
+  assert.match(s, new RegExp(`alpha: the team cache ${reg.remote('lab/tty').replace(/[.]/g, '\\.')} has it`));
+  term.keys('q');
+  assert.equal(await exitCode(p.dir), 'EXIT=0');
 });

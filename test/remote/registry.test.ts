@@ -168,6 +168,64 @@ test('token auth (ES256 JWTs from a loopback token server): a read-only token pu
   assert.equal(p.origin.total(), before);
 });
 
+test('identity tokens (docker login\'s "identitytoken", a helper\'s "<token>"): exchanged by an OAuth2 refresh-token POST at the realm; the registry accepts the tokens; a refused one fails naming its file, never the secret', { skip: registrySkip }, async (t) => {
+  const writerToken = 'rt-writer-9f8e7d6c5b4a';
+  const readerToken = 'rt-reader-1a2b3c4d5e6f';
+  const reg = await startRegistry(t, {
+    token: { writer: { password: 'w', actions: ['pull', 'push'], refreshToken: writerToken }, reader: { password: 'r', actions: ['pull'], refreshToken: readerToken } },
+  });
+  // Every request that reaches the registry itself, to show the identity token never does.
+  const rec = await startRecorder(t, `http://${reg.host}`);
+  const a = randomData(60_000);
+  const p = await setup(t, `oci://${rec.host}/lab/cache`, { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+
+  // As `docker login` writes it for a registry whose token service hands out refresh tokens.
+  const dockerDir = path.join(p.base, 'docker');
+  await fs.mkdir(dockerDir);
+  const dockerConfig = path.join(dockerDir, 'config.json');
+  await fs.writeFile(dockerConfig, JSON.stringify({ auths: { [rec.host]: { auth: Buffer.from('writer:').toString('base64'), identitytoken: writerToken } } }));
+  // (The sync above asked for an anonymous token: no credentials yet.)
+  const seen = reg.tokenRequests.length;
+  const pushed = await p.run('store1', ['push']);
+  ok(pushed);
+  const posts = reg.tokenRequests.slice(seen).filter((r) => r.grant !== undefined);
+  assert.ok(posts.length > 0, 'the token came from a POST');
+  assert.ok(posts.every((r) => r.grant === 'refresh_token' && r.clientId === 'hoard' && r.user === 'writer' && !r.basic && r.contentType === 'application/x-www-form-urlencoded'), JSON.stringify(posts));
+  assert.ok(posts.some((r) => r.scopes.includes('repository:lab/cache:pull,push')), JSON.stringify(posts));
+  assert.equal(reg.tokenRequests.slice(seen).filter((r) => r.grant === undefined).length, 0, 'no GET with a password');
+  for (const r of rec.requests) assert.doesNotMatch(`${r.path} ${JSON.stringify(r.headers)}`, new RegExp(writerToken), 'the identity token went to the registry');
+  assert.doesNotMatch(pushed.stdout + pushed.stderr, new RegExp(writerToken));
+
+  // The other machine: a credential helper that answers with the user name "<token>".
+  const bin = path.join(p.base, 'bin');
+  await fs.mkdir(bin);
+  await fs.writeFile(path.join(bin, 'docker-credential-hoardtok'), `#!/bin/sh\nread host\necho '{"ServerURL":"'"$host"'","Username":"<token>","Secret":"${readerToken}"}'\n`, { mode: 0o755 });
+  await fs.writeFile(dockerConfig, JSON.stringify({ credHelpers: { [rec.host]: 'hoardtok' } }));
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const before = p.origin.total();
+  const pulled = await p.run('store2', ['sync'], { PATH: `${bin}:${process.env.PATH}` });
+  ok(pulled);
+  assert.match(pulled.stdout, /pulled from cache/);
+  assert.equal(p.origin.total(), before, 'no request reached the origin');
+  assert.ok(reg.tokenRequests.some((r) => r.grant === 'refresh_token' && r.user === 'reader'));
+
+  // A revoked (unknown) identity token: push exits 1 naming the file, never the token ...
+  const revoked = 'rt-revoked-000000';
+  await fs.writeFile(dockerConfig, JSON.stringify({ auths: { [rec.host]: { auth: Buffer.from('writer:').toString('base64'), identitytoken: revoked } } }));
+  const refused = await p.run('store1', ['push', 'a']);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`refused the identity token from ${dockerConfig.replace(/[.]/g, '\\.')}`));
+  assert.match(refused.stderr, /hint: .*docker login/);
+  assert.doesNotMatch(refused.stdout + refused.stderr, new RegExp(revoked));
+  // ... and a sync with it still works, from the origin, with one warning.
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const fallback = await p.run('store3', ['sync']);
+  ok(fallback);
+  assert.match(fallback.stdout, /a {2}downloaded/);
+  assert.equal(fallback.stderr.match(/warning:/g)?.length, 1, fallback.stderr);
+});
+
 test('blob GETs redirected to object storage (Distribution redirect middleware) follow the redirect without Authorization', { skip: registrySkip }, async (t) => {
   const reg = await startRegistry(t, { basic: { ci: 'pw' }, redirect: true });
   const a = randomData(200_000);
@@ -427,4 +485,24 @@ test('"remote" in hoard.json: validated (exit 2 naming /remote), and kept when h
   const text = await fs.readFile(file, 'utf8');
   assert.match(text, /^\{\n {2}"version": 1,\n {2}"remote": "oci:\/\/127\.0\.0\.1:9\/acme\/cache",\n {2}"artifacts": \{/);
   assert.match(text, new RegExp(sha256(a)));
+});
+
+test('an identity token for a registry that asks for a password (Basic auth): a clear error naming the file, and sync falls back to the origin', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t, { basic: { alice: 's3cret-pw' } });
+  const a = randomData(3000);
+  const p = await setup(t, reg.remote('team/cache'), { 'a.bin': a });
+  ok(await p.run('store1', ['sync']));
+  await fs.mkdir(path.join(p.base, 'docker'));
+  const file = path.join(p.base, 'docker', 'config.json');
+  await fs.writeFile(file, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:').toString('base64'), identitytoken: 'rt-not-a-password' } } }));
+  const r = await p.run('store1', ['push']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`asks for a password \\(Basic auth\\), and ${file.replace(/[.]/g, '\\.')} holds an identity token`));
+  assert.match(r.stderr, /hint: log in with a user name and password/);
+  assert.doesNotMatch(r.stdout + r.stderr, /rt-not-a-password/);
+  await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+  const fallback = await p.run('store2', ['sync']);
+  ok(fallback);
+  assert.match(fallback.stdout, /a {2}downloaded/);
+  assert.equal(fallback.stderr.match(/warning:/g)?.length, 1, fallback.stderr);
 });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Digest } from '../../src/core/digest.ts';
 import { HoardError } from '../../src/core/errors.ts';
+import { INLINE_BYTES, sharedPool } from '../../src/core/hash-pool.ts';
 import { createMaterializer } from '../../src/materialize/materialize.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
 import { damageInPlace } from '../fixtures/damage.ts';
@@ -52,6 +53,34 @@ test('a copy hashes what it copies: a damaged blob is refused and no output file
   const r = await createMaterializer().materialize({ blob: store.blobPath(d2), outputRoot: out, relPath: 'ok.bin', link: 'copy', executable: false, digest: d2 });
   assert.equal(r.method, 'copy');
   assert.deepEqual(await fs.readFile(path.join(out, 'ok.bin')), good);
+});
+
+test('a copy of a big blob is hashed by the hash workers as it is copied: damage is refused, an intact blob arrives byte for byte', async (t) => {
+  const { store } = newStore(t);
+  const size = INLINE_BYTES + 4 * 1024 * 1024 + 5; // big enough for the worker pool (smaller ones are hashed inline)
+  const data = randomData(size);
+  const digest = await store.put(data);
+  const good = await store.put(randomData(size));
+  await damageInPlace(store.blobPath(digest), INLINE_BYTES + 1000, Buffer.from('damage'));
+  const out = path.join(tmpDir(t), 'out');
+  // The workers' replies during the copies: none would come if the main thread hashed.
+  let replies = 0;
+  const count = () => void replies++;
+  const watched = sharedPool().threads();
+  assert.ok(watched.length > 0, 'store.put of a big blob started the pool');
+  for (const w of watched) w.on('message', count);
+  t.after(() => {
+    for (const w of watched) w.off('message', count);
+  });
+  await assert.rejects(
+    createMaterializer().materialize({ blob: store.blobPath(digest), outputRoot: out, relPath: 'disk.qcow2', link: 'copy', executable: false, digest }),
+    (err: unknown) => err instanceof HoardError && err.code === 'E_INTEGRITY' && err.details.corruptBlob === true,
+  );
+  assert.deepEqual(await fs.readdir(out), [], 'no output, and no temp file');
+  assert.ok(replies > 0, 'the hash workers hashed the copy');
+  const r = await createMaterializer().materialize({ blob: store.blobPath(good), outputRoot: out, relPath: 'ok.bin', link: 'copy', executable: false, digest: good });
+  assert.equal(r.method, 'copy');
+  assert.equal(sha256(await fs.readFile(path.join(out, 'ok.bin'))), good.slice(7));
 });
 
 /** Writes `data` into a resumable writer and leaves it as an interrupted download would. */

@@ -142,6 +142,25 @@ test('the help screen lists the keys and the states, within 80×24', () => {
   for (const k of ['space', 'PgUp', 'filter by name', 'force-sync', 'verify', 'quit', 'image stale', 'conflict']) assert.ok(text.includes(k), `help lacks ${k}`);
 });
 
+test('a missing blob the team cache holds says so in its row, and why under the list when highlighted', () => {
+  let s = listState();
+  s = reducer(s, ev({ type: 'check', name: 'veos-lab', subject: 'blob', path: 'oci://registry.example.com/lab/hoard-cache', result: 'in the team cache', inTeamCache: true }));
+  // Only rows whose blob sync would download take the answer (veos-lab's plan had no digest: give it one).
+  assert.equal(s.rows[1]!.teamCache, undefined, 'a row without a locked digest is not marked');
+  s = { ...s, rows: s.rows.map((r) => (r.name === 'veos-lab' || r.name === 'srl' ? { ...r, missing: `sha256:${'b'.repeat(64)}` } : r)) };
+  for (const name of ['veos-lab', 'srl']) s = reducer(s, ev({ type: 'check', name, subject: 'blob', path: 'oci://registry.example.com/lab/hoard-cache', result: 'in the team cache', inTeamCache: true }));
+  let lines = frame(s);
+  assertFits(lines, 80, 23);
+  assert.match(lines.find((l) => l.includes('veos-lab'))!, /veos-lab\s+560 MiB\s+in team cache\s+images\/vEOS/);
+  assert.match(lines.find((l) => l.includes(' srl '))!, /srl\s+900 MiB\s+corrupt/, 'a more serious word stays');
+  lines = frame(reducer(s, key('j')));
+  assert.ok(lines.some((l) => l.includes('veos-lab: the team cache oci://registry.example.com/lab/hoard-cache has it')), lines.join('\n'));
+  lines = frame([key('j'), key('j'), key('j')].reduce(reducer, s));
+  assert.ok(lines.some((l) => l.includes('srl: size 5, expected 943718400; the team cache')), lines.join('\n'));
+  const help = frame(reducer(s, key('?'))).join('\n');
+  assert.match(help, /not downloaded\s+not in the store yet \("in team cache": the team cache has it\)/);
+});
+
 test('a wide terminal gets the long footer; a narrow one the short one, never wrapped', () => {
   assert.equal(footerText(120)[1]!.key, 'space');
   assert.equal(footerText(80)[1]!.key, '␣');

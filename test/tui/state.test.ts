@@ -244,3 +244,36 @@ test('live sync: printed lines are kept in order, the bars run from start to sum
   assert.equal(s.running, false);
   assert.equal(liveReducer(s, { type: 'tick', at: 9 }), s, 'no redraws once done');
 });
+
+test('team cache: missing blobs are looked up after the list is shown; answers mark rows; a new status keeps them and asks only for new blobs', () => {
+  const d = (c: string) => `sha256:${c.repeat(64)}` as const;
+  const plans: Plan[] = [
+    plan('here', { inSync: true, digest: d('1') }),
+    plan('cached', { blob: 'fetch', output: 'link', digest: d('2') }),
+    plan('absent', { blob: 'fetch', output: 'link', digest: d('3') }),
+    plan('broken', { blob: 'refetch', blobReason: 'size 10, expected 1024', digest: d('4') }),
+    plan('new', { blob: 'lock', output: 'link', size: undefined }),
+  ];
+  let s = loaded(plans);
+  assert.deepEqual(s.rows.map((r) => r.missing ?? null), [null, d('2'), d('3'), d('4'), null], 'only blobs sync would download');
+  // The list is there before anything asks the remote; the lookup is a request, not a job.
+  assert.ok(s.rows.every((r) => r.teamCache === undefined));
+  assert.equal(s.job, null);
+  assert.deepEqual(s.probe, { id: 1, blobs: [{ name: 'cached', digest: d('2') }, { name: 'absent', digest: d('3') }, { name: 'broken', digest: d('4') }] });
+  const check = (name: string, there: boolean): UiEvent => ({
+    type: 'check', name, subject: 'blob', path: 'oci://reg/team/cache', result: there ? 'in the team cache' : 'not in the team cache', inTeamCache: there,
+  });
+  s = run(s, ev(check('cached', true)), ev(check('absent', false)), ev(check('broken', true)));
+  assert.deepEqual(s.rows.map((r) => r.teamCache ?? null), [null, true, false, true, null]);
+  assert.equal(s.remote, 'oci://reg/team/cache');
+  // A local check event (status -v's store probes) carries no team cache fact: nothing changes.
+  assert.equal(run(s, ev({ type: 'check', name: 'cached', subject: 'blob', path: '/s/v1/blobs/sha256/22', result: 'missing' })).rows[1]!.teamCache, true);
+
+  // After a sync of "broken" (status again): the known answers stay, a new missing blob is asked for.
+  s = run(s, key('j'), key('j'), key('j'), key('s'));
+  s = run(s, { type: 'done', id: s.job!.id, result: { code: 0, error: null }, at: (clock += 10) });
+  const again = [plans[0]!, plans[1]!, plans[2]!, plan('broken', { inSync: true, digest: d('4') }), plan('new', { blob: 'fetch', output: 'link', digest: d('5') })];
+  s = run(s, ev(start(5)), ...again.map((p) => ev(p)), ev(statusSummary(5, 3)));
+  assert.deepEqual(s.rows.map((r) => r.teamCache ?? null), [null, true, false, null, null]);
+  assert.deepEqual(s.probe, { id: 2, blobs: [{ name: 'new', digest: d('5') }] });
+});
