@@ -2,7 +2,7 @@
 //   import { openStore, loadManifest, sync } from 'hoard';
 export {
   openStore, USED_GRANULARITY_MS,
-  type Store, type BlobWriter, type Expected, type BlobInfo, type PutSource, type VerifiedBlob, type TmpFile,
+  type Store, type StoreOptions, type BlobWriter, type Expected, type BlobInfo, type PutSource, type VerifiedBlob, type TmpFile,
 } from './store/store.ts';
 export { loadManifest, resolveArtifacts, parseManifest } from './manifest/load.ts';
 export { writeManifest, serializeManifest } from './manifest/write.ts';

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseDigest } from '../core/digest.ts';
 import { EXIT, exitCode, HoardError, isErrno } from '../core/errors.ts';
 import { formatBytes, formatDuration, formatTime } from '../core/format.ts';
+import { describeDuration } from '../core/duration.ts';
 import { isInside, writeFileAtomic } from '../core/fsutil.ts';
 import { checkManifest, fileNameFromUrl, hasUserInfo, loadManifest, parseManifest, secretQueryKeys, type ManifestProblem } from '../manifest/load.ts';
 import { escapePointer } from '../manifest/json.ts';
@@ -11,8 +12,10 @@ import type { ArtifactEntry, LinkMode, Manifest, ManifestDoc } from '../manifest
 import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
+import type { LockWait } from '../store/lock.ts';
 import { isVendorUrl } from '../sources/index.ts';
 import { openStore } from '../store/store.ts';
+import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
 import { readKnownManifests } from '../sync/known.ts';
 import { openSyncState } from '../sync/state.ts';
@@ -46,6 +49,8 @@ export interface GlobalOptions {
   noStore?: boolean;
   /** The configuration file's "link": for artifacts whose entry chooses none. */
   defaultLink?: LinkMode;
+  /** How waits for locks end (Ctrl-C, --lock-timeout): handed to the store and every lock. */
+  lockWait?: LockWait;
   json: boolean;
   verbose: boolean;
   quiet: boolean;
@@ -229,7 +234,7 @@ export async function runAdd(
   });
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
+    manifest: pending, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -273,7 +278,7 @@ async function runSyncWith(
   const { results, summary } = await sync({
     // Vendor sources (arista:…): their token's variable, and -v shows their API requests.
     sources: vendorSources(g, printer, env, signal, o.tokenEnv),
-    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
@@ -307,7 +312,7 @@ export async function runStatus(
   const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
     ...(remote ? { remote } : {}),
-    manifest, storeRoot: g.store, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
+    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
     ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
     ...(o.output ? { output: o.output } : {}),
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
@@ -326,7 +331,7 @@ export async function runVerify(g: GlobalOptions, printer: Printer, o: { output?
     if (!(err instanceof HoardError && err.code === 'E_MANIFEST' && String(err.message).startsWith('no manifest'))) throw err;
   }
   const summary = await verify({
-    storeRoot: g.store, noStore: g.noStore ?? false, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
+    storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, ...(manifest ? { manifest } : {}), ...(o.output ? { output: o.output } : {}), ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'verified') {
@@ -379,7 +384,7 @@ export async function runFetch(
   const lazy: { fetcher: Promise<import('../download/http.ts').Fetcher> | null } = { fetcher: null };
   try {
     const r = await fetchUrl({
-      url, storeRoot: g.store, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal, env,
+      url, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal, env,
       ...(arista ? { arista } : {}), ...(sources ? { sources, checksums: () => aristaChecksums(sources, url.slice(url.indexOf(':') + 1), arista) } : {}),
       ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
       ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
@@ -429,11 +434,12 @@ export function runConfig(printer: Printer, r: ResolvedSettings): number {
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number }): Promise<number> {
+export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boolean; maxSize?: number; fetchRetentionMs?: number }): Promise<number> {
   const s = await gc({
-    storeRoot: g.store,
+    storeRoot: g.store, lockWait: g.lockWait ?? {},
     dryRun: o.dryRun,
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+    ...(o.fetchRetentionMs !== undefined ? { fetchRetentionMs: o.fetchRetentionMs } : {}),
     emit: (e) => {
       if (g.json) return printer.event(e);
       if (e.type === 'summary') return;
@@ -442,6 +448,8 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
         else if (g.verbose) printer.info(`manifest ${e.file}: ${plural(e.digests, 'digest')}${e.state === 'ok' ? '' : ` (${e.state})`}`);
         return;
       }
+      // Fetched blobs kept for the retention are said when asked (--dry-run, -v), not on every gc.
+      if (e.type === 'kept' && e.reason === 'fetched' && !o.dryRun && !g.verbose) return;
       printer.event(e);
     },
   });
@@ -454,13 +462,14 @@ export async function runGc(g: GlobalOptions, printer: Printer, o: { dryRun: boo
     ? `${o.dryRun ? 'would free' : 'freed'} ${formatBytes(s.bytesFreed)}: ${parts.join(', ')}`
     : 'nothing to remove';
   const after = `${plural(s.blobsAfter, 'blob')}${s.storeBytes !== undefined ? ` (${formatBytes(s.storeBytes)} of ${formatBytes(s.maxSize!)} allowed)` : ''} for ${plural(s.manifests, 'known manifest')}` +
+    `${s.fetchedKept ? ` and ${plural(s.fetchedKept, 'fetched blob')} used within ${describeDuration(s.fetchRetentionMs)}` : ''}` +
     `${s.inUse ? `, ${s.inUse} in use left alone` : ''}`;
   printer.info(`gc${o.dryRun ? ' --dry-run' : ''}: ${what}; ${after} ${o.dryRun && parts.length ? '(nothing was removed) ' : ''}in ${formatDuration(s.elapsedMs)}`);
   return s.swept ? EXIT.ok : EXIT.failed;
 }
 
 export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<number> {
-  const root = openStore(g.store).root;
+  const root = openStore(g.store, { lockWait: g.lockWait ?? {} }).root;
   if (g.json) printer.event({ type: 'store', path: root });
   else printer.result(root);
   return EXIT.ok;
@@ -468,9 +477,9 @@ export async function runStorePath(g: GlobalOptions, printer: Printer): Promise<
 
 /** Every blob with what references it, most recently used first. */
 export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<number> {
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const refs = new Map<string, Array<{ manifest: string; artifacts: string[] }>>();
-  for (const m of await readKnownManifests(openSyncState(store.root))) {
+  for (const m of await readKnownManifests(openSyncState(store.root, store.lockWait))) {
     for (const [d, names] of m.refs) {
       const list = refs.get(d) ?? [];
       list.push({ manifest: m.file, artifacts: names });
@@ -478,18 +487,23 @@ export async function runStoreLs(g: GlobalOptions, printer: Printer): Promise<nu
     }
   }
   const blobs = (await store.blobs()).sort((a, b) => b.lastUsed - a.lastUsed || (a.digest < b.digest ? -1 : 1));
+  const fetched = openFetchedBlobs(store.root);
   const width = Math.max(0, ...blobs.map((b) => formatBytes(b.size).length));
   let bytes = 0;
   let unreferenced = 0;
   for (const b of blobs) {
     bytes += b.size;
     const by = refs.get(b.digest) ?? [];
-    if (by.length === 0) unreferenced++;
+    const fetchedAt = fetched.get(b.digest.slice(7));
+    if (by.length === 0 && fetchedAt === undefined) unreferenced++;
     if (g.json) {
-      printer.event({ type: 'blob', digest: b.digest, path: b.path, size: b.size, lastUsed: new Date(b.lastUsed).toISOString(), references: by });
+      printer.event({
+        type: 'blob', digest: b.digest, path: b.path, size: b.size, lastUsed: new Date(b.lastUsed).toISOString(), references: by,
+        ...(fetchedAt !== undefined ? { fetched: new Date(fetchedAt).toISOString() } : {}),
+      });
       continue;
     }
-    const named = by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`).join('; ') || '-';
+    const named = [...by.map((r) => `${r.manifest}${r.artifacts.length ? ` (${r.artifacts.join(', ')})` : ''}`), ...(fetchedAt !== undefined ? ['hoard fetch'] : [])].join('; ') || '-';
     printer.result(`${b.digest}  ${formatBytes(b.size).padStart(width)}  ${formatTime(b.lastUsed)}  ${named}`);
   }
   const tmp = await store.tmpFiles();
@@ -503,7 +517,7 @@ function storeSummary(root: string, blobs: number, bytes: number, tmp: ReadonlyA
 }
 
 export async function runStoreDu(g: GlobalOptions, printer: Printer): Promise<number> {
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const blobs = await store.blobs();
   const tmp = await store.tmpFiles();
   const s = storeSummary(store.root, blobs.length, blobs.reduce((n, b) => n + b.size, 0), tmp);
@@ -524,7 +538,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
   if (!st?.isFile()) {
     throw new HoardError('E_USAGE', st ? `${file} is not a regular file` : `no file at ${file}`, { hint: 'give the path of a local file: hoard store add ./cEOS-lab-4.32.1F.tar.xz' });
   }
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const digest = await store.put(file);
   if (g.json) printer.event({ type: 'added', digest, path: store.blobPath(digest), size: st.size });
   else printer.result(digest);
@@ -533,7 +547,7 @@ export async function runStoreAdd(g: GlobalOptions, printer: Printer, o: { file:
 
 export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest: string }): Promise<number> {
   const digest = parseDigest(o.digest);
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const size = statSync(store.blobPath(digest), { throwIfNoEntry: false })?.size ?? 0;
   const lastUsed = store.lastUsed(digest);
   const removed = await store.delete(digest, (info) => printer.event(waitingEvent(digest.slice(7), info)));
@@ -544,7 +558,7 @@ export async function runStoreRm(g: GlobalOptions, printer: Printer, o: { digest
     });
   }
   printer.event({ type: 'removed', subject: 'blob', path: store.blobPath(digest), digest, bytes: size, reason: 'rm', ...(lastUsed !== null ? { lastUsed: new Date(lastUsed).toISOString() } : {}), dryRun: false });
-  const named = (await readKnownManifests(openSyncState(store.root))).filter((m) => m.refs.has(digest));
+  const named = (await readKnownManifests(openSyncState(store.root, store.lockWait))).filter((m) => m.refs.has(digest));
   for (const m of named) {
     printer.event({
       type: 'warning',

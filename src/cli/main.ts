@@ -7,7 +7,7 @@ import { errorInfo, EXIT_TEXT, exitCodeFor, HoardError, isBug, signalExit } from
 import { parseDuration } from '../core/duration.ts';
 import { proxySettings } from '../download/proxy.ts';
 import { findManifest } from '../manifest/find.ts';
-import { releaseHeldLocksSync, setLockWaitDefaults } from '../store/lock.ts';
+import { releaseHeldLocksSync, type LockWait } from '../store/lock.ts';
 import type { GlobalOptions } from './commands.ts';
 import type { Args, Context } from './commands/common.ts';
 import { typed } from './commands/common.ts';
@@ -66,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
   let verbose = argv.includes('-v') || argv.includes('--verbose');
   // Set by the middleware below, before any command runs.
   let resolved: ResolvedSettings | null = null;
+  /** How every wait for a lock ends: Ctrl-C, and --lock-timeout; handed to each command. */
+  let lockWait: LockWait = {};
   const controller = new AbortController();
   const context = (args: Args): Context => {
     const { settings, origins } = resolved!;
@@ -79,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
       // --link and HOARD_LINK apply to every artifact (args.link); the file's "link" is the
       // user's default, for entries that do not choose one (a VM disk's "copy" stays a copy).
       ...(origins.link.kind === 'file' ? { defaultLink: settings.link } : {}),
+      lockWait,
       json: Boolean(args.json),
       verbose: Boolean(args.verbose),
       quiet: Boolean(args.quiet),
@@ -92,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
 
   let code = 0;
   // Every download in flight listens for Ctrl-C (--jobs of them, and more with retries), and
-  // so does every wait for a lock (see setLockWaitDefaults below).
+  // so does every wait for a lock (see lockWait below).
   setMaxListeners(0, controller.signal);
   let stoppedBy: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -141,11 +144,11 @@ async function main(argv: string[]): Promise<number> {
             hint: 'give 30s, 5m, 1h, 500ms or a number of seconds; 0 waits forever (also HOARD_LOCK_TIMEOUT)',
           });
         }
-        setLockWaitDefaults({ signal: controller.signal, timeoutMs: lockTimeout });
+        lockWait = { signal: controller.signal, timeoutMs: lockTimeout };
         resolved = resolveSettings(
           {
             store: args.store as string | false | undefined, jobs: typed(argv, ['--jobs', '-j'], args.jobs), link: args.link as string | undefined,
-            engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined,
+            engine: args.engine as string | undefined, maxSize: args.maxSize as string | undefined, fetchRetention: args.fetchRetention as string | undefined,
             remote: args.remote as string | false | undefined, push: args.push as boolean | undefined,
           },
           env,

@@ -7,6 +7,7 @@ import type { Options } from 'yargs';
 import type { EngineChoice } from '../engine/types.ts';
 import { LINK_MODES, type LinkMode } from '../manifest/types.ts';
 import type { RemoteSettings } from '../remote/ref.ts';
+import { parseDuration } from '../core/duration.ts';
 import { HoardError } from '../core/errors.ts';
 import {
   checkBoolean, checkChoice, checkNumber, checkRemotes, checkStore, envError, isWholeNumber, xdg, type Checked, type Env,
@@ -26,6 +27,8 @@ export interface Settings {
   enabled: boolean;
   /** As written ("5GB", "5GiB", or a number of bytes); parsed where the limit is applied. */
   maxSize: string | undefined;
+  /** How long gc keeps a blob `hoard fetch` wanted after its last use, as written ("30d"); parsed where gc applies it. */
+  fetchRetention: string;
   jobs: number;
   link: LinkMode;
   engine: EngineChoice;
@@ -45,6 +48,7 @@ export interface FlagValues {
   link?: string;
   engine?: string;
   maxSize?: string | number;
+  fetchRetention?: string;
   remote?: string | false;
   push?: boolean;
 }
@@ -223,6 +227,26 @@ export const OPTIONS: Readonly<Record<string, OptionDef>> = {
       },
       default: () => ({ value: undefined, source: 'default' }),
       defaultDescription: 'none',
+    }),
+  },
+  'fetch-retention': {
+    spec: {
+      type: 'string', requiresArg: true,
+      describe: 'keep blobs `hoard fetch` wanted while used within this long (7d, 12h, 30m; 0: do not keep them) [default: 30d]',
+    },
+    commands: { gc: {} },
+    setting: setting({
+      key: 'fetchRetention',
+      // Parsed where gc applies it, which names the flag, the variable or the file.
+      flag: fromFlag('fetchRetention', '--fetch-retention', (v) => String(v)),
+      env: (v) => ({ value: v }),
+      file: (v) => {
+        if (isWholeNumber(v, 0)) return { value: String(v) };
+        if (typeof v === 'string' && parseDuration(v) !== null) return { value: v.trim() };
+        return { expected: 'a duration: "30d", "12h", "30m", or a number of seconds (0: do not keep fetched blobs)' };
+      },
+      default: () => ({ value: '30d', source: 'default' }),
+      defaultDescription: '30d',
     }),
   },
   jobs: {

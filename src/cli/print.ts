@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { formatBytes, formatDuration, formatTime, shortImageId } from '../core/format.ts';
-import { describeDuration } from '../core/duration.ts';
+import { describeAgo, describeDuration } from '../core/duration.ts';
 import { escapeControl, escapeStrings, jsonLine } from '../core/terminal.ts';
 import type { ErrorInfo, SyncEvent } from '../sync/events.ts';
 import type { Tone } from '../tui/types.ts';
@@ -274,7 +274,9 @@ export function createPrinter(o: PrinterOptions) {
           return;
         }
         case 'kept':
-          if (!o.quiet) line(`kept ${e.digest}  ${dim('(in use by a running hoard)')}`);
+          if (o.quiet) return;
+          if (e.reason === 'fetched') line(`kept ${e.digest}  ${dim(`(fetched, used ${e.lastUsed ? describeAgo(Date.parse(e.lastUsed)) : 'recently'})`)}`);
+          else line(`kept ${e.digest}  ${dim('(in use by a running hoard)')}`);
           return;
         case 'summary': {
           flushPlan();

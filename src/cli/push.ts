@@ -63,7 +63,7 @@ export async function runPush(
   const remote = o.teamCache(manifest);
   if (!remote) throw noRemote(manifest);
   const artifacts = selectArtifacts(manifest, o.names);
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const items: PushItem[] = [];
   let skipped = 0;
   for (const a of artifacts) {
@@ -99,7 +99,7 @@ export async function pushDownloaded(
     printer.event({ type: 'warning', message: '--push with the store disabled: nothing is kept to push' });
     return EXIT.ok;
   }
-  const store = openStore(g.store);
+  const store = openStore(g.store, { lockWait: g.lockWait ?? {} });
   const items: PushItem[] = results
     .filter((r) => r.digest && r.size !== null && (r.blob === 'downloaded' || r.blob === 'redownloaded') && !r.fromCache)
     .map((r) => ({ name: r.name, digest: r.digest!, size: r.size!, file: store.blobPath(r.digest!), title: path.posix.basename(r.path) }));

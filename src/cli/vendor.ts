@@ -92,7 +92,7 @@ async function syncEntries(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, noStore: g.noStore ?? false, names, mode: 'sync', env, signal, sources,
+    manifest: pending, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names, mode: 'sync', env, signal, sources,
     // New entries are added; an updated one replaces the file's entry if its url is still the one read.
     ...(replacing ? { replacing } : { unsaved: names }),
     ...(o.network ? { network: o.network } : {}),

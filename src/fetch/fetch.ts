@@ -6,7 +6,7 @@
 // (state/urls.json) that answers a second fetch without a request, --refresh (ETag /
 // Last-Modified, a 304 keeps the stored copy), and --sha256 (the digest decides).
 import path from 'node:path';
-import type { Checksums, Digest } from '../core/digest.ts';
+import { digestHex, type Checksums, type Digest } from '../core/digest.ts';
 import { HoardError, type ErrorCode, type ErrorInfo } from '../core/errors.ts';
 import { redactUrl } from '../download/headers.ts';
 import type { Fetcher } from '../download/http.ts';
@@ -14,8 +14,9 @@ import type { Artifact, LinkMode } from '../manifest/types.ts';
 import { createMaterializer, type LinkMethod } from '../materialize/materialize.ts';
 import { createSources, isVendorUrl, type Candidate, type Sources } from '../sources/index.ts';
 import { urlCandidate } from '../sources/types.ts';
-import { openUrlIndex, urlKey } from '../store/urls.ts';
-import { openStore } from '../store/store.ts';
+import type { LockWait } from '../store/lock.ts';
+import { openFetchedBlobs, openUrlIndex, urlKey } from '../store/urls.ts';
+import { openStore, USED_GRANULARITY_MS } from '../store/store.ts';
 import { apply } from '../sync/apply.ts';
 import type { SyncEvent } from '../sync/events.ts';
 import { observe } from '../sync/observe.ts';
@@ -48,6 +49,8 @@ export interface FetchOptions {
   /** A vendor file's locator, when already resolved (`arista:cEOS@4.32.1F` → its path). */
   arista?: { path: string };
   storeRoot: string;
+  /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
+  lockWait?: LockWait;
   /** The store is disabled: download straight to `output` (required then), keep nothing. */
   noStore?: boolean;
   /** Absolute path of the file to write (-o); without it the blob's path is the result. */
@@ -106,9 +109,10 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
   const forward = (e: SyncEvent) => {
     if (e.type === 'download' || e.type === 'progress' || e.type === 'retry' || e.type === 'warning' || e.type === 'waiting') emit(e);
   };
-  const store = openStore(o.storeRoot);
-  const state = openSyncState(store.root);
-  const index = openUrlIndex(store.root);
+  const store = openStore(o.storeRoot, o.lockWait ? { lockWait: o.lockWait } : {});
+  const state = openSyncState(store.root, store.lockWait);
+  const index = openUrlIndex(store.root, store.lockWait);
+  const fetched = openFetchedBlobs(store.root, store.lockWait);
   const target = o.output ? path.resolve(o.output) : null;
   const vendor = isVendorUrl(o.url);
   let sources = o.sources;
@@ -164,6 +168,12 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
     });
     if (ev!.error && (ev!.blob === 'failed' || ev!.output === 'conflict' || ev!.output === 'failed')) throw failure(ev!.error);
     const d = ev!.digest!;
+    if (!noStore) {
+      // A use, whether downloaded or cached: gc keeps the blob for the fetch retention after it.
+      const now = Date.now();
+      store.markUsed(d, now);
+      if (now - (fetched.get(digestHex(d)) ?? 0) >= USED_GRANULARITY_MS) fetched.set(digestHex(d), now);
+    }
     const done: Fetched = {
       type: 'fetched', url: redactUrl(o.url), digest: d, size: ev!.size!, path: target ?? store.blobPath(d),
       result: ev!.blob === 'downloaded' || ev!.blob === 'redownloaded' ? 'downloaded' : ev!.notModified ? 'not-modified' : 'cached',
@@ -172,6 +182,6 @@ export async function fetchUrl(o: FetchOptions): Promise<Fetched> {
     if (!target || ev!.output === 'skipped' || ev!.output === 'conflict' || ev!.output === 'failed') return done;
     return { ...done, output: ev!.output, ...(ev!.method ? { method: ev!.method } : {}) };
   } finally {
-    if (!noStore) await Promise.all([store.flush(), index.flush(), state.outputs.flush()]);
+    if (!noStore) await Promise.all([store.flush(), index.flush(), fetched.flush(), state.outputs.flush()]);
   }
 }

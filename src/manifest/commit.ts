@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
-import { acquireLock, type LockWaitInfo } from '../store/lock.ts';
+import { acquireLock, type LockWait, type LockWaitInfo } from '../store/lock.ts';
 import { checkManifest, parseManifest, problemLines, type ManifestProblem } from './load.ts';
 import type { ArtifactEntry, ManifestDoc } from './types.ts';
 import { manifestLockPath, serializeManifest } from './write.ts';
@@ -92,7 +92,7 @@ function applyChange(doc: ManifestDoc, c: ManifestChange, rel: string): string |
 export async function commitManifest(
   file: string,
   changes: readonly ManifestChange[],
-  opts: { onWait?: (info: LockWaitInfo) => void } = {},
+  opts: { onWait?: (info: LockWaitInfo) => void } & LockWait = {},
 ): Promise<CommitResult> {
   const abs = path.resolve(file);
   const rel = path.relative(process.cwd(), abs) || abs;
@@ -103,7 +103,7 @@ export async function commitManifest(
     if (isErrno(err, 'ENOENT')) throw removed(abs, rel);
     throw err;
   }
-  const release = await acquireLock(manifestLockPath(real), opts.onWait ? { onWait: opts.onWait } : {});
+  const release = await acquireLock(manifestLockPath(real), opts);
   try {
     let text: string;
     try {

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { HoardError } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
-import { acquireLock } from '../store/lock.ts';
+import { acquireLock, type LockWait } from '../store/lock.ts';
 import type { ArtifactEntry, Manifest, ManifestDoc } from './types.ts';
 
 const ARTIFACT_KEYS: ReadonlyArray<keyof ArtifactEntry> = [
@@ -51,11 +51,11 @@ export function manifestLockPath(realFile: string): string {
  * changed by someone else meanwhile is not overwritten (E_MANIFEST). To apply changes to the
  * file as it is now, use commitManifest (src/manifest/commit.ts).
  */
-export async function writeManifest(manifest: Manifest, doc: ManifestDoc): Promise<boolean> {
+export async function writeManifest(manifest: Manifest, doc: ManifestDoc, wait: LockWait = {}): Promise<boolean> {
   const text = serializeManifest(doc);
   if (text === manifest.text) return false;
   const real = await fs.realpath(manifest.file);
-  const release = await acquireLock(manifestLockPath(real));
+  const release = await acquireLock(manifestLockPath(real), wait);
   try {
     const now = await fs.readFile(real, 'utf8');
     if (now !== manifest.text) {

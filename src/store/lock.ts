@@ -25,22 +25,14 @@ export interface LockWaitInfo {
 }
 
 /**
- * How every wait for a lock in this process behaves: an abort (Ctrl-C, SIGTERM, SIGHUP) ends
- * it at once with E_INTERRUPTED, and after `timeoutMs` (0: never) it ends with E_LOCKED naming
- * the holder. The CLI sets it once for the whole process (it owns the signals and the
- * --lock-timeout flag), so the store's locks and any other lock obey it without each caller
- * handing it down; a caller may still pass its own.
+ * How a wait for a lock ends: an abort (Ctrl-C, SIGTERM, SIGHUP) ends it at once with
+ * E_INTERRUPTED, and after `timeoutMs` (0 or absent: never) it ends with E_LOCKED naming the
+ * holder. The CLI makes one from its signals and --lock-timeout and hands it to openStore and
+ * every other place that takes a lock.
  */
 export interface LockWait {
   signal?: AbortSignal;
   timeoutMs?: number;
-}
-
-let defaults: LockWait = {};
-
-/** Sets how lock waits of this process end (see LockWait). */
-export function setLockWaitDefaults(wait: LockWait): void {
-  defaults = { ...wait };
 }
 
 /** The locks this process holds: file → what it wrote. Released by releaseHeldLocksSync on a forced exit. */
@@ -200,8 +192,8 @@ async function takeLock(
   opts: { onWait?: (info: LockWaitInfo) => void; notifyAfterMs?: number; wait: boolean } & LockWait,
 ): Promise<(() => Promise<void>) | null> {
   const started = Date.now();
-  const signal = opts.signal ?? defaults.signal;
-  const timeoutMs = opts.timeoutMs ?? defaults.timeoutMs ?? 0;
+  const signal = opts.signal;
+  const timeoutMs = opts.timeoutMs ?? 0;
   let notified = false;
   let delay = 25;
   // What this process writes; a nonce tells two acquisitions by one process apart.

@@ -2,7 +2,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isErrno } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock, type LockWait } from './lock.ts';
 
 /**
  * A small JSON map shared by every process using the store. Changes are kept in
@@ -18,6 +18,8 @@ export class StateFile<V> {
     private readonly lockFile: string,
     /** How a value set here combines with the one in the file at flush (default: this one wins). */
     private readonly merge?: (inFile: V | undefined, mine: V) => V,
+    /** How a wait for the lock ends (Ctrl-C, --lock-timeout). */
+    private readonly wait: LockWait = {},
   ) {}
 
   // Synchronous: a few kilobytes read once per run, before any parallel work starts.
@@ -73,7 +75,7 @@ export class StateFile<V> {
 
   async flush(): Promise<void> {
     if (this.changes.size === 0) return;
-    const release = await acquireLock(this.lockFile);
+    const release = await acquireLock(this.lockFile, this.wait);
     try {
       const current = this.read();
       for (const [k, v] of this.changes) {

@@ -65,12 +65,18 @@ export interface RemovedEvent {
   dryRun: boolean;
 }
 
-/** A blob gc would have removed but left alone: a running hoard holds its lock. */
+/**
+ * A blob gc would have removed but left alone. in-use: a running hoard holds its lock or a pin.
+ * fetched: `hoard fetch` wanted it and it was used within the fetch retention.
+ */
 export interface KeptEvent {
   type: 'kept';
   digest: Digest;
   path: string;
-  reason: 'in-use';
+  reason: 'in-use' | 'fetched';
+  /** fetched: when it was last used (ISO 8601), and until when it is kept unless used again. */
+  lastUsed?: string;
+  keptUntil?: string;
 }
 
 export type SyncEvent =

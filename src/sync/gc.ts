@@ -1,14 +1,15 @@
 // Garbage collection: blobs no known manifest names, blobs over a size limit (least recently
 // used first), temp files and locks left by processes that are gone.
-import { promises as fs, lstatSync } from 'node:fs';
+import { promises as fs, lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { formatBytes } from '../core/format.ts';
-import { lockState, pidAlive, removeStaleLock } from '../store/lock.ts';
-import { storeLayout } from '../store/paths.ts';
-import { openStore, type Store } from '../store/store.ts';
+import { lockState, pidAlive, removeStaleLock, type LockWait } from '../store/lock.ts';
+import { isHex64, storeLayout } from '../store/paths.ts';
+import { openFetchedBlobs } from '../store/urls.ts';
+import { listBlobHexes, openStore, type Store } from '../store/store.ts';
 import type { KeptEvent, RemovedEvent } from './events.ts';
-import { manifestStamp, readKnownManifest, readKnownManifests, type KnownState } from './known.ts';
+import { manifestStamp, readKnownDigestsAll, readKnownManifest, type KnownState } from './known.ts';
 import { openSyncState } from './state.ts';
 import { monotonicMs } from '../core/builtins.ts';
 
@@ -39,6 +40,10 @@ export type GcSummary = {
   locks: number;
   /** Blobs left alone because a running hoard holds them. */
   inUse: number;
+  /** Unreferenced blobs kept because `hoard fetch` wanted them and they were used within the retention. */
+  fetchedKept: number;
+  /** The fetch retention applied (ms; 0: fetched blobs are not kept). */
+  fetchRetentionMs: number;
   /** Everything removed: blobs and temp files. */
   bytesFreed: number;
   /** False when a known manifest could not be read, so no unreferenced blob was removed. */
@@ -55,8 +60,18 @@ export interface GcOptions {
   dryRun?: boolean;
   /** Then evict least recently used blobs until the blobs fit in this many bytes. */
   maxSize?: number;
+  /**
+   * Keep a blob `hoard fetch` wanted while its last use is at most this old, though no manifest
+   * names it (ms; default DEFAULT_FETCH_RETENTION_MS; 0: do not keep them).
+   */
+  fetchRetentionMs?: number;
+  /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
+  lockWait?: LockWait;
   emit?: (event: GcEvent) => void;
 }
+
+/** How long a fetched blob is kept after its last use, unless --fetch-retention says otherwise. */
+export const DEFAULT_FETCH_RETENTION_MS = 30 * 86_400_000;
 
 /**
  * A temp file of a process that is not running here is removed only once it has not been
@@ -71,20 +86,22 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   const started = monotonicMs();
   const emit = opts.emit ?? (() => {});
   const dryRun = opts.dryRun ?? false;
-  const store = openStore(opts.storeRoot);
-  const state = openSyncState(store.root);
+  const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
+  const state = openSyncState(store.root, store.lockWait);
+  const fetched = openFetchedBlobs(store.root, store.lockWait);
+  const retention = opts.fetchRetentionMs ?? DEFAULT_FETCH_RETENTION_MS;
   const summary: GcSummary = {
     type: 'summary', dryRun, manifests: 0, blobs: 0, blobsAfter: 0, removed: 0, bytesRemoved: 0, evicted: 0, bytesEvicted: 0,
-    tmpFiles: 0, tmpBytes: 0, locks: 0, inUse: 0, bytesFreed: 0, swept: true, elapsedMs: 0,
+    tmpFiles: 0, tmpBytes: 0, locks: 0, inUse: 0, fetchedKept: 0, fetchRetentionMs: retention, bytesFreed: 0, swept: true, elapsedMs: 0,
   };
 
-  // 1. The blobs there are now. One published later is not a candidate this time.
-  const digests = await store.list();
-  summary.blobs = digests.length;
+  // 1. The blobs there are now (hex digests). One published later is not a candidate this time.
+  const hexes = listBlobHexes(store.root, { unchecked: true });
+  summary.blobs = hexes.length;
   const gone = new Set<Digest>();
 
-  // 2. What the known manifests name.
-  const known = await readKnownManifests(state);
+  // 2. What the known manifests name (hex digests: no per-blob string is made to compare them).
+  const known = readKnownDigestsAll(state);
   const referenced = new Set<string>();
   let sweep = true;
   for (const m of known) {
@@ -94,12 +111,12 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
       continue;
     }
     summary.manifests++;
-    for (const d of m.refs.keys()) referenced.add(d);
-    emit({ type: 'manifest', file: m.file, state: m.state, digests: m.refs.size, ...(m.reason ? { reason: m.reason } : {}) });
+    for (const hex of m.hexes) referenced.add(hex);
+    emit({ type: 'manifest', file: m.file, state: m.state, digests: m.hexes.size, ...(m.reason ? { reason: m.reason } : {}) });
     if (m.state === 'invalid') {
       emit({
         type: 'warning',
-        message: `${m.file} is not a valid manifest (${m.reason}); kept every blob its text mentions (${m.refs.size})`,
+        message: `${m.file} is not a valid manifest (${m.reason}); kept every blob its text mentions (${m.hexes.size})`,
         hint: `fix ${m.file} (or delete it if the project is gone) and run \`hoard gc\` again`,
       });
     } else if (m.state === 'unreadable') {
@@ -112,6 +129,14 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     }
   }
 
+  // The blobs nobody names; a name that is not 64 hex digits is not a blob (checked only here).
+  const unnamed: string[] = [];
+  for (const hex of hexes) {
+    if (referenced.has(hex)) continue;
+    if (isHex64(hex)) unnamed.push(hex);
+    else summary.blobs--;
+  }
+
   const keep = (d: Digest) => {
     summary.inUse++;
     emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'in-use' });
@@ -120,7 +145,22 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   // 3. Sweep the blobs nobody names. Each is taken under its lock, so a blob a running sync is
   //    fetching, repairing or has just published (pinned until its hoard.json is written) stays.
   if (sweep) {
-    const candidates = digests.filter((d) => !referenced.has(d));
+    // A blob `hoard fetch` wanted stays while it was used within the retention.
+    const now = Date.now();
+    const candidates: Digest[] = [];
+    for (const hex of unnamed) {
+      const d: Digest = `sha256:${hex}`;
+      const fetchedAt = retention > 0 ? fetched.get(hex) : undefined;
+      if (fetchedAt !== undefined) {
+        const lastUsed = Math.max(store.lastUsed(d) ?? 0, fetchedAt);
+        if (now - lastUsed < retention) {
+          summary.fetchedKept++;
+          emit({ type: 'kept', digest: d, path: store.blobPath(d), reason: 'fetched', lastUsed: iso(lastUsed), keptUntil: iso(lastUsed + retention) });
+          continue;
+        }
+      }
+      candidates.push(d);
+    }
     const held = new Map<Digest, () => Promise<void>>();
     try {
       const locked: Digest[] = [];
@@ -188,8 +228,14 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   if (!dryRun) {
     // State files are rewritten anyway when blobs were removed: then also drop what they say
     // about blobs removed by hand earlier. (Not otherwise: a gc that removes nothing stays cheap.)
-    if (gone.size > 0) store.forgetMissing(new Set(digests.filter((d) => !gone.has(d)).map((d) => d.slice(7))));
-    await Promise.all([store.flush(), state.manifests.flush()]);
+    const fetchedHexes = fetched.keys();
+    if (gone.size > 0 || fetchedHexes.length > 0) {
+      const present = new Set(hexes.filter((hex) => !gone.has(`sha256:${hex}`)));
+      if (gone.size > 0) store.forgetMissing(present);
+      // What fetch wanted of blobs that are gone (removed here, evicted, or by hand) is forgotten.
+      for (const hex of fetchedHexes) if (!present.has(hex) && !lstatSync(store.blobPath(`sha256:${hex}`), { throwIfNoEntry: false })) fetched.set(hex, undefined);
+    }
+    await Promise.all([store.flush(), state.manifests.flush(), fetched.flush()]);
   }
   summary.elapsedMs = Math.round(monotonicMs() - started);
   emit(summary);
@@ -202,7 +248,7 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
  */
 async function namedSince(storeRoot: string, before: ReadonlyArray<{ file: string; stamp: string | null }>): Promise<Set<string> | 'all'> {
   const stamps = new Map(before.map((m) => [m.file, m.stamp]));
-  const late = new Set<string>();
+  const late = new Set<Digest>();
   // A fresh read of manifests.json: a first sync records its manifest before it links anything.
   for (const [file] of openSyncState(storeRoot).manifests.entries()) {
     if (stamps.has(file) && stamps.get(file) === (await manifestStamp(file))) continue;
@@ -310,7 +356,7 @@ async function cleanLocks(root: string, dryRun: boolean, emit: (e: RemovedEvent)
   const dir = storeLayout(root).locks;
   let names: string[];
   try {
-    names = await fs.readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return 0;
   }

@@ -71,6 +71,10 @@ function refsOfValid(text: string): Map<Digest, string[]> | null {
  * of a gc's own time).
  */
 export async function readKnownManifest(file: string, validStamp?: string): Promise<KnownManifest> {
+  return readKnownManifestSync(file, validStamp);
+}
+
+function readKnownManifestSync(file: string, validStamp?: string): KnownManifest {
   let text: string;
   let stamp: string;
   try {
@@ -100,6 +104,67 @@ export async function readKnownManifest(file: string, validStamp?: string): Prom
     for (const m of text.matchAll(DIGEST_IN_TEXT)) if (!refs.has(m[0] as Digest)) refs.set(m[0] as Digest, []);
     return { file, state: 'invalid', refs, reason: err.message.split('\n')[1]?.trim() ?? err.message, stamp };
   }
+}
+
+/** A known manifest as gc needs it: only which blobs it names (hex digests), not under which names. */
+export interface KnownDigests {
+  file: string;
+  state: KnownState;
+  hexes: Set<string>;
+  reason?: string;
+  stamp: string | null;
+}
+
+/**
+ * The hex digests in a manifest already found valid with this content, found by scanning its
+ * text for JSON strings that start with "sha256:" (its digests are such strings; another one,
+ * in a header value say, only keeps one blob more). Null when the text has a \u escape, which
+ * could spell a digest the scan would miss: then it is parsed.
+ */
+function hexesOfValid(text: string): Set<string> | null {
+  if (text.includes('\\u')) return null;
+  const out = new Set<string>();
+  for (let i = text.indexOf('"sha256:'); i !== -1; i = text.indexOf('"sha256:', i + 8)) {
+    // (Not checked for hex digits: the manifest was validated, and the set is only looked up
+    // with blob names.)
+    if (text.charCodeAt(i + 72) === 34 /* " */) out.add(text.slice(i + 8, i + 72));
+  }
+  return out;
+}
+
+/** Reads a known manifest for gc: its hex digests; one still valid with this content is only scanned. */
+export function readKnownDigests(file: string, validStamp?: string): KnownDigests {
+  if (validStamp !== undefined) {
+    try {
+      const st = statSync(file);
+      if (stampOf(st) === validStamp) {
+        const hexes = hexesOfValid(readFileSync(file, 'utf8'));
+        // The stamp is taken before the read: a change in between shows at the next read.
+        if (hexes) return { file, state: 'ok', hexes, stamp: validStamp };
+      }
+    } catch {
+      // read in full below, which says what is wrong
+    }
+  }
+  return hexesOf(readKnownManifestSync(file, validStamp));
+}
+
+const hexesOf = (m: KnownManifest): KnownDigests => ({
+  file: m.file, state: m.state, hexes: new Set([...m.refs.keys()].map((d) => d.slice(7))), stamp: m.stamp, ...(m.reason ? { reason: m.reason } : {}),
+});
+
+/**
+ * Every manifest recorded in the store, for gc: which blobs each names. One found valid is
+ * recorded with its stamp, as readKnownManifests does.
+ */
+export function readKnownDigestsAll(state: SyncState): KnownDigests[] {
+  const out: KnownDigests[] = [];
+  for (const [file, known] of state.manifests.entries().sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const m = readKnownDigests(file, known.valid);
+    if (m.state === 'ok' && m.stamp !== known.valid) state.manifests.set(file, { ...known, valid: m.stamp! });
+    out.push(m);
+  }
+  return out;
 }
 
 /**

@@ -6,6 +6,7 @@ import { DEFAULT_OUTPUT, resolveArtifacts } from '../manifest/load.ts';
 import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import { commitManifest, type ManifestChange } from '../manifest/commit.ts';
 import { checkInside, createMaterializer } from '../materialize/materialize.ts';
+import type { LockWait } from '../store/lock.ts';
 import { openStore, USED_GRANULARITY_MS, type Store } from '../store/store.ts';
 import { apply, type ArtifactEvent } from './apply.ts';
 import { waitingEvent, type Emit, type SyncEvent } from './events.ts';
@@ -21,6 +22,8 @@ import { monotonicMs } from '../core/builtins.ts';
 export interface SyncOptions {
   manifest: Manifest;
   storeRoot: string;
+  /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
+  lockWait?: LockWait;
   /** Absolute output folder from --output; otherwise the manifest's `output`. */
   output?: string;
   names?: string[];
@@ -133,8 +136,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   }
 
   const mode = opts.mode ?? 'sync';
-  const store = openStore(opts.storeRoot);
-  const state = openSyncState(store.root);
+  const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
+  const state = openSyncState(store.root, store.lockWait);
   const noStore = opts.noStore ?? false;
   emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: mode !== 'sync', ...(noStore ? { noStore } : {}) });
   if (mode === 'sync' && !noStore && !state.manifests.get(manifest.file)) {
@@ -242,6 +245,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     if (changes.length > 0 && !opts.frozen) {
       try {
         const c = await commitManifest(manifest.file, changes, {
+          ...store.lockWait,
           onWait: (info) => emit(waitingEvent(changes[0]!.name, info)),
         });
         manifest.doc = c.doc;

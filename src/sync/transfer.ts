@@ -157,7 +157,7 @@ export type Transfer = ReturnType<typeof createTransfer>;
 
 export function createTransfer(deps: TransferDeps) {
   const { store, emit } = deps;
-  const urls = openUrlIndex(store.root);
+  const urls = openUrlIndex(store.root, store.lockWait);
   const transfers = semaphore(deps.jobs);
   /** Bytes each artifact's downloads brought in this run, failed ones included (for the summary). */
   const moved = new Map<string, number>();

@@ -1,4 +1,5 @@
 import type { LinkMode, Manifest } from '../manifest/types.ts';
+import type { LockWait } from '../store/lock.ts';
 import { openStore } from '../store/store.ts';
 import { observe } from './observe.ts';
 import { outputRootOf, selectArtifacts } from './sync.ts';
@@ -23,9 +24,9 @@ export type VerifyEvent =
  * ones that differ. Fingerprints are refreshed so later syncs trust what was checked.
  * With the store disabled (`noStore`), only the outputs are checked and nothing is recorded.
  */
-export async function verify(opts: { storeRoot: string; noStore?: boolean; manifest?: Manifest; output?: string; defaultLink?: LinkMode; emit: (e: VerifyEvent) => void }) {
+export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noStore?: boolean; manifest?: Manifest; output?: string; defaultLink?: LinkMode; emit: (e: VerifyEvent) => void }) {
   const started = monotonicMs();
-  const store = openStore(opts.storeRoot);
+  const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
   const summary: Extract<VerifyEvent, { type: 'summary' }> = { type: 'summary', blobs: 0, bytes: 0, corrupt: 0, outputs: 0, outputsDiffering: 0, elapsedMs: 0 };
   if (!opts.noStore) {
     const r = await store.verify({
@@ -36,7 +37,7 @@ export async function verify(opts: { storeRoot: string; noStore?: boolean; manif
     summary.corrupt = r.corrupt.length;
   }
   if (opts.manifest) {
-    const state = openSyncState(store.root);
+    const state = openSyncState(store.root, store.lockWait);
     const outputRoot = outputRootOf(opts.manifest, opts.output);
     const ctx = { store, state, outputRoot, verify: true, emit: () => {}, noStore: opts.noStore ?? false };
     for (const a of selectArtifacts(opts.manifest, [], undefined, opts.defaultLink)) {

@@ -50,6 +50,7 @@ test('hoard config: every setting from its default, then the config file, then H
     store: { value: path.join(s.cache, 'hoard'), origin: 'default', source: '$XDG_CACHE_HOME/hoard' },
     enabled: { value: true, origin: 'default', source: 'default' },
     maxSize: { value: null, origin: 'default', source: 'default' },
+    fetchRetention: { value: '30d', origin: 'default', source: 'default' },
     jobs: { value: 4, origin: 'default', source: 'default' },
     link: { value: 'auto', origin: 'default', source: 'default' },
     engine: { value: 'auto', origin: 'default', source: 'default' },
@@ -62,7 +63,7 @@ test('hoard config: every setting from its default, then the config file, then H
   assert.deepEqual((jsonLines(noXdg.stdout)[0]!.settings as Shown).store, { value: path.join(s.home, '.cache', 'hoard'), origin: 'default', source: '~/.cache/hoard' });
 
   // 2. The configuration file beats the defaults; ~/ is the home folder; a number of bytes is kept as written.
-  await s.writeConfig({ store: '~/big/hoard', enabled: false, maxSize: 5_000_000, jobs: 8, link: 'copy', engine: 'podman' });
+  await s.writeConfig({ store: '~/big/hoard', enabled: false, maxSize: 5_000_000, fetchRetention: '7d', jobs: 8, link: 'copy', engine: 'podman' });
   c = await shown(s);
   assert.equal(c.fileFound, true);
   const file = { origin: 'file', source: s.file };
@@ -70,6 +71,7 @@ test('hoard config: every setting from its default, then the config file, then H
     store: { value: path.join(s.home, 'big', 'hoard'), ...file },
     enabled: { value: false, ...file },
     maxSize: { value: '5000000', ...file },
+    fetchRetention: { value: '7d', ...file },
     jobs: { value: 8, ...file },
     link: { value: 'copy', ...file },
     engine: { value: 'podman', ...file },
@@ -80,7 +82,7 @@ test('hoard config: every setting from its default, then the config file, then H
 
   // 3. HOARD_* beats the file.
   const env = {
-    HOARD_STORE: path.join(s.base, 'env-store'), HOARD_NO_STORE: '0', HOARD_MAX_SIZE: '5GiB',
+    HOARD_STORE: path.join(s.base, 'env-store'), HOARD_NO_STORE: '0', HOARD_MAX_SIZE: '5GiB', HOARD_FETCH_RETENTION: '12h',
     HOARD_JOBS: '3', HOARD_LINK: 'hardlink', HOARD_ENGINE: 'docker',
   };
   c = await shown(s, [], env);
@@ -88,6 +90,7 @@ test('hoard config: every setting from its default, then the config file, then H
     store: { value: path.join(s.base, 'env-store'), origin: 'env', source: 'HOARD_STORE' },
     enabled: { value: true, origin: 'env', source: 'HOARD_NO_STORE' },
     maxSize: { value: '5GiB', origin: 'env', source: 'HOARD_MAX_SIZE' },
+    fetchRetention: { value: '12h', origin: 'env', source: 'HOARD_FETCH_RETENTION' },
     jobs: { value: 3, origin: 'env', source: 'HOARD_JOBS' },
     link: { value: 'hardlink', origin: 'env', source: 'HOARD_LINK' },
     engine: { value: 'docker', origin: 'env', source: 'HOARD_ENGINE' },
@@ -103,6 +106,7 @@ test('hoard config: every setting from its default, then the config file, then H
     store: { value: flagStore, origin: 'flag', source: '--store' },
     enabled: { value: true, origin: 'env', source: 'HOARD_NO_STORE' },
     maxSize: { value: '1GB', origin: 'flag', source: '--max-size' },
+    fetchRetention: { value: '12h', origin: 'env', source: 'HOARD_FETCH_RETENTION' },
     jobs: { value: 2, origin: 'flag', source: '--jobs' },
     link: { value: 'reflink', origin: 'flag', source: '--link' },
     engine: { value: 'auto', origin: 'flag', source: '--engine' },
@@ -211,7 +215,7 @@ test('a broken configuration file is exit 2 naming the file, the key, what was e
   const s = await setup(t);
   await fs.writeFile(path.join(s.dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts: {} }));
   const cases: Array<[string, RegExp[]]> = [
-    ['{\n  "job": 8\n}\n', [/:2:10: "job" is not a setting \(known: store, enabled, maxSize, jobs, link, engine, remote, push, remotes\)/]],
+    ['{\n  "job": 8\n}\n', [/:2:10: "job" is not a setting \(known: store, enabled, maxSize, fetchRetention, jobs, link, engine, remote, push, remotes\)/]],
     ['{"jobs": "8"}', [/:1:10: "jobs" expected a whole number of at least 1, found "8"/]],
     ['{"jobs": 0, "link": "symlink", "enabled": "no"}', [
       /"jobs" expected a whole number of at least 1, found 0/,

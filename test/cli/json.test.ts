@@ -110,6 +110,11 @@ test('every --json line of gc, sync --max-size and hoard store matches the schem
   await fs.writeFile(stale, 'left');
   await fs.utimes(stale, new Date(0), new Date(0));
   await fs.writeFile(path.join(p.store, 'v1', 'locks', `${'f'.repeat(64)}.lock`), JSON.stringify({ pid: 99999999, host: os.hostname(), start: null }));
+  // A blob only `hoard fetch` wanted: kept by gc for the fetch retention, and listed as fetched.
+  const fetched = randomData(4_000);
+  srv.routes.set('/fetched.bin', { body: fetched });
+  lines('fetch', await p.run('fetch', srv.url('/fetched.bin'), '--json'));
+  lines('store ls', await p.run('store', 'ls', '--json'));
   lines('gc --dry-run', await p.run('gc', '--dry-run', '--json', '--max-size', '40KB'));
   const gc = lines('gc', await p.run('gc', '--json'));
   assert.equal(gc.at(-1)!.type, 'summary');
@@ -117,7 +122,7 @@ test('every --json line of gc, sync --max-size and hoard store matches the schem
   lines('sync --max-size', await hoard(['sync', 'b', '--json', '--max-size', '25KB'], { cwd: p.dir, store: p.store }));
   lines('store rm', await p.run('store', 'rm', sha256(b), '--json'));
   for (const type of [
-    'gc:removed:blob:unreferenced', 'gc:removed:tmp:dead-process', 'gc:removed:lock:dead-process', 'gc:manifest', 'gc:summary',
+    'gc:kept', 'gc:removed:blob:unreferenced', 'gc:removed:tmp:dead-process', 'gc:removed:lock:dead-process', 'gc:manifest', 'gc:summary',
     'sync:removed:blob:lru', 'sync:summary', 'store:blob', 'store:summary', 'store:added', 'store:store', 'store:removed:blob:rm',
     'store:warning',
   ]) {
@@ -137,6 +142,8 @@ test('the schema tells events apart: wrong fields and unknown types are rejected
   assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0, tmpBytes: 0 }), true, 'store du');
   assert.equal(validate({ type: 'summary', store: '/s', blobs: 1, bytes: 2, tmpFiles: 0 }), false);
   assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'in-use' }), true);
+  assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'fetched', lastUsed: '2026-01-01T00:00:00.000Z', keptUntil: '2026-01-31T00:00:00.000Z' }), true);
+  assert.equal(validate({ type: 'kept', digest: `sha256:${'a'.repeat(64)}`, path: 'p', reason: 'old' }), false);
 });
 
 

@@ -249,3 +249,40 @@ test(
     assert.deepEqual(broken, []);
   },
 );
+
+test('openStore({ lockWait }): its blob locks, pins and state files give up after timeoutMs (E_LOCKED) and end at an abort (E_INTERRUPTED); nothing is process-wide', T, async (t) => {
+  const root = tmpDir(t, 'hoard-lockwait-');
+  const digest = `sha256:${sha256(Buffer.from('lock wait'))}` as const;
+  // A holder: this process through a store opened without a limit (a live holder all the same).
+  const holder = openStore(root);
+  const release = await holder.lock(digest);
+  t.after(release);
+
+  const limited = openStore(root, { lockWait: { timeoutMs: 150 } });
+  assert.deepEqual(limited.lockWait, { timeoutMs: 150 });
+  await assert.rejects(limited.lock(digest), (err: { code?: string }) => err.code === 'E_LOCKED');
+  await assert.rejects(limited.pin(digest), (err: { code?: string }) => err.code === 'E_LOCKED');
+
+  const controller = new AbortController();
+  const aborted = openStore(root, { lockWait: { signal: controller.signal } });
+  const waiting = aborted.lock(digest);
+  setImmediate(() => controller.abort());
+  await assert.rejects(waiting, (err: { code?: string }) => err.code === 'E_INTERRUPTED');
+
+  // The state files beside the store obey it too: flushing used.json waits for its lock.
+  const stateLock = await acquireLock(path.join(root, 'v1', 'locks', 'state-used.lock'));
+  t.after(stateLock);
+  limited.markUsed(digest);
+  await assert.rejects(limited.flush(), (err: { code?: string }) => err.code === 'E_LOCKED');
+
+  // A store opened with no lockWait is not limited by another's: it is still waiting when released.
+  let done = false;
+  const unlimited = openStore(root).lock(digest).then((r) => {
+    done = true;
+    return r;
+  });
+  await sleep(300);
+  assert.equal(done, false, 'a store without lockWait waits without a limit');
+  await release();
+  await (await unlimited)();
+});

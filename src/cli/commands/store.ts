@@ -1,4 +1,6 @@
 // hoard verify, hoard gc, hoard store ….
+import { parseDuration } from '../../core/duration.ts';
+import { HoardError } from '../../core/errors.ts';
 import { runGc, runStoreAdd, runStoreDu, runStoreLs, runStorePath, runStoreRm, runVerify } from '../commands.ts';
 import { maxSizeOf, str, type CommandDef } from './common.ts';
 
@@ -25,7 +27,14 @@ export const gc: CommandDef = {
     'A blob a running hoard holds is left alone.',
   run: (args, c) => {
     const maxSize = maxSizeOf(args.maxSize);
-    return runGc(c.g, c.printer, { dryRun: Boolean(args.dryRun), ...(maxSize !== undefined ? { maxSize } : {}) });
+    const fetchRetentionMs = parseDuration(c.settings.fetchRetention);
+    if (fetchRetentionMs === null) {
+      const o = c.resolved.origins.fetchRetention;
+      throw new HoardError('E_USAGE', `${o.kind === 'flag' ? '--fetch-retention' : o.kind === 'env' ? 'HOARD_FETCH_RETENTION' : `"fetchRetention" in ${o.source}`} ${JSON.stringify(c.settings.fetchRetention)} is not a duration`, {
+        hint: 'give 30d, 12h, 30m, 90s or a number of seconds; 0 keeps no fetched blob (--fetch-retention, HOARD_FETCH_RETENTION, config "fetchRetention")',
+      });
+    }
+    return runGc(c.g, c.printer, { dryRun: Boolean(args.dryRun), fetchRetentionMs, ...(maxSize !== undefined ? { maxSize } : {}) });
   },
 };
 
