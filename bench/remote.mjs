@@ -2,6 +2,7 @@
 // The team cache's benchmarks, each measured side by side with curl against the same real
 // registry (CNCF Distribution, `docker-registry serve`, on 127.0.0.1) in one run:
 //   pull   a blob into an empty store (hoard sync, read-through)  vs  curl -o of the blob URL
+//          (and vs curl -o then sync -d: hoard fdatasyncs a blob before naming it)
 //   push   hoard push of the blob                                 vs  curl -T (one PUT) to a fresh upload session
 //   noop   hoard push of 100 artifacts the registry already has (one HEAD each): wall time
 //
@@ -176,6 +177,22 @@ try {
       return (await run('curl', ['-sS', '-f', '-o', out, `${base}/v2/bench/pull/blobs/${digest}`])).ms;
     },
     'curl -o of the blob URL',
+  );
+  // hoard syncs a blob to the disk before it names it; curl leaves its file in the page cache.
+  // The same durability for curl: its file, then fdatasync (coreutils sync -d).
+  await side(
+    'pull+sync',
+    `sync of ${SIZE / MiB} MiB from the registry into an empty store`,
+    async () => {
+      rmSync(fresh, { recursive: true, force: true });
+      rmSync(path.join(project, 'artifacts'), { recursive: true, force: true });
+      return (await run(process.execPath, [CLI, 'sync', '--store', fresh, '--no-images'], { cwd: project, env })).ms;
+    },
+    async () => {
+      rmSync(out, { force: true });
+      return (await run('sh', ['-c', 'curl -sS -f -o "$1" "$2" && sync -d "$1"', 'sh', out, `${base}/v2/bench/pull/blobs/${digest}`])).ms;
+    },
+    'curl -o, then sync -d of its file',
   );
   rmSync(fresh, { recursive: true, force: true });
   rmSync(out, { force: true });
