@@ -162,16 +162,17 @@ try {
   await run(process.execPath, [CLI, 'push', '--store', store], { cwd: project, env });
   const fresh = path.join(work, 'fresh-store');
   const out = path.join(work, 'curl.out');
+  const pull = async () => {
+    rmSync(fresh, { recursive: true, force: true });
+    rmSync(path.join(project, 'artifacts'), { recursive: true, force: true });
+    const r = await run(process.execPath, [CLI, 'sync', '--store', fresh, '--no-images'], { cwd: project, env });
+    if (!/pulled from cache/.test(r.stdout)) throw new Error(`the sync did not pull from the registry:\n${r.stdout}${r.stderr}`);
+    return r.ms;
+  };
   await side(
     'pull',
     `sync of ${SIZE / MiB} MiB from the registry into an empty store`,
-    async () => {
-      rmSync(fresh, { recursive: true, force: true });
-      rmSync(path.join(project, 'artifacts'), { recursive: true, force: true });
-      const r = await run(process.execPath, [CLI, 'sync', '--store', fresh, '--no-images'], { cwd: project, env });
-      if (!/pulled from cache/.test(r.stdout)) throw new Error(`the sync did not pull from the registry:\n${r.stdout}${r.stderr}`);
-      return r.ms;
-    },
+    pull,
     async () => {
       rmSync(out, { force: true });
       return (await run('curl', ['-sS', '-f', '-o', out, `${base}/v2/bench/pull/blobs/${digest}`])).ms;
@@ -183,11 +184,7 @@ try {
   await side(
     'pull+sync',
     `sync of ${SIZE / MiB} MiB from the registry into an empty store`,
-    async () => {
-      rmSync(fresh, { recursive: true, force: true });
-      rmSync(path.join(project, 'artifacts'), { recursive: true, force: true });
-      return (await run(process.execPath, [CLI, 'sync', '--store', fresh, '--no-images'], { cwd: project, env })).ms;
-    },
+    pull,
     async () => {
       rmSync(out, { force: true });
       return (await run('sh', ['-c', 'curl -sS -f -o "$1" "$2" && sync -d "$1"', 'sh', out, `${base}/v2/bench/pull/blobs/${digest}`])).ms;

@@ -21,7 +21,7 @@ import { readKnownManifests } from '../sync/known.ts';
 import { openSyncState } from '../sync/state.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
-import { waitingEvent } from '../sync/events.ts';
+import { waitingEvent, type SyncEvent } from '../sync/events.ts';
 import type { EngineChoice } from '../engine/types.ts';
 import { imageSupport } from './images.ts';
 import type { Origin, ResolvedSettings } from './config.ts';
@@ -40,6 +40,22 @@ export interface NetworkFlags {
 export interface ImageOptions {
   images: boolean;
   engine: EngineChoice;
+}
+
+/**
+ * The sync() options every command builds the same way: the store and its lock waits, the
+ * images, output folder and default link mode, and the printer as the event sink.
+ */
+export function syncBasics(g: GlobalOptions, printer: Printer, env: Env, o: ImageOptions & { output?: string | undefined }) {
+  return {
+    storeRoot: g.store,
+    lockWait: g.lockWait ?? {},
+    noStore: g.noStore ?? false,
+    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
+    ...(o.output ? { output: o.output } : {}),
+    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
+    emit: (e: SyncEvent) => printer.event(e),
+  };
 }
 
 export interface GlobalOptions {
@@ -234,11 +250,8 @@ export async function runAdd(
   });
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
-    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
-    ...(o.output ? { output: o.output } : {}),
-    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
-    emit: (e) => printer.event(e),
+    ...syncBasics(g, printer, env, o),
+    manifest: pending, names: [name], unsaved: [name], mode: 'sync', env, signal, ...(o.network ? { network: o.network } : {}),
   });
   // sync wrote hoard.json only if the entry got its digest and size; keep `manifest` in step.
   return exitCode(summary, 'sync');
@@ -278,15 +291,12 @@ async function runSyncWith(
   const { results, summary } = await sync({
     // Vendor sources (arista:…): their token's variable, and -v shows their API requests.
     sources: vendorSources(g, printer, env, signal, o.tokenEnv),
-    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
+    ...syncBasics(g, printer, env, o),
+    manifest, names: o.names, mode: o.dryRun ? 'dry-run' : 'sync', env, signal,
     ...(remote ? { remote } : {}),
     force: o.force, frozen: o.frozen, verify: o.verify, jobs: o.jobs, checks: g.verbose, ...(o.network ? { network: o.network } : {}),
     ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
-    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
-    ...(o.output ? { output: o.output } : {}),
     ...(o.link ? { link: o.link } : {}),
-    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
-    emit: (e) => printer.event(e),
   });
   // (Stopped by a signal: main.ts exits with that signal's status.)
   if (signal.aborted || o.dryRun) return exitCode(summary, o.dryRun ? 'dry-run' : 'sync');
@@ -311,12 +321,9 @@ export async function runStatus(
   // Only -v asks the team cache (a request per missing blob) what it holds.
   const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
+    ...syncBasics(g, printer, env, o),
     ...(remote ? { remote } : {}),
-    manifest, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
-    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
-    ...(o.output ? { output: o.output } : {}),
-    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
-    emit: (e) => printer.event(e),
+    manifest, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
   }).finally(() => remote?.close());
   // 1 when the state could not be told (the engine did not answer), 3 for drift.
   return exitCode(summary, 'status');

@@ -15,8 +15,7 @@ import type { AristaClient } from '../sources/arista.ts';
 import { createSources, isVendorUrl, type Sources } from '../sources/index.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import type { EngineChoice } from '../engine/types.ts';
-import { imageSupport } from './images.ts';
-import type { GlobalOptions } from './commands.ts';
+import { syncBasics, type GlobalOptions } from './commands.ts';
 import type { Printer } from './print.ts';
 
 type Env = Record<string, string | undefined>;
@@ -92,14 +91,11 @@ async function syncEntries(
   checkManifest(manifest.file, doc);
   const pending: Manifest = { ...manifest, doc };
   const { summary } = await sync({
-    manifest: pending, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, names, mode: 'sync', env, signal, sources,
+    ...syncBasics(g, printer, env, o),
+    manifest: pending, names, mode: 'sync', env, signal, sources,
     // New entries are added; an updated one replaces the file's entry if its url is still the one read.
     ...(replacing ? { replacing } : { unsaved: names }),
     ...(o.network ? { network: o.network } : {}),
-    ...(o.images ? { images: imageSupport(o.engine, env) } : {}),
-    ...(o.output ? { output: o.output } : {}),
-    ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
-    emit: (e) => printer.event(e),
   });
   return exitCode(summary, 'sync');
 }
