@@ -13,7 +13,7 @@ import { serializeManifest } from '../manifest/write.ts';
 import { expandHeaders } from '../download/headers.ts';
 import { fetchUrl } from '../fetch/fetch.ts';
 import type { LockWait } from '../store/lock.ts';
-import { isVendorUrl } from '../sources/index.ts';
+import { createSources, isVendorUrl, type Sources } from '../sources/index.ts';
 import { openStore } from '../store/store.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
@@ -29,7 +29,6 @@ import { SETTING_KEYS } from './options.ts';
 import type { Printer } from './print.ts';
 import type { Remote } from '../remote/index.ts';
 import { pushDownloaded } from './push.ts';
-import { aristaChecksums, vendorSources } from './vendor.ts';
 
 /** --retries and the timeouts, for commands that download. */
 export interface NetworkFlags {
@@ -56,6 +55,15 @@ export function syncBasics(g: GlobalOptions, printer: Printer, env: Env, o: Imag
     ...(g.defaultLink ? { defaultLink: g.defaultLink } : {}),
     emit: (e: SyncEvent) => printer.event(e),
   };
+}
+
+/** The vendor sources (arista:…) of one command: its token's variable, and -v shows their API requests. */
+export function vendorSources(g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, tokenEnv?: string): Sources {
+  return createSources({
+    env, storeRoot: g.noStore ? null : path.resolve(g.store), signal,
+    ...(tokenEnv ? { tokenEnv } : {}),
+    ...(g.verbose ? { onRequest: (what: string) => printer.note(what) } : {}),
+  });
 }
 
 export interface GlobalOptions {
@@ -164,7 +172,7 @@ async function linkLeavesFolder(file: string, dir: string): Promise<string | nul
 }
 
 /** A valid artifact name made from a file name. */
-function nameFromFile(file: string): string {
+export function nameFromFile(file: string): string {
   const name = file.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128);
   return name || 'artifact';
 }
@@ -392,7 +400,7 @@ export async function runFetch(
   try {
     const r = await fetchUrl({
       url, storeRoot: g.store, lockWait: g.lockWait ?? {}, noStore: g.noStore ?? false, refresh: o.refresh, force: o.force, link, executable: o.executable, headers, name, signal, env,
-      ...(arista ? { arista } : {}), ...(sources ? { sources, checksums: () => aristaChecksums(sources, url.slice(url.indexOf(':') + 1), arista) } : {}),
+      ...(arista ? { arista } : {}), ...(sources ? { sources, checksums: async () => (await import('./vendor.ts')).aristaChecksums(sources, url.slice(url.indexOf(':') + 1), arista) } : {}),
       ...(o.output !== undefined ? { output: path.resolve(o.output) } : {}),
       ...(o.sha256 ? { sha256: parseDigest(o.sha256) } : {}),
       fetcher: () => (lazy.fetcher ??= import('../download/http.ts').then((m) => m.createFetcher({ ...o.network, env }))),

@@ -12,10 +12,10 @@ import {
   type ReleaseType, type Resolution, type TreeFile,
 } from '../sources/arista-catalog.ts';
 import type { AristaClient } from '../sources/arista.ts';
-import { createSources, isVendorUrl, type Sources } from '../sources/index.ts';
+import { isVendorUrl, type Sources } from '../sources/index.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import type { EngineChoice } from '../engine/types.ts';
-import { syncBasics, type GlobalOptions } from './commands.ts';
+import { nameFromFile, syncBasics, vendorSources, type GlobalOptions } from './commands.ts';
 import type { Printer } from './print.ts';
 
 type Env = Record<string, string | undefined>;
@@ -29,24 +29,11 @@ export interface VendorOptions {
   output?: string;
 }
 
-export function vendorSources(g: GlobalOptions, printer: Printer, env: Env, signal: AbortSignal, tokenEnv?: string): Sources {
-  return createSources({
-    env, storeRoot: g.noStore ? null : path.resolve(g.store), signal,
-    ...(tokenEnv ? { tokenEnv } : {}),
-    ...(g.verbose ? { onRequest: (what: string) => printer.note(what) } : {}),
-  });
-}
-
 export function releaseTypeOption(v: unknown): ReleaseType | undefined {
   if (v === undefined) return undefined;
   const t = String(v).toUpperCase();
   if (t === 'F' || t === 'M') return t;
   throw new HoardError('E_USAGE', `--release-type must be F (feature) or M (maintenance), not ${String(v)}`);
-}
-
-/** A valid artifact name made from a file name. */
-function nameFromFile(file: string): string {
-  return file.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128) || 'artifact';
 }
 
 /** The entry of a resolved Arista file: its locator, and the sha512 (or md5) Arista publishes beside it. */

@@ -1,4 +1,4 @@
-import type { Digest } from '../core/digest.ts';
+import { digestHex, type Digest } from '../core/digest.ts';
 import { errorInfo, HoardError } from '../core/errors.ts';
 import { isNotImageArchive } from '../engine/archive.ts';
 import type { ArchiveKind, Engine, ImageInfo } from '../engine/types.ts';
@@ -92,7 +92,7 @@ export async function checkArchives(
 ): Promise<void> {
   for (const { artifact: a, image } of items) {
     if (!image || !a.digest || image.state === 'present' || image.state === 'unlocked') continue;
-    const hex = a.digest.slice(7);
+    const hex = digestHex(a.digest);
     if (state.archives.get(hex)) continue;
     const where = fileOf(a);
     if (!where) continue;

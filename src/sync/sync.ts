@@ -153,8 +153,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
   if (img && opts.images) {
     // A file that is here and no engine can take is said so (status, plan), not left to fail on import.
+    const observedOf = new Map(observed.map((x) => [x.artifact, x.observed]));
     await checkArchives(artifacts.map((a) => ({ artifact: a, image: img.images.get(a.name) })), opts.images, state, (a) => {
-      const o = observed.find((x) => x.artifact === a)!.observed;
+      const o = observedOf.get(a)!;
       const shown = `${a.name}'s file ${path.relative(process.cwd(), o.target) || o.target}`;
       if (o.blob === 'ok') return { file: store.blobPath(a.digest!), shown };
       return noStore && o.output === 'ok' ? { file: o.target, shown } : null;
