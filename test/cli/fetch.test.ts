@@ -263,12 +263,16 @@ test('a 404: exit 1, E_HTTP with a hint to check the URL, never "add a mirror" (
     assert.match(r.stderr, /hint: the URL does not exist/);
     assert.doesNotMatch(r.stderr, /mirror/i);
     const j = await f.run([srv.url('/gone.tar'), ...flags, '--json']);
+    assert.equal(j.code, 1, j.stderr);
     const err = jsonLines(j.stdout).at(-1)!;
     assert.equal(err.type, 'error');
     assert.equal(err.code, 'E_HTTP');
+    assert.match(String(err.hint), /the URL does not exist/);
     assert.doesNotMatch(String(err.hint), /mirror/i);
   }
   assert.deepEqual(await listTree(f.dir), [], 'no output, no temp file');
+  const storeTmp = path.join(f.store, 'v1', 'tmp');
+  assert.deepEqual(existsSync(storeTmp) ? await listTree(storeTmp) : [], [], 'no partial download in the store');
 });
 
 test('two fetches of one URL at once: the second waits for the first (the resume lock) and takes its blob: one request', async (t) => {

@@ -74,6 +74,8 @@ test('no help screen splits a word across lines at 60, 80 or 120 columns (COLUMN
     }
     // "Positionals:" lists each as `name  description  [type]`: a description before the type.
     const positionals = wide.stdout.split(/^Positionals:$/m)[1]?.split('\n\n')[0] ?? '';
+    // A usage line with <arg> has its Positionals section (else the check below would see none).
+    if (/^hoard .*<(?!command>)\w/m.test(wide.stdout.split('\n')[0] ?? '')) assert.notEqual(positionals, '', `${name}: no Positionals section`);
     for (const line of positionals.split('\n').filter(Boolean)) {
       assert.match(line, /^ {2}\S+ {2,}[^[\s]/, `${name}: a positional without a description: ${line}`);
     }
