@@ -52,7 +52,7 @@ export function integrityError(what: string, expected: Expected, found: { digest
 }
 
 /** Blobs `verify` hashes at once (the hash pool has two workers). */
-const VERIFY_AHEAD = 2;
+export const VERIFY_AHEAD = 2;
 
 /**
  * The fingerprints recorded when blobs were last verified, and the checks that use them.

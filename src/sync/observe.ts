@@ -35,7 +35,8 @@ export interface ObserveContext {
   state: SyncState;
   /** null: the artifact has no output file (`hoard fetch` without -o): only its blob is looked at. */
   outputRoot: string | null;
-  verify: boolean;
+  /** Re-hash instead of trusting fingerprints: true for blobs and outputs, 'outputs' when the blobs were just verified. */
+  verify: boolean | 'outputs';
   emit: Emit;
   /** Emit a `check` event per look (for --verbose); off, a no-op sync builds no such strings. */
   checks?: boolean;
@@ -61,7 +62,7 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   let blobTrusted: 'fingerprint' | 'hashed' | undefined;
   if (a.digest && ctx.noStore) blob = 'missing';
   else if (a.digest) {
-    const c = await ctx.store.check(a.digest, { verify: ctx.verify, size: a.size });
+    const c = await ctx.store.check(a.digest, { verify: ctx.verify === true, size: a.size });
     blob = c.state;
     if (c.state === 'ok') {
       blobIno = c.stat.ino;

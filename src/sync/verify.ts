@@ -1,7 +1,9 @@
-import type { LinkMode, Manifest } from '../manifest/types.ts';
+import type { Artifact, LinkMode, Manifest } from '../manifest/types.ts';
 import type { LockWait } from '../store/lock.ts';
 import { openStore } from '../store/store.ts';
-import { observe } from './observe.ts';
+import { VERIFY_AHEAD } from '../store/integrity.ts';
+import { observe, type Observed } from './observe.ts';
+import { pool } from './concurrency.ts';
 import { outputRootOf, selectArtifacts } from './sync.ts';
 import { openSyncState } from './state.ts';
 import { monotonicMs } from '../core/builtins.ts';
@@ -39,16 +41,24 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
   if (opts.manifest) {
     const state = openSyncState(store.root, store.lockWait);
     const outputRoot = outputRootOf(opts.manifest, opts.output);
-    const ctx = { store, state, outputRoot, verify: true, emit: () => {}, noStore: opts.noStore ?? false };
-    for (const a of selectArtifacts(opts.manifest, [], undefined, opts.defaultLink)) {
-      const o = await observe(a, ctx);
-      if (o.output === 'missing' || o.output === 'unknown') continue;
+    // The blobs were just re-hashed above (their fingerprints recorded): only outputs are read
+    // again, VERIFY_AHEAD at once, reported in manifest order.
+    const ctx = { store, state, outputRoot, verify: 'outputs' as const, emit: () => {}, noStore: opts.noStore ?? false };
+    const artifacts = selectArtifacts(opts.manifest, [], undefined, opts.defaultLink);
+    const seen: Array<Observed | undefined> = [];
+    let next = 0;
+    const report = (a: Artifact, o: Observed) => {
+      if (o.output === 'missing' || o.output === 'unknown') return;
       summary.outputs++;
       const ok = o.output === 'ok';
       if (!ok) summary.outputsDiffering++;
       if (o.outputFp && a.digest) state.outputs.set(o.target, { digest: a.digest, fp: o.outputFp });
       opts.emit({ type: 'verified', subject: 'output', name: a.name, path: o.target, ok, ...(ok ? {} : { reason: o.outputReason ?? o.output }) });
-    }
+    };
+    await pool(artifacts.map((a, i) => i), VERIFY_AHEAD, async (i) => {
+      seen[i] = await observe(artifacts[i]!, ctx);
+      for (; next < artifacts.length && seen[next]; next++) report(artifacts[next]!, seen[next]!);
+    });
     if (!opts.noStore) await state.outputs.flush();
   }
   if (!opts.noStore) await store.flush();
