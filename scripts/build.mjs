@@ -53,7 +53,17 @@ const common = {
   // Source maps beside the bundles (not read at run time): `npm test` maps the coverage of the
   // CLI's child processes back to src/*.ts with them.
   sourcemap: 'linked',
-  define: { HOARD_VERSION: JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version) },
+  define: {
+    HOARD_VERSION: JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version),
+    // What decides whether a manifest is valid (the schema and the code that checks it): a
+    // manifest found valid by another build is checked again (src/manifest/load.ts).
+    HOARD_MANIFEST_RULES: JSON.stringify(
+      ['schemas/manifest.schema.json', 'src/manifest/load.ts', 'src/manifest/json.ts', 'src/manifest/types.ts']
+        .reduce((h, f) => h.update(readFileSync(path.join(root, f))), createHash('sha256'))
+        .digest('hex')
+        .slice(0, 12),
+    ),
+  },
 };
 const inputsOf = (result) => Object.keys(result.metafile.inputs);
 

@@ -265,6 +265,21 @@ export async function runAdd(
   return exitCode(summary, 'sync');
 }
 
+/**
+ * The manifest of a sync or status: only parsed, not checked again, when the store recorded it
+ * valid as it is now (a sync records that; see loadManifest).
+ */
+function loadProjectManifest(g: GlobalOptions): Promise<Manifest> {
+  const file = path.resolve(g.manifest);
+  let validStamp: string | undefined;
+  try {
+    if (!g.noStore) validStamp = openSyncState(g.store).manifests.get(file)?.valid;
+  } catch {
+    // An unreadable store: the manifest is checked in full, and the store's error comes later.
+  }
+  return loadManifest(file, { validStamp });
+}
+
 export async function runSync(
   g: GlobalOptions,
   printer: Printer,
@@ -272,7 +287,7 @@ export async function runSync(
   signal: AbortSignal,
   o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number; tokenEnv?: string } & ImageOptions & NetworkFlags & TeamCacheFlags,
 ): Promise<number> {
-  const manifest = await loadManifest(g.manifest);
+  const manifest = await loadProjectManifest(g);
   const remote = o.teamCache?.(manifest) ?? null;
   try {
     return await runSyncWith(g, printer, env, signal, o, manifest, remote);
@@ -325,7 +340,7 @@ export async function runStatus(
   env: Env,
   o: { names: string[]; output?: string; verify: boolean } & ImageOptions & TeamCacheFlags,
 ): Promise<number> {
-  const manifest = await loadManifest(g.manifest);
+  const manifest = await loadProjectManifest(g);
   // Only -v asks the team cache (a request per missing blob) what it holds.
   const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({

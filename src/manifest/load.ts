@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { HoardError, isErrno } from '../core/errors.ts';
 import { escapePointer, JsonSyntaxError, parseJsonFast, type Position } from './json.ts';
@@ -281,11 +281,37 @@ export function parseManifest(file: string, text: string): ManifestDoc {
   return checkManifest(file, parsed.value, parsed.positions);
 }
 
-export async function loadManifest(file: string): Promise<Manifest> {
+declare const HOARD_MANIFEST_RULES: string | undefined; // set by scripts/build.mjs
+
+/**
+ * What a manifest file is like now (inode, size, mtime, ctime) and which rules checked it: equal
+ * stamps mean the same content, checked by the same rules. (ctime moves on any change and no
+ * user but root can set it back: the same trust as a blob's fingerprint, docs/safety.md.)
+ */
+export function manifestStamp(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  const rules = typeof HOARD_MANIFEST_RULES === 'string' ? HOARD_MANIFEST_RULES : 'dev';
+  return `${rules}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/**
+ * Reads and checks a manifest. `validStamp`: the stamp it had when last found valid (the store
+ * records it, see src/sync/known.ts); if it still has it, and kept it while it was read, its
+ * content is what was checked then, and it is only parsed (checking 10,000 entries takes longer
+ * than the rest of a no-op sync).
+ */
+export async function loadManifest(file: string, opts: { validStamp?: string | undefined } = {}): Promise<Manifest> {
   const abs = path.resolve(file);
   let text: string;
+  let stamp: string;
+  let unchanged: boolean;
+  // Synchronous: one small file, read before anything runs in parallel (and a no-op sync then
+  // never loads fs/promises).
+  let fd: number | undefined;
   try {
-    text = await fs.readFile(abs, 'utf8');
+    fd = openSync(abs, 'r');
+    stamp = manifestStamp(fstatSync(fd));
+    text = readFileSync(fd, 'utf8');
+    unchanged = opts.validStamp === stamp && manifestStamp(fstatSync(fd)) === stamp;
   } catch (err) {
     if (isErrno(err, 'ENOENT')) {
       throw new HoardError('E_MANIFEST', `no manifest at ${abs}`, {
@@ -295,8 +321,11 @@ export async function loadManifest(file: string): Promise<Manifest> {
     }
     if (isErrno(err, 'EISDIR')) throw new HoardError('E_MANIFEST', `${abs} is a folder, not a manifest file`, { details: { file: abs } });
     throw err;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  return { file: abs, dir: path.dirname(abs), doc: parseManifest(abs, text), text };
+  const doc = unchanged ? (JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as ManifestDoc) : parseManifest(abs, text);
+  return { file: abs, dir: path.dirname(abs), doc, text, stamp };
 }
 
 /** Every artifact with its defaults applied, sorted by name. */

@@ -44,6 +44,8 @@ export interface Manifest {
   doc: ManifestDoc;
   /** The bytes read, so a write can tell whether anything changed. */
   text: string;
+  /** The file's stamp when it was read (see manifestStamp): the store records it once found valid. */
+  stamp?: string;
 }
 
 /** An artifact with every default applied, ready for planning. */

@@ -1,4 +1,4 @@
-import { promises as fs, constants, linkSync, lstatSync, renameSync } from 'node:fs';
+import { promises as fs, constants, linkSync, lstatSync, realpathSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { randomHex } from '../core/builtins.ts';
@@ -55,7 +55,8 @@ export async function checkInside(top: string, dir: string, opts: { create: bool
   if (opts.create) await fs.mkdir(top, { recursive: true });
   let realTop: string;
   try {
-    realTop = await fs.realpath(top);
+    // (Synchronous: a no-op sync checks a few folders, and never needs fs/promises otherwise.)
+    realTop = realpathSync.native(top);
   } catch (err) {
     if (!opts.create && isErrno(err, 'ENOENT')) return;
     throw err;
@@ -72,11 +73,11 @@ export async function checkInside(top: string, dir: string, opts: { create: bool
     }
     let real: string;
     try {
-      real = await fs.realpath(cur);
+      real = realpathSync.native(cur);
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
       // A symbolic link to nothing: hoard would create its target, wherever that is.
-      if ((await fs.lstat(cur).catch(() => null))?.isSymbolicLink()) throw await escapeError(cur, null, top, opts.hint);
+      if (lstatSync(cur, { throwIfNoEntry: false })?.isSymbolicLink()) throw await escapeError(cur, null, top, opts.hint);
       if (!opts.create) return;
       throw err;
     }

@@ -3,7 +3,7 @@
 import { promises as fs, readFileSync, statSync } from 'node:fs';
 import type { Digest } from '../core/digest.ts';
 import { HoardError, isErrno } from '../core/errors.ts';
-import { parseManifest } from '../manifest/load.ts';
+import { manifestStamp as stampOf, parseManifest } from '../manifest/load.ts';
 import type { SyncState } from './state.ts';
 
 /**
@@ -27,7 +27,6 @@ export interface KnownManifest {
 
 const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
 
-const stampOf = (st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }) => `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 
 /** The stamp of a manifest file now: null when it is gone. */
 export async function manifestStamp(file: string): Promise<string | null> {

@@ -25,7 +25,8 @@ export function openSyncState(storeRoot: string, wait: LockWait = {}) {
     /**
      * Manifest file → when it was first synced, and when a full sync of it last marked its
      * blobs used (ms): within USED_GRANULARITY_MS of that, a no-op sync skips reading used.json.
-     * valid: the file's stamp when gc last found it valid (src/sync/known.ts).
+     * valid: the file's stamp when a sync or gc last found it valid (manifestStamp): a file that still
+     * has it is only parsed, not checked again (src/manifest/load.ts).
      */
     manifests: new StateFile<{ added: string; used?: number; valid?: string }>(path.join(state, 'manifests.json'), path.join(locks, 'state-manifests.lock'), undefined, wait),
     /** `<engine>:<ref>` → the image hoard made there, and the artifact digest it came from. */

@@ -140,10 +140,16 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const state = openSyncState(store.root, store.lockWait);
   const noStore = opts.noStore ?? false;
   emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: mode !== 'sync', ...(noStore ? { noStore } : {}) });
-  if (mode === 'sync' && !noStore && !state.manifests.get(manifest.file)) {
-    // Known to gc before anything is linked from the store (see src/sync/gc.ts).
-    state.manifests.set(manifest.file, { added: new Date().toISOString() });
-    await state.manifests.flush();
+  if (mode === 'sync' && !noStore) {
+    const known = state.manifests.get(manifest.file);
+    if (!known) {
+      // Known to gc before anything is linked from the store (see src/sync/gc.ts).
+      state.manifests.set(manifest.file, { added: new Date().toISOString(), ...(manifest.stamp ? { valid: manifest.stamp } : {}) });
+      await state.manifests.flush();
+    } else if (manifest.stamp && known.valid !== manifest.stamp) {
+      // Found valid as it is now: the next run only parses it (written with the other state, below).
+      state.manifests.set(manifest.file, { ...known, valid: manifest.stamp });
+    }
   }
 
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
