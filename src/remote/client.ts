@@ -7,6 +7,7 @@ import type { Digest } from '../core/digest.ts';
 import { HoardError } from '../core/errors.ts';
 import type { Source } from '../download/http.ts';
 import { findCredentials, type Credentials } from './credentials.ts';
+import { useDownloadFlags } from '../download/v8-flags.ts';
 import { artifactManifest, EMPTY_CONFIG, EMPTY_CONFIG_DIGEST, MANIFEST_TYPE, tagOf, type RemoteRef, type RemoteSettings } from './ref.ts';
 
 type Env = Record<string, string | undefined>;
@@ -35,6 +36,11 @@ export interface RegistryClient {
   hasBlob(digest: Digest, o?: { signal?: AbortSignal }): Promise<boolean>;
   /** Whether the anchoring manifest (tag `sha256-<hex>`) is there: the blob is present and kept. */
   hasAnchor(digest: Digest): Promise<boolean>;
+  /**
+   * The anchoring tags (`sha256-<hex>`) the repository has, from its tag list (page by page), or
+   * null when the list is not to be had (the registry will not list, or it is very long).
+   */
+  anchors(): Promise<Set<string> | null>;
   /** Where to GET the blob (with a pull token), or null when the remote lacks it. */
   blobSource(digest: Digest): Promise<Source | null>;
   /** Uploads a file as the blob `digest` (mounting it from another repository when it can). */
@@ -42,6 +48,15 @@ export interface RegistryClient {
   /** Writes the artifact manifest that anchors the blob, tagged `sha256-<hex>`. */
   putAnchor(blob: { digest: Digest; size: number; title: string }): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Tags asked for per page of a tag list, and the most pages read before giving up on it. */
+const TAG_PAGE = 1000;
+const TAG_PAGES = 20;
+
+/** The next page of a paginated list: `Link: </v2/…/tags/list?n=…&last=…>; rel="next"`. */
+export function nextPage(link: string | undefined): string | null {
+  return link ? (/<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] ?? null) : null;
 }
 
 /** Bytes per read of a file being uploaded. */
@@ -110,6 +125,9 @@ async function* fileSlice(file: string, start: number, end: number, sent: (n: nu
 }
 
 export function createRegistryClient(o: ClientOptions): RegistryClient {
+  // (As for any download: no TurboFan re-compile of undici's parser, which a short command
+  // such as a no-op push would otherwise wait for at its exit.)
+  useDownloadFlags();
   const { ref, env } = o;
   const settings = o.settings ?? {};
   const agentOptions = {
@@ -374,6 +392,28 @@ export function createRegistryClient(o: ClientOptions): RegistryClient {
       if (r.status === 200) return true;
       if (r.status === 404) return false;
       throw fail(`HEAD /v2/${repo}/manifests/${tagOf(digest)}`, r);
+    },
+    async anchors() {
+      const out = new Set<string>();
+      let next: string | null = `/v2/${repo}/tags/list?n=${TAG_PAGE}`;
+      for (let page = 0; next !== null; page++) {
+        if (page === TAG_PAGES) return null;
+        const r = await send('GET', next, { scopes: [pullScope] });
+        // No such repository yet: nothing is anchored.
+        if (r.status === 404) return out;
+        if (r.status !== 200) return null;
+        let tags: unknown;
+        try {
+          tags = (JSON.parse(r.text) as { tags?: unknown } | null)?.tags;
+        } catch {
+          return null;
+        }
+        if (tags === null || tags === undefined) return out;
+        if (!Array.isArray(tags)) return null;
+        for (const tag of tags) if (typeof tag === 'string' && tag.startsWith('sha256-')) out.add(tag);
+        next = nextPage(one(r.headers, 'link'));
+      }
+      return out;
     },
     async blobSource(digest) {
       if (!(await hasBlob(digest))) return null;

@@ -4,6 +4,7 @@ import { errorInfo } from '../core/errors.ts';
 import { pool } from '../sync/concurrency.ts';
 import type { Emit, SyncEvent } from '../sync/events.ts';
 import type { Remote } from './index.ts';
+import { tagOf } from './ref.ts';
 import { monotonicMs } from '../core/builtins.ts';
 
 export interface PushItem {
@@ -21,11 +22,17 @@ export type PushSummary = Extract<SyncEvent, { type: 'push-summary' }>;
 
 /** HEADs are cheap: this many at a time, whatever --jobs says for uploads. */
 const CHECKS = 16;
+/**
+ * From this many blobs on, one read of the repository's tag list says which are anchored,
+ * instead of a HEAD each (undici closes the connection after every HEAD: a HEAD each is a new
+ * connection, and a TLS handshake, each).
+ */
+const LIST_FROM = 8;
 
 /**
- * Pushes what the remote lacks: one HEAD of each anchor (tag `sha256-<hex>`) first, in
- * parallel; then, `jobs` at a time, the blob (unless the registry has it, or can mount it)
- * and its anchor. One item's failure does not stop the others.
+ * Pushes what the remote lacks: which anchors (tags `sha256-<hex>`) are there first, from the
+ * repository's tag list or a HEAD each, in parallel; then, `jobs` at a time, the blob (unless
+ * the registry has it, or can mount it) and its anchor. One item's failure does not stop the others.
  */
 export async function push(remote: Remote, items: readonly PushItem[], o: { jobs: number; emit: Emit; signal?: AbortSignal; skipped?: number }): Promise<PushSummary> {
   const started = monotonicMs();
@@ -59,8 +66,19 @@ export async function push(remote: Remote, items: readonly PushItem[], o: { jobs
       return null;
     }
   };
+  let listed: Set<string> | null = null;
+  if (unique.length >= LIST_FROM) {
+    try {
+      listed = await client.anchors();
+    } catch (err) {
+      // (A registry that cannot be used at all ends the push; another failure: a HEAD each.)
+      if (isFatal(err)) throw err;
+    }
+  }
   // The first alone: it answers the registry's challenge (one token), then the rest in parallel.
-  const anchored = unique.length ? [await check(unique[0]!), ...(await pool(unique.slice(1), CHECKS, check))] : [];
+  const anchored = listed
+    ? unique.map((item) => listed.has(tagOf(item.digest)))
+    : unique.length ? [await check(unique[0]!), ...(await pool(unique.slice(1), CHECKS, check))] : [];
   const todo: PushItem[] = [];
   for (const [i, item] of unique.entries()) {
     if (anchored[i] === true) done(item, 'present');

@@ -86,6 +86,62 @@ test('push, then a fresh store syncs from the registry with no request to the or
   assert.doesNotMatch(gc.stdout + gc.stderr, new RegExp(`eligible for deletion: sha256:${sha256(b)}`));
 });
 
+test('a push of 8 blobs or more reads the tag list, page by page, instead of a HEAD each; a missing anchor is put back', { skip: registrySkip }, async (t) => {
+  const reg = await startRegistry(t);
+  // In front of the registry: tag lists in pages of 3 with a Link to the next, as GHCR pages them
+  // (Distribution 2.8 answers every tag at once, whatever n asks).
+  const rec = await startRecorder(t, `http://${reg.host}`, (req, res) => {
+    if (!req.url?.includes('/tags/list')) return false;
+    const u = new URL(req.url, 'http://x');
+    fetch(`http://${reg.host}${u.pathname}`, { headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} }).then(async (r) => {
+      const text = await r.text();
+      if (r.status !== 200) {
+        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+        return res.end(text);
+      }
+      const tags: string[] = (JSON.parse(text).tags ?? []).sort();
+      const last = u.searchParams.get('last');
+      const start = last ? tags.indexOf(last) + 1 : 0;
+      const page = tags.slice(start, start + 3);
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(start + 3 < tags.length ? { link: `<${u.pathname}?n=3&last=${page.at(-1)}>; rel="next"` } : {}),
+      });
+      res.end(JSON.stringify({ name: 'lab/cache', tags: page }));
+    }, () => res.destroy());
+    return true;
+  });
+  const files = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}.bin`, randomData(2000 + i)]));
+  const p = await setup(t, `oci://${rec.host}/lab/cache`, files);
+  ok(await p.run('store1', ['sync']));
+  const first = await p.run('store1', ['push', '--json']);
+  ok(first);
+  assert.equal(jsonLines(first.stdout).find((e) => e.type === 'push-summary')!.pushed, 10);
+
+  // Nothing to do: the tag list alone says so (10 tags in pages of 3), no HEAD, no upload.
+  let seen = rec.requests.length;
+  const again = await p.run('store1', ['push', '--json']);
+  ok(again);
+  const s2 = jsonLines(again.stdout).find((e) => e.type === 'push-summary')!;
+  assert.equal(s2.present, 10);
+  assert.equal(s2.pushed, 0);
+  const asked = rec.requests.slice(seen);
+  assert.ok(asked.length >= 4, `every page was read: ${asked.map((r) => r.path).join(', ')}`);
+  assert.ok(asked.every((r) => r.method === 'GET' && r.path.startsWith('/v2/lab/cache/tags/list')), asked.map((r) => `${r.method} ${r.path}`).join('\n'));
+
+  // One anchor deleted (its blob stays): the next push puts that anchor back, and only that one.
+  const hex = sha256(files['f3.bin']!);
+  const head = await fetch(`http://${reg.host}/v2/lab/cache/manifests/sha256-${hex}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const del = await fetch(`http://${reg.host}/v2/lab/cache/manifests/${head.headers.get('docker-content-digest')}`, { method: 'DELETE' });
+  assert.equal(del.status, 202);
+  seen = rec.requests.length;
+  ok(await p.run('store1', ['push']));
+  const puts = rec.requests.slice(seen).filter((r) => r.method === 'PUT');
+  assert.deepEqual(puts.map((r) => r.path), [`/v2/lab/cache/manifests/sha256-${hex}`]);
+  const back = await fetch(`http://${reg.host}/v2/lab/cache/manifests/sha256-${hex}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(back.status, 200);
+});
+
 test('Basic auth (htpasswd): credentials from the environment, a docker config file, a credential helper; a wrong password fails naming registry and source', { skip: registrySkip }, async (t) => {
   const reg = await startRegistry(t, { basic: { alice: 's3cret-pw' } });
   const a = randomData(5000);
