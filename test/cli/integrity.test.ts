@@ -86,6 +86,7 @@ test('a copy refuses a damaged blob even when its recorded fingerprint was forge
   assert.equal(srv.hits.get('/vm.qcow2'), 2, 'the blob was fetched again');
   const ev = jsonLines(r.stdout).find((e) => e.type === 'artifact');
   assert.equal(ev?.blob, 'redownloaded');
+  assert.equal(ev?.redownload, 'corrupt');
   assert.equal(sha256(readFileSync(blob)), hex);
 });
 
