@@ -273,11 +273,19 @@ describe('a blob and hoard.json are on disk before they get their names (strace)
   }
   const skip = strace ? false : 'strace is not installed (.ci/run installs it)';
 
-  /** A real `hoard sync` of one unlocked artifact under strace: the system calls that make files durable and name them. */
-  async function tracedSync(t: TestContext) {
+  /**
+   * A real `hoard sync` of one artifact under strace: the system calls that make files durable
+   * and name them. `adopt`: the entry is locked and its output already holds the bytes, so the
+   * blob is restored to the store from the output (nothing is downloaded).
+   */
+  async function tracedSync(t: TestContext, o: { adopt?: boolean } = {}) {
     const body = randomData(1000);
     const srv = await startServer(t, { '/x.bin': body });
-    const p = await project(t, { version: 1, artifacts: { x: { url: srv.url('/x.bin') } } });
+    const p = await project(t, { version: 1, artifacts: { x: { url: srv.url('/x.bin'), ...(o.adopt ? { digest: `sha256:${sha256(body)}`, size: body.length } : {}) } } });
+    if (o.adopt) {
+      await fs.mkdir(path.join(p.dir, 'artifacts'));
+      await fs.writeFile(path.join(p.dir, 'artifacts', 'x.bin'), body);
+    }
     const log = path.join(path.dirname(p.dir), 'strace.log');
     const dir = await fs.realpath(p.dir);
     // strace follows threads (-f): node's file system calls run on libuv's thread pool; -y names each fd's file.
@@ -295,21 +303,24 @@ describe('a blob and hoard.json are on disk before they get their names (strace)
         if (!l.includes('<unfinished ...>')) return true;
         return lines.slice(i + 1, before).some((r) => r.startsWith(`${m[1]} `) && r.includes(`<... ${m[2]} resumed>`));
       });
+    assert.equal(srv.total(), o.adopt ? 0 : 1, o.adopt ? 'restored from the output, not downloaded' : 'downloaded once');
     return { body, p, dir, lines, flushedBefore };
   }
 
-  test('the blob\'s temp file is fdatasync()ed before it is linked or renamed into blobs/sha256/<hex>', { skip }, async (t) => {
-    const { body, p, lines, flushedBefore } = await tracedSync(t);
-    const store = await fs.realpath(p.store);
-    const blob = path.join(store, 'v1', 'blobs', 'sha256', sha256(body));
-    // link(tmp, blob) (or rename when a damaged blob is replaced): the call that gives the blob its name.
-    const at = lines.findIndex((l) => /^\d+\s+(link|linkat|rename|renameat2?)\(/.test(l) && l.includes(`"${blob}"`));
-    assert.ok(at > 0, `no link or rename onto ${blob} in:\n${lines.join('\n')}`);
-    const tmp = /"([^"]+)"/.exec(lines[at]!)![1]!;
-    assert.ok(tmp.startsWith(path.join(store, 'v1', 'tmp') + path.sep), `the blob came from the store's tmp folder: ${lines[at]}`);
-    assert.ok(flushedBefore(/^f(data)?sync$/, tmp, at), `${tmp} was fsync()ed or fdatasync()ed before it got its name:\n${lines.slice(0, at + 1).join('\n')}`);
-    assert.equal(sha256(await fs.readFile(blob)), sha256(body));
-  });
+  for (const [how, adopt] of [['downloaded', false], ['restored to the store from its output', true]] as const) {
+    test(`a blob ${how}: its temp file is fdatasync()ed before it is linked or renamed into blobs/sha256/<hex>`, { skip }, async (t) => {
+      const { body, p, lines, flushedBefore } = await tracedSync(t, { adopt });
+      const store = await fs.realpath(p.store);
+      const blob = path.join(store, 'v1', 'blobs', 'sha256', sha256(body));
+      // link(tmp, blob) (or rename when a damaged blob is replaced): the call that gives the blob its name.
+      const at = lines.findIndex((l) => /^\d+\s+(link|linkat|rename|renameat2?)\(/.test(l) && l.includes(`"${blob}"`));
+      assert.ok(at > 0, `no link or rename onto ${blob} in:\n${lines.join('\n')}`);
+      const tmp = /"([^"]+)"/.exec(lines[at]!)![1]!;
+      assert.ok(tmp.startsWith(path.join(store, 'v1', 'tmp') + path.sep), `the blob came from the store's tmp folder: ${lines[at]}`);
+      assert.ok(flushedBefore(/^f(data)?sync$/, tmp, at), `${tmp} was fsync()ed or fdatasync()ed before it got its name:\n${lines.slice(0, at + 1).join('\n')}`);
+      assert.equal(sha256(await fs.readFile(blob)), sha256(body));
+    });
+  }
 
   test('hoard.json\'s temp file is fsync()ed before the rename, and the folder after it', { skip }, async (t) => {
     const { body, p, dir, lines, flushedBefore } = await tracedSync(t);
