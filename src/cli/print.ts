@@ -236,7 +236,7 @@ export function createPrinter(o: PrinterOptions) {
           let text: string;
           if (e.blob === 'downloaded' && e.fromCache) text = `pulled from cache ${formatBytes(e.bytesDownloaded)}`;
           else if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;
-          else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.reason?.startsWith('--force') ? '--force' : 'corrupt blob'})`;
+          else if (e.blob === 'redownloaded') text = `re-downloaded ${formatBytes(e.bytesDownloaded)} (${e.redownload === 'force' ? '--force' : 'corrupt blob'})`;
           else if (e.blob === 'adopted') text = 'restored to the store from the output';
           else if (e.blob === 'none') text = e.output === 'present' ? 'up to date (no store)' : 'not downloaded';
           else text = e.blob;

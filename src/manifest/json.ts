@@ -84,10 +84,12 @@ export function parseJson(text: string): ParsedJson {
     }
   };
 
-  const parseValue = (pointer: string): unknown => {
+  /** `depth`: the arrays and objects around this value. */
+  const parseValue = (pointer: string, depth: number): unknown => {
     ws();
     positions.set(pointer, posAt(i));
     const c = text[i];
+    if ((c === '{' || c === '[') && depth >= MAX_DEPTH) fail(`nested more than ${MAX_DEPTH} levels deep`);
     if (c === '{') {
       i++;
       const obj: Record<string, unknown> = {};
@@ -108,7 +110,7 @@ export function parseJson(text: string): ParsedJson {
         ws();
         if (text[i] !== ':') fail(`expected ':' after ${JSON.stringify(key)}, found ${describe(i)}`);
         i++;
-        const v = parseValue(child);
+        const v = parseValue(child, depth + 1);
         Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
         ws();
         if (text[i] === ',') {
@@ -131,7 +133,7 @@ export function parseJson(text: string): ParsedJson {
         return arr;
       }
       for (;;) {
-        arr.push(parseValue(`${pointer}/${arr.length}`));
+        arr.push(parseValue(`${pointer}/${arr.length}`, depth + 1));
         ws();
         if (text[i] === ',') {
           i++;
@@ -153,25 +155,26 @@ export function parseJson(text: string): ParsedJson {
   };
 
   if (text.charCodeAt(0) === 0xfeff) i = 1; // tolerate a BOM
-  const value = parseValue('');
+  const value = parseValue('', 0);
   ws();
   if (i < text.length) fail(`unexpected ${describe(i)} after the end of the document`);
   return { value, positions };
 }
 
-/** Number of object keys in a parsed JSON value. */
-function countKeys(value: unknown): number {
+/** Thrown by countKeys at an array or object nested deeper than MAX_DEPTH (checkDepth then says where). */
+class TooDeep extends Error {}
+
+/** Number of object keys in a parsed JSON value (`depth`: the arrays and objects around it); throws TooDeep beyond MAX_DEPTH. */
+function countKeys(value: unknown, depth: number): number {
+  if (value === null || typeof value !== 'object') return 0;
+  if (depth >= MAX_DEPTH) throw new TooDeep();
+  let n = 0;
   if (Array.isArray(value)) {
-    let n = 0;
-    for (const v of value) n += countKeys(v);
+    for (const v of value) n += countKeys(v, depth + 1);
     return n;
   }
-  if (value !== null && typeof value === 'object') {
-    let n = 0;
-    for (const k of Object.keys(value)) n += 1 + countKeys((value as Record<string, unknown>)[k]);
-    return n;
-  }
-  return 0;
+  for (const k of Object.keys(value)) n += 1 + countKeys((value as Record<string, unknown>)[k], depth + 1);
+  return n;
 }
 
 /** Number of keys written in a JSON text that JSON.parse accepted. */
@@ -196,10 +199,10 @@ function countKeysInText(text: string): number {
   return n;
 }
 
-/** Deeper than any manifest or configuration needs; the depth reported when input overflowed the stack of a recursive walk. */
+/** Arrays and objects nested deeper than this are refused (far deeper than any manifest or configuration needs). */
 export const MAX_DEPTH = 256;
 
-/** Throws a JsonSyntaxError at the first bracket nested deeper than MAX_DEPTH (strings skipped); a linear scan, run only after a stack overflow. */
+/** Throws a JsonSyntaxError at the first bracket nested deeper than MAX_DEPTH (strings skipped); a linear scan, run only for a document found too deep. */
 function checkDepth(text: string): void {
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
@@ -226,9 +229,10 @@ export function parseJsonFast(text: string): { value: unknown; positions: () => 
   try {
     return parseJsonFastUnchecked(text);
   } catch (err) {
-    // Nesting deep enough to overflow a recursive walk (50,000 levels of [): found and named
-    // here, at no cost to the common case.
-    if (err instanceof RangeError) checkDepth(text);
+    // Nested deeper than MAX_DEPTH (found by the key count's walk), or deep enough to overflow
+    // a recursive walk (50,000 levels of [): found and named here, at no cost to the common case.
+    if (err instanceof TooDeep || err instanceof RangeError) checkDepth(text);
+    if (err instanceof TooDeep) throw new JsonSyntaxError(`nested more than ${MAX_DEPTH} levels deep`, { line: 1, column: 1 });
     throw err;
   }
 }
@@ -241,7 +245,7 @@ function parseJsonFastUnchecked(text: string): { value: unknown; positions: () =
     const full = parseJson(text); // throws JsonSyntaxError with a position
     return { value: full.value, positions: () => full.positions };
   }
-  if (countKeysInText(text) !== countKeys(value)) {
+  if (countKeysInText(text) !== countKeys(value, 0)) {
     const full = parseJson(text); // throws on the duplicate key, with its position
     return { value: full.value, positions: () => full.positions };
   }

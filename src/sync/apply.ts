@@ -86,6 +86,7 @@ interface BlobDone {
   blob: BlobOutcome;
   bytes: number;
   reason?: string;
+  redownload?: 'force' | 'corrupt';
   /** The bytes came from the team cache. */
   fromCache?: boolean;
   /** A conditional request (hoard fetch --refresh) answered 304. */
@@ -216,11 +217,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     let output: OutputOutcome = 'present';
     let method: LinkMethod | undefined;
     let reason: string | undefined;
+    let redownload: 'force' | 'corrupt' | undefined;
     let notModified = false;
     let moved: { from: string; to: string } | undefined;
     const event = (extra: Partial<ArtifactEvent> = {}): ArtifactEvent => ({
       type: 'artifact', name: a.name, path: a.path, digest: digest as Digest | null, size, blob, output,
-      ...(method ? { method } : {}), ...(reason ? { reason } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}),
+      ...(method ? { method } : {}), ...(reason ? { reason } : {}), ...(redownload ? { redownload } : {}), bytesDownloaded, ...(fromCache ? { fromCache } : {}),
       ...(notModified ? { notModified } : {}), ...(moved ? { moved } : {}), ...extra,
     });
 
@@ -234,6 +236,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       bytesDownloaded = mine ? done.bytes : 0;
       fromCache = mine && done.fromCache === true;
       if (mine && done.reason) reason = done.reason;
+      if (mine && done.redownload) redownload = done.redownload;
       if (mine && done.notModified) notModified = true;
       if (mine && done.moved) {
         moved = done.moved;
@@ -285,6 +288,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           // byte was served; the blob is fetched again and the copy made from that.
           bytesDownloaded += await transfer.repairBlob(a, d);
           blob = 'redownloaded';
+          redownload = 'corrupt';
           reason = 'the stored blob was corrupt (found while copying it); fetched it again';
           r = await materialize();
         }

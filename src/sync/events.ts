@@ -150,7 +150,10 @@ export type SyncEvent =
       blob: BlobOutcome;
       output: OutputOutcome;
       method?: LinkMethod;
+      /** Why, in words, for people (a corrupt blob's fault, --force). */
       reason?: string;
+      /** With blob `redownloaded`: why the stored blob was fetched again. */
+      redownload?: 'force' | 'corrupt';
       bytesDownloaded: number;
       /** The blob was pulled from the team cache (the remote), not from the artifact's url. */
       fromCache?: true;

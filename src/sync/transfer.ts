@@ -59,6 +59,8 @@ export interface BlobFetched {
   blob: 'cached' | 'downloaded' | 'redownloaded';
   bytes: number;
   reason?: string;
+  /** With blob `redownloaded`: --force, or the stored blob was corrupt. */
+  redownload?: 'force' | 'corrupt';
   fromCache?: true;
   notModified?: true;
   moved?: { from: string; to: string };
@@ -315,7 +317,7 @@ export function createTransfer(deps: TransferDeps) {
         const reason = why === 'force' ? '--force' : why === 'corrupt' ? `the stored blob was corrupt (${now!.corrupt}); removed it` : undefined;
         return {
           digest: d, size: r.size, blob: why === 'missing' ? 'downloaded' : 'redownloaded', bytes: r.bytes,
-          ...(reason ? { reason } : {}), ...(r.fromCache ? { fromCache: true as const } : {}), ...(r.moved ? { moved: r.moved } : {}),
+          ...(reason ? { reason } : {}), ...(why === 'missing' ? {} : { redownload: why }), ...(r.fromCache ? { fromCache: true as const } : {}), ...(r.moved ? { moved: r.moved } : {}),
         };
       } finally {
         await release();

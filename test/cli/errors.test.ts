@@ -64,6 +64,25 @@ test('-o pointing at a file: E_NOTDIR naming it, exit 1', async (t) => {
   }
 });
 
+test('300 levels of nested JSON (JSON.parse takes them) in hoard.json or the config file: refused beyond 256 levels, E_MANIFEST / E_CONFIG, exit 2', async (t) => {
+  const { p } = await oneArtifact(t);
+  const deep = `${'['.repeat(300)}${']'.repeat(300)}`;
+  await fs.writeFile(p.manifestPath, `{"version": 1, "artifacts": {}, "x": ${deep}}`);
+  const r = await p.run('status');
+  assert.equal(r.code, 2, r.stderr);
+  // The 257th level: the 256th "[" of x (x starts at column 38, inside the manifest's object).
+  oneError(r, /hoard\.json:1:293: .*nested more than 256 levels deep/);
+  assert.deepEqual(codesIn((await p.run('status', '--json')).stdout), ['E_MANIFEST']);
+
+  const cfg = tmpDir(t);
+  mkdirSync(path.join(cfg, 'hoard'));
+  await fs.writeFile(path.join(cfg, 'hoard', 'config.json'), `{"x": ${deep}}`);
+  const c = await hoard(['config', '--json'], { cwd: p.dir, env: { XDG_CONFIG_HOME: cfg } });
+  assert.equal(c.code, 2, c.stderr);
+  oneError(c, /config\.json.*nested more than 256 levels deep/s);
+  assert.deepEqual(codesIn(c.stdout), ['E_CONFIG']);
+});
+
 test('50,000 levels of nested JSON in hoard.json or the config file: E_MANIFEST / E_CONFIG, exit 2, no stack overflow', async (t) => {
   const { p } = await oneArtifact(t);
   const deep = `${'['.repeat(50_000)}${']'.repeat(50_000)}`;

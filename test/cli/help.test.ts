@@ -6,16 +6,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
-import { hoard, NO_CONFIG, ROOT, tmpDir } from '../helpers.ts';
+import { cliEnv, hoard, ROOT, tmpDir } from '../helpers.ts';
 import stringWidth from 'string-width';
 import shimWidth from '../../src/cli/start-up-shims.ts';
 
-/** The CLI run from its TypeScript source, with the real string-width and node:assert. */
+/** The CLI run from its TypeScript source, with the real string-width and node:assert (in the tests' isolated environment, plus `env`). */
 function fromSource(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/cli/main.ts'), ...args], {
       cwd,
-      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOARD_'))), ...env },
+      env: cliEnv(env),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
@@ -29,7 +29,7 @@ const SCREENS = [[], ['sync'], ['add'], ['gc'], ['store'], ['fetch'], ['config']
 
 test('every help screen of the built CLI (start-up shims) is the one yargs lays out with string-width and node:assert', async (t) => {
   const dir = tmpDir(t);
-  const env = { NO_COLOR: '1', XDG_CONFIG_HOME: NO_CONFIG, COLUMNS: '100' };
+  const env = { COLUMNS: '100' };
   for (const screen of SCREENS) {
     const args = [...screen, '--help'];
     const [built, source] = await Promise.all([hoard(args, { cwd: dir, env }), fromSource(args, dir, env)]);
@@ -56,7 +56,7 @@ const words = (text: string) => new Set(text.split(/\s+/).filter(Boolean));
 test('no help screen splits a word across lines at 60, 80 or 120 columns (COLUMNS, when not a terminal), and every positional is described', async (t) => {
   const dir = tmpDir(t);
   const help = (screen: string[], columns: number) =>
-    hoard([...screen, '--help'], { cwd: dir, env: { NO_COLOR: '1', XDG_CONFIG_HOME: NO_CONFIG, COLUMNS: String(columns) } });
+    hoard([...screen, '--help'], { cwd: dir, env: { COLUMNS: String(columns) } });
   for (const screen of ALL_SCREENS) {
     const name = `hoard ${[...screen, '--help'].join(' ')}`;
     // Wide enough that nothing wraps (400 columns; a wider screen outgrows the pipe before yargs exits): every word as it is.

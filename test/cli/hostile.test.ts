@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { CLI, hoard, jsonLines, listTree, NO_CONFIG, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, cliEnv, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 
 /** A project with one artifact served by a real server, and a folder outside it standing for ~/.ssh. */
 async function hostile(t: TestContext, artifact: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
@@ -264,30 +264,70 @@ describe('manifests that cannot be synced are refused at validation', () => {
   });
 });
 
-describe('hoard.json is on disk before it replaces the old one', () => {
+describe('a blob and hoard.json are on disk before they get their names (strace)', () => {
   let strace = true;
   try {
     execFileSync('strace', ['-V'], { stdio: 'ignore' });
   } catch {
     strace = false;
   }
-  test('the temp file is fsync()ed before the rename, and the folder after it (strace)', { skip: strace ? false : 'strace is not installed (.ci/run installs it)' }, async (t) => {
+  const skip = strace ? false : 'strace is not installed (.ci/run installs it)';
+
+  /**
+   * A real `hoard sync` of one artifact under strace: the system calls that make files durable
+   * and name them. `adopt`: the entry is locked and its output already holds the bytes, so the
+   * blob is restored to the store from the output (nothing is downloaded).
+   */
+  async function tracedSync(t: TestContext, o: { adopt?: boolean } = {}) {
     const body = randomData(1000);
     const srv = await startServer(t, { '/x.bin': body });
-    const p = await project(t, { version: 1, artifacts: { x: { url: srv.url('/x.bin') } } });
+    const p = await project(t, { version: 1, artifacts: { x: { url: srv.url('/x.bin'), ...(o.adopt ? { digest: `sha256:${sha256(body)}`, size: body.length } : {}) } } });
+    if (o.adopt) {
+      await fs.mkdir(path.join(p.dir, 'artifacts'));
+      await fs.writeFile(path.join(p.dir, 'artifacts', 'x.bin'), body);
+    }
     const log = path.join(path.dirname(p.dir), 'strace.log');
     const dir = await fs.realpath(p.dir);
     // strace follows threads (-f): node's file system calls run on libuv's thread pool; -y names each fd's file.
     // (Asynchronously: the server answering the download runs in this process.)
-    await promisify(execFile)('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', '-o', log, process.execPath, CLI, 'sync', '--no-images'], {
+    await promisify(execFile)('strace', ['-f', '-y', '-qq', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat', '-o', log, process.execPath, CLI, 'sync', '--no-images'], {
       cwd: dir,
-      env: { ...process.env, HOARD_STORE: p.store, NO_COLOR: '1', XDG_CONFIG_HOME: NO_CONFIG },
+      env: cliEnv({}, p.store),
     });
     const lines = (await fs.readFile(log, 'utf8')).split('\n');
+    /** Whether a call matching `call` on `file` returned before line `before` (a call strace split across threads counts once it resumed). */
+    const flushedBefore = (call: RegExp, file: string, before: number) =>
+      lines.slice(0, before).some((l, i) => {
+        const m = /^(\d+)\s+(\w+)\(/.exec(l);
+        if (!m || !call.test(m[2]!) || !l.includes(`<${file}>`)) return false;
+        if (!l.includes('<unfinished ...>')) return true;
+        return lines.slice(i + 1, before).some((r) => r.startsWith(`${m[1]} `) && r.includes(`<... ${m[2]} resumed>`));
+      });
+    assert.equal(srv.total(), o.adopt ? 0 : 1, o.adopt ? 'restored from the output, not downloaded' : 'downloaded once');
+    return { body, p, dir, lines, flushedBefore };
+  }
+
+  for (const [how, adopt] of [['downloaded', false], ['restored to the store from its output', true]] as const) {
+    test(`a blob ${how}: its temp file is fdatasync()ed before it is linked or renamed into blobs/sha256/<hex>`, { skip }, async (t) => {
+      const { body, p, lines, flushedBefore } = await tracedSync(t, { adopt });
+      const store = await fs.realpath(p.store);
+      const blob = path.join(store, 'v1', 'blobs', 'sha256', sha256(body));
+      // link(tmp, blob) (or rename when a damaged blob is replaced): the call that gives the blob its name.
+      const at = lines.findIndex((l) => /^\d+\s+(link|linkat|rename|renameat2?)\(/.test(l) && l.includes(`"${blob}"`));
+      assert.ok(at > 0, `no link or rename onto ${blob} in:\n${lines.join('\n')}`);
+      const tmp = /"([^"]+)"/.exec(lines[at]!)![1]!;
+      assert.ok(tmp.startsWith(path.join(store, 'v1', 'tmp') + path.sep), `the blob came from the store's tmp folder: ${lines[at]}`);
+      assert.ok(flushedBefore(/^f(data)?sync$/, tmp, at), `${tmp} was fsync()ed or fdatasync()ed before it got its name:\n${lines.slice(0, at + 1).join('\n')}`);
+      assert.equal(sha256(await fs.readFile(blob)), sha256(body));
+    });
+  }
+
+  test('hoard.json\'s temp file is fsync()ed before the rename, and the folder after it', { skip }, async (t) => {
+    const { body, p, dir, lines, flushedBefore } = await tracedSync(t);
     const renameAt = lines.findIndex((l) => /rename.*\.hoard\.json\.hoard-.*\.tmp.*hoard\.json"/.test(l));
     assert.ok(renameAt > 0, `no rename onto hoard.json in:\n${lines.join('\n')}`);
     const tmp = /"([^"]*\.hoard\.json\.hoard-[^"]*\.tmp)"/.exec(lines[renameAt]!)![1]!;
-    assert.ok(lines.slice(0, renameAt).some((l) => /fsync|fdatasync/.test(l) && l.includes(tmp)), 'the temp file was fsync()ed before the rename');
+    assert.ok(flushedBefore(/^f(data)?sync$/, tmp, renameAt), 'the temp file was fsync()ed before the rename');
     assert.ok(lines.slice(renameAt + 1).some((l) => /fsync/.test(l) && l.includes(`<${dir}>`)), 'the folder was fsync()ed after it');
     assert.equal(JSON.parse(await fs.readFile(p.manifestPath, 'utf8')).artifacts.x.digest, `sha256:${sha256(body)}`);
   });

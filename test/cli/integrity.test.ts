@@ -9,7 +9,7 @@ import type http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { damageInPlace } from '../fixtures/damage.ts';
-import { CLI, hoard, jsonLines, listTree, NO_CONFIG, randomData, serveRoute, sha256, startServer, tmpDir, type Route } from '../helpers.ts';
+import { CLI, cliEnv, hoard, jsonLines, listTree, randomData, serveRoute, sha256, startServer, tmpDir, type Route } from '../helpers.ts';
 
 const FAST = ['--retry-delay', '0'];
 
@@ -86,6 +86,7 @@ test('a copy refuses a damaged blob even when its recorded fingerprint was forge
   assert.equal(srv.hits.get('/vm.qcow2'), 2, 'the blob was fetched again');
   const ev = jsonLines(r.stdout).find((e) => e.type === 'artifact');
   assert.equal(ev?.blob, 'redownloaded');
+  assert.equal(ev?.redownload, 'corrupt');
   assert.equal(sha256(readFileSync(blob)), hex);
 });
 
@@ -129,10 +130,7 @@ test('kill -9 mid-download of an unlocked entry, damaged pages in the partial: t
   const dir = path.join(base, 'p');
   await fs.mkdir(dir);
   await fs.writeFile(path.join(dir, 'hoard.json'), JSON.stringify({ version: 1, artifacts: { img: { url: srv.url('/img.tar') } } }));
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HOARD_')) env[k] = v;
-  Object.assign(env, { HOARD_STORE: store, XDG_CONFIG_HOME: NO_CONFIG, NO_COLOR: '1' });
-  const child = spawn(process.execPath, [CLI, 'sync'], { cwd: dir, env, stdio: 'ignore' });
+  const child = spawn(process.execPath, [CLI, 'sync'], { cwd: dir, env: cliEnv({}, store), stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
 
   // Wait until more than 4 MiB are in the partial file (and its meta file, when it keeps

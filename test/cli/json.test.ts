@@ -65,6 +65,10 @@ test('every --json line of sync, status, dry-run, add and verify matches schemas
   assert.ok(status.some((e) => e.type === 'plan' && e.blob === 'refetch'));
   check('verify', await p.run('verify', '--json'), seen);
   check('sync after verify', await p.run('sync', '--json'), seen);
+  // --force fetches a stored blob again: the event says why as a field, not only in words.
+  const forced = check('sync --force', await p.run('sync', 'good', '--force', '--json'), seen);
+  const again = forced.find((e) => e.type === 'artifact');
+  assert.deepEqual([again?.blob, again?.redownload, again?.reason], ['redownloaded', 'force', '--force']);
   check('verify, all good but the conflict', await p.run('verify', '--json', '-v'), seen);
   check('add', await p.run('add', srv.url('/tools.run'), '--executable', '--json'), seen);
   check('a fatal error', await p.run('sync', 'nope', '--json'), seen, 'error');

@@ -7,16 +7,15 @@ import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { ArtifactEntry, ManifestDoc } from '../../src/manifest/types.ts';
 import { serializeManifest } from '../../src/manifest/write.ts';
-import { CLI, hoard, NO_CONFIG, tmpDir } from '../helpers.ts';
+import { CLI, cliEnv, hoard, tmpDir } from '../helpers.ts';
 
-const GIT_ENV = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HOARD_') && !k.startsWith('GIT_'))),
+/** The CLI tests' isolated environment (git passes it on to the driver), without the developer's GIT_* variables. */
+const GIT_ENV = cliEnv({
+  ...Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('GIT_')).map((k) => [k, undefined])),
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
   GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid',
-  XDG_CONFIG_HOME: NO_CONFIG,
-  NO_COLOR: '1',
-};
+});
 
 function git(dir: string, ...args: string[]) {
   const r = spawnSync('git', args, { cwd: dir, env: GIT_ENV, encoding: 'utf8' });

@@ -109,51 +109,54 @@ test('--lock-timeout with a bad value is a usage error (exit 2)', async (t) => {
   }
 });
 
-test('SIGTERM mid-sync: the locks this process holds are released, its partial download kept; the next run resumes', async (t) => {
-  const size = 4 * 1024 * 1024;
-  const big = randomData(size);
-  const small = randomData(5000);
-  const served = { bytes: 0 };
-  const srv = await startServer(t, {
-    // Sends the first MiB, then nothing more (the connection stays open) — until the test ends.
-    '/big.bin': (req, res) => {
-      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-      const start = range ? Number(range[1]) : 0;
-      res.writeHead(start ? 206 : 200, { 'content-length': String(size - start), etag: '"big"', ...(start ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}) });
-      if (start) return res.end(big.subarray(start));
-      res.write(big.subarray(0, 1024 * 1024), () => (served.bytes = 1024 * 1024));
-    },
-    '/small.bin': small,
+// SIGHUP (the terminal closed, an ssh session dropped) stops a run as SIGTERM does.
+for (const [signal, code] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  test(`${signal} mid-sync: the locks this process holds are released, its partial download kept; the next run resumes (exit ${code})`, async (t) => {
+    const size = 4 * 1024 * 1024;
+    const big = randomData(size);
+    const small = randomData(5000);
+    const served = { bytes: 0 };
+    const srv = await startServer(t, {
+      // Sends the first MiB, then nothing more (the connection stays open) — until the test ends.
+      '/big.bin': (req, res) => {
+        const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        const start = range ? Number(range[1]) : 0;
+        res.writeHead(start ? 206 : 200, { 'content-length': String(size - start), etag: '"big"', ...(start ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}) });
+        if (start) return res.end(big.subarray(start));
+        res.write(big.subarray(0, 1024 * 1024), () => (served.bytes = 1024 * 1024));
+      },
+      '/small.bin': small,
+    });
+    const bigHex = sha256(big);
+    const smallHex = sha256(small);
+    const p = await project(t, {
+      version: 1,
+      artifacts: {
+        big: { url: srv.url('/big.bin'), digest: `sha256:${bigHex}`, size },
+        small: { url: srv.url('/small.bin'), digest: `sha256:${smallHex}`, size: small.length },
+      },
+    });
+    const locks = path.join(p.store, 'v1', 'locks');
+    const h = await holder(t, path.join(locks, `${smallHex}.lock`));
+    const run = startHoard(['sync', '--lock-timeout', '0', '--stall-timeout', '600'], { cwd: p.dir, store: p.store });
+    t.after(() => run.child.kill('SIGKILL'));
+    await run.until(new RegExp(`waiting for .*held by pid ${h.pid}`), 'stderr');
+    // The big download got bytes (its .partial exists), under its lock.
+    const partial = path.join(p.store, 'v1', 'tmp', `${bigHex}.partial`);
+    const partialBytes = async () => (await fs.stat(partial).catch(() => null))?.size ?? -1;
+    while (served.bytes === 0 || (await partialBytes()) < 0) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(existsSync(path.join(locks, `${bigHex}.lock`)), 'the download holds its lock');
+    run.child.kill(signal);
+    const r = await endsSoon(run.done, `sync after ${signal}`);
+    assert.equal(r.code, code, r.stderr);
+    assert.ok(!existsSync(path.join(locks, `${bigHex}.lock`)), 'its own lock was released');
+    assert.ok(existsSync(path.join(locks, `${smallHex}.lock`)), "the other process's lock stays");
+    assert.equal(await partialBytes(), 1024 * 1024, 'the partial download is kept, every byte received');
+    h.kill('SIGKILL');
+    await new Promise((resolve) => h.once('exit', resolve));
+    const again = await startHoard(['sync', '--json'], { cwd: p.dir, store: p.store }).done;
+    assert.equal(again.code, 0, again.stderr);
+    const download = jsonLines(again.stdout).find((e) => e.type === 'download' && e.name === 'big');
+    assert.equal(download?.resumeFrom, 1024 * 1024, 'the next run resumes where it stopped');
   });
-  const bigHex = sha256(big);
-  const smallHex = sha256(small);
-  const p = await project(t, {
-    version: 1,
-    artifacts: {
-      big: { url: srv.url('/big.bin'), digest: `sha256:${bigHex}`, size },
-      small: { url: srv.url('/small.bin'), digest: `sha256:${smallHex}`, size: small.length },
-    },
-  });
-  const locks = path.join(p.store, 'v1', 'locks');
-  const h = await holder(t, path.join(locks, `${smallHex}.lock`));
-  const run = startHoard(['sync', '--lock-timeout', '0', '--stall-timeout', '600'], { cwd: p.dir, store: p.store });
-  t.after(() => run.child.kill('SIGKILL'));
-  await run.until(new RegExp(`waiting for .*held by pid ${h.pid}`), 'stderr');
-  // The big download got bytes (its .partial exists), under its lock.
-  const partial = path.join(p.store, 'v1', 'tmp', `${bigHex}.partial`);
-  const partialBytes = async () => (await fs.stat(partial).catch(() => null))?.size ?? -1;
-  while (served.bytes === 0 || (await partialBytes()) < 0) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(existsSync(path.join(locks, `${bigHex}.lock`)), 'the download holds its lock');
-  run.child.kill('SIGTERM');
-  const r = await endsSoon(run.done, 'sync after SIGTERM');
-  assert.equal(r.code, 143, r.stderr);
-  assert.ok(!existsSync(path.join(locks, `${bigHex}.lock`)), 'its own lock was released');
-  assert.ok(existsSync(path.join(locks, `${smallHex}.lock`)), "the other process's lock stays");
-  assert.equal(await partialBytes(), 1024 * 1024, 'the partial download is kept, every byte received');
-  h.kill('SIGKILL');
-  await new Promise((resolve) => h.once('exit', resolve));
-  const again = await startHoard(['sync', '--json'], { cwd: p.dir, store: p.store }).done;
-  assert.equal(again.code, 0, again.stderr);
-  const download = jsonLines(again.stdout).find((e) => e.type === 'download' && e.name === 'big');
-  assert.equal(download?.resumeFrom, 1024 * 1024, 'the next run resumes where it stopped');
-});
+}

@@ -63,6 +63,11 @@ test('a blob changed on disk is detected, removed, downloaded again and relinked
   assert.equal(srv.total(), 2);
   assert.equal(sha256(await fs.readFile(blob)), hex);
   assert.equal(sha256(await fs.readFile(path.join(p.dir, 'artifacts', 'disk.qcow2'))), hex);
+  // The blob is intact now: --force is what fetches it again, and the line says so.
+  const forced = await p.run('sync', '--force');
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stdout, /disk\s+re-downloaded .*\(--force\)/);
+  assert.equal(srv.total(), 3);
 });
 
 test('a hard-linked output of a corrupted blob is replaced along with the blob', async (t) => {

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { CLI, NO_CONFIG, cliEnv, gate, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
+import { CLI, cliEnv, gate, hoard, jsonLines, listTree, project, randomData, sha256, startServer, tmpDir } from '../helpers.ts';
 import { registrySkip, startRegistry } from '../fixtures/registry.ts';
 
 /** Cursor movement, erasing, the alternate screen, hidden cursor: what animation is made of. */
@@ -117,14 +117,18 @@ function haveTmux(): boolean {
   }
 }
 
-/** A private tmux server (its own socket) running `command` in a pane of `width`×`height`. */
+/**
+ * A private tmux server (its own socket) running `command` in a pane of `width`×`height`. The
+ * pane inherits the server's environment: the tests' isolated one (cliEnv, colours allowed
+ * unless `env` says NO_COLOR), plus `env`.
+ */
 async function terminal(t: TestContext, command: string, o: { cwd: string; env: Record<string, string>; width?: number; height?: number }) {
   const socket = `hoard-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
-  const env = Object.entries({ XDG_CONFIG_HOME: NO_CONFIG, ...o.env }).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  const env = cliEnv({ NO_COLOR: undefined, TMUX: undefined, TMUX_PANE: undefined, ...o.env });
+  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8', env });
   // The pane stays open after the command, so the screen can be read to the end.
   tmux('-f', '/dev/null', 'new-session', '-d', '-s', 'hoard', '-x', String(o.width ?? 100), '-y', String(o.height ?? 30), '-c', o.cwd,
-    `env ${env} ${command}; echo EXIT=$? > exit-code; sleep 600`);
+    `${command}; echo EXIT=$? > exit-code; sleep 600`);
   t.after(() => {
     try {
       tmux('kill-server');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { escapePointer, JsonSyntaxError, parseJson, type Position } from '../../src/manifest/json.ts';
+import { escapePointer, JsonSyntaxError, MAX_DEPTH, parseJson, parseJsonFast, type Position } from '../../src/manifest/json.ts';
 
 /** Parses `text`, expecting a JsonSyntaxError, and returns it. */
 function syntaxError(text: string): JsonSyntaxError {
@@ -130,6 +130,29 @@ describe('parseJson: syntax errors carry the line and column of the mistake', ()
   test('columns are counted from 1 on every line, also after CRLF line ends', () => {
     assert.deepEqual(syntaxError('{\r\n  "a": 1,\r\n  x\r\n}').position, at(3, 3));
   });
+});
+
+describe('nesting depth: MAX_DEPTH (256) levels of arrays and objects, no more', () => {
+  const nested = (levels: number) => `${'[{"a":'.repeat(levels / 2)}1${'}]'.repeat(levels / 2)}`;
+  const refusal = (parse: (text: string) => unknown, text: string): JsonSyntaxError => {
+    try {
+      parse(text);
+    } catch (err) {
+      if (err instanceof JsonSyntaxError) return err;
+      throw err;
+    }
+    return assert.fail('parsed');
+  };
+  for (const [name, parse] of [['parseJson', parseJson], ['parseJsonFast', parseJsonFast]] as const) {
+    test(`${name}: ${MAX_DEPTH} levels parse; ${MAX_DEPTH + 2} are refused at the first bracket too deep`, () => {
+      assert.equal(MAX_DEPTH, 256);
+      assert.deepEqual(JSON.stringify((parse(nested(MAX_DEPTH)) as { value: unknown }).value), nested(MAX_DEPTH));
+      const err = refusal(parse, nested(MAX_DEPTH + 2));
+      assert.match(err.message, /nested more than 256 levels deep/);
+      // The 257th level: the 129th '[', after 128 × '[{"a":' (6 characters each).
+      assert.deepEqual(err.position, at(1, 128 * 6 + 1));
+    });
+  }
 });
 
 describe('parseJson: __proto__ and prototype pollution', () => {
