@@ -137,6 +137,15 @@ export function createPrinter(o: PrinterOptions) {
         o.out(`${jsonLine(ev)}\n`);
         return;
       }
+      // The common line of a no-op sync (one per artifact) first: it prints only a name and a path.
+      const a = ev as SyncEvent;
+      if (a.type === 'artifact' && a.blob === 'cached' && a.output === 'present' && (a.image === undefined || a.image === 'present') && !a.error && !a.imageError) {
+        active.delete(a.name);
+        steadyAt.delete(a.name);
+        if (o.quiet) return;
+        line(`${bold(escapeControl(a.name))}  ${green(a.image ? 'cached, up to date, image present' : 'cached, up to date')}  ${dim(shown(escapeControl(a.path)))}`);
+        return;
+      }
       // Names, paths, URLs and messages may come from a manifest or a server: no control
       // characters reach the terminal (see core/terminal.ts).
       const e = escapeStrings(ev) as SyncEvent;
@@ -228,11 +237,6 @@ export function createPrinter(o: PrinterOptions) {
           active.delete(e.name);
           steadyAt.delete(e.name);
           if (o.quiet && !e.error && !e.imageError) return;
-          // The common line first, built cheaply: a no-op sync prints one per artifact.
-          if (e.blob === 'cached' && e.output === 'present' && (e.image === undefined || e.image === 'present')) {
-            line(`${bold(e.name)}  ${green(e.image ? 'cached, up to date, image present' : 'cached, up to date')}  ${dim(shown(e.path))}`);
-            return;
-          }
           let text: string;
           if (e.blob === 'downloaded' && e.fromCache) text = `pulled from cache ${formatBytes(e.bytesDownloaded)}`;
           else if (e.blob === 'downloaded') text = `downloaded ${formatBytes(e.bytesDownloaded)}`;

@@ -10,7 +10,9 @@ import { acquireLock, type LockWait } from './lock.ts';
  * different entries do not lose each other's.
  */
 export class StateFile<V> {
-  private data: Record<string, V> | null = null;
+  // (A Map, not the parsed object: looking up 10,000 keys made on the fly, a blob's hex sliced
+  // from its digest, costs a third of the time in a Map.)
+  private data: Map<string, V> | null = null;
   private readonly changes = new Map<string, V | undefined>();
 
   constructor(
@@ -23,27 +25,32 @@ export class StateFile<V> {
   ) {}
 
   // Synchronous: a few kilobytes read once per run, before any parallel work starts.
-  private read(): Record<string, V> {
+  private read(): Map<string, V> {
+    let parsed: unknown;
     try {
-      const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-      return parsed && typeof parsed === 'object' ? (parsed as Record<string, V>) : {};
+      parsed = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
     } catch (err) {
       // Missing, or damaged by something outside hoard: start empty (everything is re-verified).
-      if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return {};
+      if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return new Map();
       throw err;
     }
+    const out = new Map<string, V>();
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      for (const k in parsed) out.set(k, (parsed as Record<string, V>)[k]!);
+    }
+    return out;
   }
 
   get(key: string): V | undefined {
     this.data ??= this.read();
-    return this.changes.size > 0 && this.changes.has(key) ? this.changes.get(key) : this.data[key];
+    return this.changes.size > 0 && this.changes.has(key) ? this.changes.get(key) : this.data.get(key);
   }
 
   /** Every key, this process's changes included. */
   keys(): string[] {
     this.data ??= this.read();
-    if (this.changes.size === 0) return Object.keys(this.data);
-    const all = new Set(Object.keys(this.data));
+    if (this.changes.size === 0) return [...this.data.keys()];
+    const all = new Set(this.data.keys());
     for (const [k, v] of this.changes) {
       if (v === undefined) all.delete(k);
       else all.add(k);
@@ -54,7 +61,7 @@ export class StateFile<V> {
   /** Every key and value, this process's changes included. */
   entries(): Array<[string, V]> {
     this.data ??= this.read();
-    const all = new Map(Object.entries(this.data));
+    const all = new Map(this.data);
     for (const [k, v] of this.changes) {
       if (v === undefined) all.delete(k);
       else all.set(k, v);
@@ -66,7 +73,7 @@ export class StateFile<V> {
   reread(key: string): V | undefined {
     if (this.changes.has(key)) return this.changes.get(key);
     this.data = this.read();
-    return this.data[key];
+    return this.data.get(key);
   }
 
   set(key: string, value: V | undefined): void {
@@ -79,11 +86,11 @@ export class StateFile<V> {
     try {
       const current = this.read();
       for (const [k, v] of this.changes) {
-        if (v === undefined) delete current[k];
-        else current[k] = this.merge ? this.merge(current[k], v) : v;
+        if (v === undefined) current.delete(k);
+        else current.set(k, this.merge ? this.merge(current.get(k), v) : v);
       }
       await fs.mkdir(path.dirname(this.file), { recursive: true });
-      await writeFileAtomic(this.file, `${JSON.stringify(current)}\n`);
+      await writeFileAtomic(this.file, `${JSON.stringify(Object.fromEntries(current))}\n`);
       this.data = current;
       this.changes.clear();
     } finally {
