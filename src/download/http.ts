@@ -5,7 +5,7 @@ import { proxySettings } from './proxy.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
-import { useDownloadFlags } from './v8-flags.ts';
+import { received as reclaimAfter, useDownloadFlags } from './v8-flags.ts';
 
 useDownloadFlags();
 
@@ -415,6 +415,7 @@ function get(
         }
         received += chunk.byteLength;
         counted.bytes += chunk.byteLength;
+        reclaimAfter(chunk.byteLength);
         if (wait) {
           c.pause();
           wait.then(resume, failWrite);

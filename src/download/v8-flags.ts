@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 // Two V8 settings for a process that moves many bytes. Neither changes what is computed,
 // only when V8 spends CPU on it, and only from now on (this module is loaded when something
@@ -19,4 +20,29 @@ import { setFlagsFromString } from 'node:v8';
 export function useDownloadFlags(): void {
   setFlagsFromString('--liftoff-only');
   setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+  // Node 24's V8 (12+) lets the dead read buffers of a download pile up in a young generation
+  // it sizes by the machine's memory (a 1 GiB download peaked at 180 MiB there, 117 MiB on
+  // Node 20); a scavenge every RECLAIM_BYTES received frees them as they die (and costs less
+  // than the full collections they otherwise bring). V8 takes a smaller young generation only
+  // on the command line; `gc` is exposed to a context made after the flag is set.
+  if (minorGc === undefined) {
+    minorGc = null;
+    if (Number.parseInt(process.versions.v8, 10) >= 12) {
+      setFlagsFromString('--expose-gc');
+      minorGc = runInNewContext('gc') as (o: { type: 'minor' }) => void;
+    }
+  }
+}
+
+const RECLAIM_BYTES = 16 * 1024 * 1024;
+let minorGc: ((o: { type: 'minor' }) => void) | null | undefined;
+let sinceReclaim = 0;
+
+/** Counts bytes received; every RECLAIM_BYTES, a scavenge (see useDownloadFlags). */
+export function received(bytes: number): void {
+  if (!minorGc) return;
+  sinceReclaim += bytes;
+  if (sinceReclaim < RECLAIM_BYTES) return;
+  sinceReclaim = 0;
+  minorGc({ type: 'minor' });
 }
