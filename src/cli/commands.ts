@@ -18,7 +18,7 @@ import { openStore } from '../store/store.ts';
 import { openFetchedBlobs } from '../store/urls.ts';
 import { gc } from '../sync/gc.ts';
 import { readKnownManifests } from '../sync/known.ts';
-import { openSyncState } from '../sync/state.ts';
+import { openSyncState, type SyncState } from '../sync/state.ts';
 import { sync, type NetworkOptions } from '../sync/sync.ts';
 import { verify } from '../sync/verify.ts';
 import { waitingEvent, type SyncEvent } from '../sync/events.ts';
@@ -266,18 +266,24 @@ export async function runAdd(
 }
 
 /**
- * The manifest of a sync or status: only parsed, not checked again, when the store recorded it
- * valid as it is now (a sync records that; see loadManifest).
+ * The manifest of a sync or status, and the store's sync state, read once for both: the
+ * manifest is only parsed, not checked again, when the store recorded it valid as it is now (a
+ * sync records that; see loadManifest). No state with the store disabled or unreadable (then
+ * the manifest is checked in full, and the store's error comes from sync).
  */
-function loadProjectManifest(g: GlobalOptions): Promise<Manifest> {
+async function loadProjectManifest(g: GlobalOptions): Promise<{ manifest: Manifest; state?: SyncState }> {
   const file = path.resolve(g.manifest);
+  let state: SyncState | undefined;
   let validStamp: string | undefined;
-  try {
-    if (!g.noStore) validStamp = openSyncState(g.store).manifests.get(file)?.valid;
-  } catch {
-    // An unreadable store: the manifest is checked in full, and the store's error comes later.
+  if (!g.noStore) {
+    try {
+      state = openSyncState(path.resolve(g.store), g.lockWait ?? {});
+      validStamp = state.manifests.get(file)?.valid;
+    } catch {
+      state = undefined;
+    }
   }
-  return loadManifest(file, { validStamp });
+  return { manifest: await loadManifest(file, { validStamp }), ...(state ? { state } : {}) };
 }
 
 export async function runSync(
@@ -287,10 +293,10 @@ export async function runSync(
   signal: AbortSignal,
   o: { names: string[]; force: boolean; dryRun: boolean; frozen: boolean; output?: string; link?: LinkMode; jobs: number; verify: boolean; maxSize?: number; tokenEnv?: string } & ImageOptions & NetworkFlags & TeamCacheFlags,
 ): Promise<number> {
-  const manifest = await loadProjectManifest(g);
+  const { manifest, state } = await loadProjectManifest(g);
   const remote = o.teamCache?.(manifest) ?? null;
   try {
-    return await runSyncWith(g, printer, env, signal, o, manifest, remote);
+    return await runSyncWith(g, printer, env, signal, o, manifest, remote, state);
   } finally {
     await remote?.close();
   }
@@ -310,8 +316,10 @@ async function runSyncWith(
   o: Parameters<typeof runSync>[4],
   manifest: Manifest,
   remote: Remote | null,
+  state: SyncState | undefined,
 ): Promise<number> {
   const { results, summary } = await sync({
+    ...(state ? { state } : {}),
     // Vendor sources (arista:…): their token's variable, and -v shows their API requests.
     sources: vendorSources(g, printer, env, signal, o.tokenEnv),
     ...syncBasics(g, printer, env, o),
@@ -340,12 +348,13 @@ export async function runStatus(
   env: Env,
   o: { names: string[]; output?: string; verify: boolean } & ImageOptions & TeamCacheFlags,
 ): Promise<number> {
-  const manifest = await loadProjectManifest(g);
+  const { manifest, state } = await loadProjectManifest(g);
   // Only -v asks the team cache (a request per missing blob) what it holds.
   const remote = g.verbose ? (o.teamCache?.(manifest) ?? null) : null;
   const { summary } = await sync({
     ...syncBasics(g, printer, env, o),
     ...(remote ? { remote } : {}),
+    ...(state ? { state } : {}),
     manifest, names: o.names, mode: 'status', verify: o.verify, checks: g.verbose,
   }).finally(() => remote?.close());
   // 1 when the state could not be told (the engine did not answer), 3 for drift.

@@ -5,7 +5,7 @@ import { proxySettings } from './proxy.ts';
 import { HoardError } from '../core/errors.ts';
 import type { BlobWriter } from '../store/store.ts';
 import { redactUrl } from './headers.ts';
-import { received as reclaimAfter, useDownloadFlags } from './v8-flags.ts';
+import { reclaimAfter, useDownloadFlags } from './v8-flags.ts';
 
 useDownloadFlags();
 

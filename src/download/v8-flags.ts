@@ -39,7 +39,7 @@ let minorGc: ((o: { type: 'minor' }) => void) | null | undefined;
 let sinceReclaim = 0;
 
 /** Counts bytes received; every RECLAIM_BYTES, a scavenge (see useDownloadFlags). */
-export function received(bytes: number): void {
+export function reclaimAfter(bytes: number): void {
   if (!minorGc) return;
   sinceReclaim += bytes;
   if (sinceReclaim < RECLAIM_BYTES) return;

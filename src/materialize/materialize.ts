@@ -151,16 +151,16 @@ export function createMaterializer(): Materializer {
 
       const methods: LinkMethod[] =
         req.link === 'auto' ? (['reflink', 'hardlink', 'copy'] as const).filter((m) => !(m === 'hardlink' && req.executable)) : [req.link];
+      /** `auto` skips what already failed on this filesystem (a copy always works). */
+      const skipped = (method: LinkMethod) => req.link === 'auto' && failed.has(method) && method !== 'copy';
       // A hard link where nothing is yet is made under its own name: link(2) is atomic, and
       // refuses (EEXIST) anything already there, which goes the usual way below (a temp name,
       // then a rename over it). A first sync of 40,000 links saves a rename and a look each.
-      if (methods[0] === 'hardlink' || (methods[0] === 'reflink' && failed.has('reflink') && req.link === 'auto')) {
-        if (!failed.has('hardlink') && !req.executable && linkedInPlace(req.blob, target)) return { method: 'hardlink', target };
-      }
+      if (methods.find((m) => !skipped(m)) === 'hardlink' && linkedInPlace(req.blob, target)) return { method: 'hardlink', target };
       const tmp = tempName(target);
       try {
         for (const method of methods) {
-          if (req.link === 'auto' && failed.has(method) && method !== 'copy') continue;
+          if (skipped(method)) continue;
           try {
             await attempt(method, req.blob, tmp, req.executable, req.digest);
           } catch (err) {

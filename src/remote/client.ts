@@ -55,7 +55,7 @@ const TAG_PAGE = 1000;
 const TAG_PAGES = 20;
 
 /** The next page of a paginated list: `Link: </v2/…/tags/list?n=…&last=…>; rel="next"`. */
-export function nextPage(link: string | undefined): string | null {
+function nextPage(link: string | undefined): string | null {
   return link ? (/<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] ?? null) : null;
 }
 

@@ -39,14 +39,21 @@ export function once(fn: () => void): () => void {
   };
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time, keeping order in the results. */
-export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * Runs `fn` over `items` with at most `limit` at a time, keeping order in the results.
+ * `inOrder`: called with each result as soon as it and every one before it are in.
+ */
+export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, inOrder?: (result: R, item: T) => void): Promise<R[]> {
   const results = new Array<R>(items.length);
+  const ready = new Array<boolean>(items.length).fill(false);
   let next = 0;
+  let reported = 0;
   const worker = async () => {
     while (next < items.length) {
       const i = next++;
       results[i] = await fn(items[i]!);
+      ready[i] = true;
+      if (inOrder) for (; reported < items.length && ready[reported]; reported++) inOrder(results[reported]!, items[reported]!);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));

@@ -22,6 +22,8 @@ import { monotonicMs } from '../core/builtins.ts';
 export interface SyncOptions {
   manifest: Manifest;
   storeRoot: string;
+  /** The store's sync state, when the caller read it already (to load the manifest). */
+  state?: SyncState;
   /** How waits for locks end (Ctrl-C, --lock-timeout); see LockWait. */
   lockWait?: LockWait;
   /** Absolute output folder from --output; otherwise the manifest's `output`. */
@@ -137,7 +139,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 
   const mode = opts.mode ?? 'sync';
   const store = openStore(opts.storeRoot, opts.lockWait ? { lockWait: opts.lockWait } : {});
-  const state = openSyncState(store.root, store.lockWait);
+  const state = opts.state ?? openSyncState(store.root, store.lockWait);
   const noStore = opts.noStore ?? false;
   emit({ type: 'start', artifacts: artifacts.length, store: store.root, output: outputRoot, dryRun: mode !== 'sync', ...(noStore ? { noStore } : {}) });
   if (mode === 'sync' && !noStore) {

@@ -44,10 +44,7 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
     // The blobs were just re-hashed above (their fingerprints recorded): only outputs are read
     // again, VERIFY_AHEAD at once, reported in manifest order.
     const ctx = { store, state, outputRoot, verify: 'outputs' as const, emit: () => {}, noStore: opts.noStore ?? false };
-    const artifacts = selectArtifacts(opts.manifest, [], undefined, opts.defaultLink);
-    const seen: Array<Observed | undefined> = [];
-    let next = 0;
-    const report = (a: Artifact, o: Observed) => {
+    const report = (o: Observed, a: Artifact) => {
       if (o.output === 'missing' || o.output === 'unknown') return;
       summary.outputs++;
       const ok = o.output === 'ok';
@@ -55,10 +52,7 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
       if (o.outputFp && a.digest) state.outputs.set(o.target, { digest: a.digest, fp: o.outputFp });
       opts.emit({ type: 'verified', subject: 'output', name: a.name, path: o.target, ok, ...(ok ? {} : { reason: o.outputReason ?? o.output }) });
     };
-    await pool(artifacts.map((a, i) => i), VERIFY_AHEAD, async (i) => {
-      seen[i] = await observe(artifacts[i]!, ctx);
-      for (; next < artifacts.length && seen[next]; next++) report(artifacts[next]!, seen[next]!);
-    });
+    await pool(selectArtifacts(opts.manifest, [], undefined, opts.defaultLink), VERIFY_AHEAD, (a) => observe(a, ctx), report);
     if (!opts.noStore) await state.outputs.flush();
   }
   if (!opts.noStore) await store.flush();
