@@ -85,6 +85,10 @@ export async function checkInside(top: string, dir: string, opts: { create: bool
   }
 }
 
+/** The last output folder prepareTarget saw, and its normal absolute form. */
+let lastRoot: [string, string] = ['', ''];
+const normalRoot = (dir: string): string => (lastRoot[0] === dir ? lastRoot[1] : (lastRoot = [dir, path.resolve(dir)])[1]);
+
 /**
  * Resolves outputRoot/relPath, creating its folders, and refuses anything that leaves
  * outputRoot, or leaves `boundary` on the way to outputRoot (the manifest's folder; by
@@ -92,7 +96,9 @@ export async function checkInside(top: string, dir: string, opts: { create: bool
  */
 export async function prepareTarget(outputRoot: string, relPath: string, boundary = outputRoot, checked?: Map<string, number>): Promise<string> {
   const target = path.resolve(outputRoot, relPath);
-  if (!isInside(outputRoot, target) || target === outputRoot) {
+  // Both normal and absolute: inside is a prefix (path.relative would resolve both again, per file).
+  const root = normalRoot(outputRoot);
+  if (target === root || !target.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) {
     throw new HoardError('E_PATH', `${relPath} leaves the output folder ${outputRoot}`, { details: { path: relPath } });
   }
   // `checked`: folders created and checked earlier in this run (a manifest of thousands of

@@ -2,7 +2,7 @@
 // parts together: the writer (writer.ts), integrity checks and fingerprints (integrity.ts),
 // locks and pins (pins.ts), last use (usage.ts). The names below are re-exported from here, so
 // that `../store/store.ts` stays the one import for the store.
-import { promises as fs, lstatSync, readdirSync, statSync, type Dirent } from 'node:fs';
+import { promises as fs, lstatSync, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { digestHex, parseDigest, type ChecksumAlgorithm, type Digest } from '../core/digest.ts';
 import { randomHex } from '../core/builtins.ts';
@@ -69,8 +69,11 @@ export interface Store {
    * Runs `op`, one of hoard's own link operations on these blobs (a hard link made or removed,
    * which moves a blob's ctime), and records their fingerprints anew afterwards, for each blob
    * that was trusted just before and whose bytes, mtime and mode did not move meanwhile.
+   * Operations on one blob that overlap share one bracket, one look before the first and one
+   * after the last. `settled` is called when the bracket on the first blob ends, with the
+   * blob's stat then, or null when it is no longer the same file (gone, replaced, changed).
    */
-  linking<T>(digests: readonly Digest[], op: () => Promise<T>): Promise<T>;
+  linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null) => void): Promise<T>;
   /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;

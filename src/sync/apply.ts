@@ -1,4 +1,4 @@
-import { lstatSync } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Digest } from '../core/digest.ts';
 import { errorInfo, HoardError } from '../core/errors.ts';
@@ -105,6 +105,9 @@ function isCorruptBlob(err: unknown): boolean {
  * and those not locked yet with one source (URL, mirrors, headers, checksums). null: the
  * blob is in place, nothing to do.
  */
+/** How many output steps (link, copy, replace) run at once. */
+const OUTPUT_STEPS = (jobs: number) => Math.max(8, jobs * 2);
+
 function blobKey(p: ArtifactPlan): string | null {
   const a = p.artifact;
   if (p.blob === 'none') return null;
@@ -177,8 +180,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   // Entries that need the same blob share one blob step (one transfer at most). An entry that
   // waits for it holds nothing: no --jobs slot, no place among the blob steps running.
   const groups = new Map<string, ArtifactPlan[]>();
+  /** Each plan's blob key (null: no blob step), computed once. */
+  const keys = new Map<ArtifactPlan, string | null>();
   for (const p of plans) {
     const k = p.inSync && p.artifact.size !== undefined ? null : blobKey(p);
+    keys.set(p, k);
     if (!k) continue;
     const members = groups.get(k);
     if (members) members.push(p);
@@ -188,7 +194,7 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const blobTasks = new Map<string, Promise<BlobDone>>();
   const blobOf = (p: ArtifactPlan): Promise<BlobDone> => {
     const a = p.artifact;
-    const k = blobKey(p);
+    const k = keys.has(p) ? keys.get(p)! : blobKey(p);
     if (!k) return Promise.resolve({ digest: a.digest!, size: a.size ?? null, leader: a.name, blob: 'cached', bytes: 0 });
     let task = blobTasks.get(k);
     if (!task) {
@@ -204,7 +210,28 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     return task;
   };
 
-  const outputSteps = semaphore(Math.max(8, deps.jobs * 2));
+  const outputSteps = semaphore(OUTPUT_STEPS(deps.jobs));
+
+  // Outputs made hard links of a blob are recorded with the blob's own stat when the store's
+  // bracket of link operations on it ends (Store.linking): one stat for all of them, with the
+  // ctime they all have then. When the blob did not stay the same file meanwhile, each output
+  // is looked at instead.
+  const linked = new Map<Digest, { targets: string[]; settled: (blob: Stats | null) => void }>();
+  const hardLinks = (d: Digest) => {
+    let l = linked.get(d);
+    if (!l) {
+      const targets: string[] = [];
+      const settled = (blob: Stats | null) => {
+        const same = blob && { digest: d, fp: fileFingerprint(blob), blobInode: inodeId(blob) };
+        for (const target of targets.splice(0)) {
+          const st = same ? null : lstatSync(target, { throwIfNoEntry: false });
+          if (same || st) deps.state.outputs.set(target, same ?? { digest: d, fp: fileFingerprint(st!), blobInode: inodeId(st!) });
+        }
+      };
+      linked.set(d, (l = { targets, settled }));
+    }
+    return l;
+  };
 
   const applyOne = async (p: ArtifactPlan): Promise<ArtifactEvent> => {
     const a = p.artifact;
@@ -271,14 +298,17 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
         // A hard link made here, or one replaced here, moves a blob's ctime: hoard's own doing,
         // recorded, so that the next sync still trusts the blob's fingerprint.
         const previous = deps.state.outputs.get(target)?.digest;
+        const links = hardLinks(d);
         const materialize = () =>
-          store.linking(previous && previous !== d ? [d, previous] : [d], () =>
-            deps.materializer.materialize({
+          store.linking(previous && previous !== d ? [d, previous] : [d], async () => {
+            const r = await deps.materializer.materialize({
               blob: store.blobPath(d), outputRoot: deps.outputRoot, relPath: a.path,
               ...(deps.outputBoundary ? { boundary: deps.outputBoundary } : {}),
               link: a.link, executable: a.executable, digest: d,
-            }),
-          );
+            });
+            if (r.method === 'hardlink') links.targets.push(target);
+            return r;
+          }, links.settled);
         let r: Awaited<ReturnType<typeof materialize>>;
         try {
           r = await materialize();
@@ -293,8 +323,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
           r = await materialize();
         }
         method = r.method;
-        const st = lstatSync(target);
-        deps.state.outputs.set(target, { digest: d, fp: fileFingerprint(st), ...(r.method === 'hardlink' ? { blobInode: inodeId(st) } : {}) });
+        // (A hard link is recorded when the store's bracket on its blob ends: see hardLinks.)
+        if (r.method !== 'hardlink') deps.state.outputs.set(target, { digest: d, fp: fileFingerprint(lstatSync(target)) });
         output = action === 'link' ? 'linked' : action === 'replace' ? 'replaced' : 'relinked';
       }
     } catch (err) {
@@ -412,9 +442,23 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     emit(ev);
   };
   // Twice as many artifacts as transfers: while some are verified, linked or imported, as many
-  // others download (each holds a few MiB of buffers at most). With the store, applyOne limits
-  // its own steps (blob steps, transfers, output steps), so every entry starts at once.
+  // others download (each holds a few MiB of buffers at most).
   if (deps.noStore) await pool(pending, deps.jobs * 2, finish);
-  else await Promise.all(pending.map(finish));
+  else {
+    // With the store, applyOne limits its own steps (blob steps, transfers, output steps), so
+    // every group of entries that share a blob starts at once, each with as many entries at a
+    // time as there are output steps: 40,000 entries of one blob are not 40,000 suspended
+    // tasks (they cost memory, and the garbage collector's time to copy them).
+    const byBlob = new Map<string, number[]>();
+    const started: Array<Promise<unknown>> = [];
+    for (const i of pending) {
+      const k = keys.get(plans[i]!);
+      if (!k) started.push(finish(i));
+      else if (byBlob.has(k)) byBlob.get(k)!.push(i);
+      else byBlob.set(k, [i]);
+    }
+    for (const members of byBlob.values()) started.push(members.length === 1 ? finish(members[0]!) : pool(members, OUTPUT_STEPS(deps.jobs), finish));
+    await Promise.all(started);
+  }
   return results;
 }

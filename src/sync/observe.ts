@@ -5,7 +5,7 @@ import { hashFile } from '../core/hashfile.ts';
 import { normalizeRel } from '../manifest/load.ts';
 import type { Artifact } from '../manifest/types.ts';
 import { fileFingerprint, inodeId, type Fingerprint } from '../store/fingerprint.ts';
-import type { Store } from '../store/store.ts';
+import type { BlobCheck, Store } from '../store/store.ts';
 import type { Emit } from './events.ts';
 import type { SyncState } from './state.ts';
 
@@ -42,6 +42,8 @@ export interface ObserveContext {
   checks?: boolean;
   /** The store is disabled: it is not looked at (blobs count as missing). */
   noStore?: boolean;
+  /** Blobs looked at in this run, by digest and size: entries that share a blob look at it once. */
+  blobChecks?: Map<string, Promise<BlobCheck>>;
 }
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
@@ -62,7 +64,13 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   let blobTrusted: 'fingerprint' | 'hashed' | undefined;
   if (a.digest && ctx.noStore) blob = 'missing';
   else if (a.digest) {
-    const c = await ctx.store.check(a.digest, { verify: ctx.verify === true, size: a.size });
+    const key = `${a.digest} ${a.size}`;
+    let checking = ctx.blobChecks?.get(key);
+    if (!checking) {
+      checking = ctx.store.check(a.digest, { verify: ctx.verify === true, size: a.size });
+      ctx.blobChecks?.set(key, checking);
+    }
+    const c = await checking;
     blob = c.state;
     if (c.state === 'ok') {
       blobIno = c.stat.ino;

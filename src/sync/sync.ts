@@ -154,7 +154,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     }
   }
 
-  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore };
+  const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore, blobChecks: new Map() };
   const observed: Array<{ artifact: Artifact; observed: Observed }> = [];
   for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
   // One engine query for all images, only when some artifact has one.

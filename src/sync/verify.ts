@@ -43,7 +43,7 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
     const outputRoot = outputRootOf(opts.manifest, opts.output);
     // The blobs were just re-hashed above (their fingerprints recorded): only outputs are read
     // again, VERIFY_AHEAD at once, reported in manifest order.
-    const ctx = { store, state, outputRoot, verify: 'outputs' as const, emit: () => {}, noStore: opts.noStore ?? false };
+    const ctx = { store, state, outputRoot, verify: 'outputs' as const, emit: () => {}, noStore: opts.noStore ?? false, blobChecks: new Map() };
     const report = (o: Observed, a: Artifact) => {
       if (o.output === 'missing' || o.output === 'unknown') return;
       summary.outputs++;

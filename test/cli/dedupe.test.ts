@@ -1,7 +1,7 @@
 // One transfer per blob: entries of one manifest that share a digest (or an unlocked URL), and
 // several processes syncing the same unlocked URL at once, through the built CLI.
 import assert from 'node:assert/strict';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -28,6 +28,33 @@ test('200 entries sharing one digest and 3 unlocked entries of the same URL: one
   const summary = evs.find((e) => e.type === 'summary')!;
   assert.equal(summary.misses, 1);
   assert.equal(summary.bytesDownloaded, data.length);
+});
+
+test('200 hard links of one blob: the store records its fingerprint once they are made, every output record has the blob as it is then, and the next sync re-hashes nothing', async (t) => {
+  const data = randomData(100_000);
+  const hex = sha256(data);
+  const srv = await startServer(t, { '/shared.img': data });
+  const base = tmpDir(t);
+  const store = path.join(base, 'store');
+  const artifacts: Record<string, unknown> = {};
+  for (let i = 0; i < 200; i++) artifacts[`n${i}`] = { url: srv.url('/shared.img'), path: `n${i}.img`, digest: `sha256:${hex}`, size: data.length, link: 'hardlink' };
+  await fs.writeFile(path.join(base, 'hoard.json'), JSON.stringify({ version: 1, artifacts }));
+  const r = await hoard(['sync', '--jobs', '4'], { cwd: base, store });
+  assert.equal(r.code, 0, r.stderr);
+  const blob = statSync(path.join(store, 'v1', 'blobs', 'sha256', hex));
+  assert.equal(blob.nlink, 201);
+  const state = (name: string) => JSON.parse(readFileSync(path.join(store, 'v1', 'state', name), 'utf8')) as Record<string, unknown>;
+  assert.equal(state('blobs.json')[hex], `${blob.size}:${blob.ino}:${blob.mtimeMs}:444:${blob.ctimeMs}`);
+  const outputs = state('outputs.json') as Record<string, { digest: string; fp: string; blobInode?: string }>;
+  for (let i = 0; i < 200; i++) {
+    const rec = outputs[path.join(base, 'artifacts', `n${i}.img`)];
+    assert.deepEqual(rec && [rec.digest, rec.fp, rec.blobInode?.split('@')[0]], [`sha256:${hex}`, `${blob.size}:${blob.ino}:${blob.mtimeMs}:${blob.ctimeMs}`, String(blob.ino)], `n${i}`);
+  }
+  const again = await hoard(['sync', '--json', '-v'], { cwd: base, store });
+  assert.equal(again.code, 0, again.stderr);
+  const checks = jsonLines(again.stdout).filter((e) => e.type === 'check' && e.subject === 'blob');
+  assert.equal(checks.length, 200);
+  assert.ok(checks.every((e) => e.trusted === 'fingerprint'), 'every look at the blob trusted its fingerprint');
 });
 
 test('4 concurrent syncs of the same unlocked URL (4 projects, one store): one full transfer, every project locked', async (t) => {

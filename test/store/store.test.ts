@@ -1,12 +1,12 @@
 // The content-addressed store (src/store/store.ts) on a real temp folder.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fs, readdirSync, readFileSync, statSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Digest } from '../../src/core/digest.ts';
 import { HoardError } from '../../src/core/errors.ts';
-import { openStore, type Expected, type Store } from '../../src/store/store.ts';
+import { openStore, type BlobCheck, type Expected, type Store } from '../../src/store/store.ts';
 import { listTree, randomData, sha256, tmpDir } from '../helpers.ts';
 
 const digestOf = (data: Uint8Array): Digest => `sha256:${sha256(data)}`;
@@ -276,6 +276,54 @@ test('check: a hard link hoard makes (store.linking) does not force a re-hash; o
   await fs.link(store.blobPath(digest), path.join(path.dirname(store.root), 'someone-elses-link'));
   const d = await store.check(digest);
   assert.equal(d.state === 'ok' && d.rehashed, true, 'the ctime moved without hoard: re-hashed');
+});
+
+test('linking: overlapping operations on one blob share one bracket (a check inside trusts the blob; settled gets its final stat once the last ends)', async (t) => {
+  const { store } = newStore(t);
+  const digest = await put(store, randomData(5000));
+  const blob = store.blobPath(digest);
+  const dir = path.dirname(store.root);
+  await sleep(15);
+  const settled: Array<Array<Stats | null>> = [[], []];
+  let open!: () => void;
+  const held = new Promise<void>((resolve) => (open = resolve));
+  const first = store.linking([digest], async () => {
+    await fs.link(blob, path.join(dir, 'a'));
+    await held;
+  }, (st) => settled[0]!.push(st));
+  let inside: BlobCheck | undefined;
+  await store.linking([digest], async () => {
+    await fs.link(blob, path.join(dir, 'b'));
+    inside = await store.check(digest);
+  }, (st) => settled[1]!.push(st));
+  assert.equal(inside?.state === 'ok' && inside.rehashed, false, 'only hoard\'s links moved the ctime since the bracket began: trusted');
+  assert.deepEqual(settled, [[], []], 'settled waits for the last operation on the blob');
+  open();
+  await first;
+  const now = statSync(blob);
+  for (const calls of settled) {
+    assert.equal(calls.length, 1);
+    assert.deepEqual([calls[0]?.ino, calls[0]?.ctimeMs, calls[0]?.nlink], [now.ino, now.ctimeMs, 3], 'the blob as it is after every link');
+  }
+  const after = await store.check(digest);
+  assert.equal(after.state === 'ok' && after.rehashed, false, 'the fingerprint after the bracket was recorded');
+});
+
+test('linking: a blob replaced during the bracket: settled gets null and nothing is recorded for it', async (t) => {
+  const { store } = newStore(t);
+  const data = randomData(5000);
+  const digest = await put(store, data);
+  const blob = store.blobPath(digest);
+  const got: Array<Stats | null> = [];
+  await store.linking([digest], async () => {
+    // Someone puts another file (with the same bytes) in its place.
+    const other = path.join(path.dirname(store.root), 'other');
+    await fs.writeFile(other, data, { mode: 0o444 });
+    await fs.rename(other, blob);
+  }, (st) => got.push(st));
+  assert.deepEqual(got, [null]);
+  const c = await store.check(digest);
+  assert.equal(c.state === 'ok' && c.rehashed, true, 'a file hoard did not verify is re-hashed');
 });
 
 test('check: a missing blob is missing; a removed blob is missing', async (t) => {
