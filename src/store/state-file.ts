@@ -80,19 +80,46 @@ export class StateFile<V> {
     this.changes.set(key, value);
   }
 
-  async flush(): Promise<void> {
+  /**
+   * Merges this process's changes into the file. One write at a time: callers that come while
+   * one runs share the next, which takes every change made until it starts (a thousand
+   * downloads that each record their URL write the file a few times, not a thousand).
+   */
+  flush(): Promise<void> {
+    if (!this.writing && !this.queued) return this.startWrite();
+    this.queued ??= (this.writing ?? Promise.resolve()).catch(() => {}).then(() => {
+      this.queued = null;
+      return this.startWrite();
+    });
+    return this.queued;
+  }
+
+  private writing: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+
+  private startWrite(): Promise<void> {
+    const w = this.write().finally(() => {
+      if (this.writing === w) this.writing = null;
+    });
+    this.writing = w;
+    return w;
+  }
+
+  private async write(): Promise<void> {
     if (this.changes.size === 0) return;
     const release = await acquireLock(this.lockFile, this.wait);
     try {
+      // The changes this write covers: one set while it runs waits for the next.
+      const batch = [...this.changes];
       const current = this.read();
-      for (const [k, v] of this.changes) {
+      for (const [k, v] of batch) {
         if (v === undefined) current.delete(k);
         else current.set(k, this.merge ? this.merge(current.get(k), v) : v);
       }
       await fs.mkdir(path.dirname(this.file), { recursive: true });
       await writeFileAtomic(this.file, `${JSON.stringify(Object.fromEntries(current))}\n`);
       this.data = current;
-      this.changes.clear();
+      for (const [k, v] of batch) if (this.changes.has(k) && this.changes.get(k) === v) this.changes.delete(k);
     } finally {
       await release();
     }

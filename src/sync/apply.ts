@@ -442,15 +442,15 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
     emit(ev);
   };
   // Twice as many artifacts as transfers: while some are verified, linked or imported, as many
-  // others download (each holds a few MiB of buffers at most).
-  if (deps.noStore) await pool(pending, deps.jobs * 2, finish);
+  // others download (each holds a few MiB of buffers at most). With the store, applyOne limits
+  // its own steps (blob steps, transfers, output steps), so every group of entries that share
+  // a blob starts at once, each with as many entries at a time as there are output steps:
+  // 40,000 entries of one blob are not 40,000 suspended tasks (they cost memory, and the
+  // garbage collector's time to copy them).
+  const started: Array<Promise<unknown>> = [];
+  if (deps.noStore) started.push(pool(pending, deps.jobs * 2, finish));
   else {
-    // With the store, applyOne limits its own steps (blob steps, transfers, output steps), so
-    // every group of entries that share a blob starts at once, each with as many entries at a
-    // time as there are output steps: 40,000 entries of one blob are not 40,000 suspended
-    // tasks (they cost memory, and the garbage collector's time to copy them).
     const byBlob = new Map<string, number[]>();
-    const started: Array<Promise<unknown>> = [];
     for (const i of pending) {
       const k = keys.get(plans[i]!);
       if (!k) started.push(finish(i));
@@ -458,7 +458,11 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       else byBlob.set(k, [i]);
     }
     for (const members of byBlob.values()) started.push(members.length === 1 ? finish(members[0]!) : pool(members, OUTPUT_STEPS(deps.jobs), finish));
+  }
+  try {
     await Promise.all(started);
+  } finally {
+    await transfer.flushUrls();
   }
   return results;
 }

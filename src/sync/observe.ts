@@ -42,8 +42,8 @@ export interface ObserveContext {
   checks?: boolean;
   /** The store is disabled: it is not looked at (blobs count as missing). */
   noStore?: boolean;
-  /** Blobs looked at in this run, by digest and size: entries that share a blob look at it once. */
-  blobChecks?: Map<string, Promise<BlobCheck>>;
+  /** Blobs looked at in this run, by digest (with the size asked for): entries that share a blob look at it once. */
+  blobChecks?: Map<string, { size: number | undefined; check: Promise<BlobCheck> }>;
 }
 
 /** Looks at the store and the output folder for one artifact. Reads only; writes nothing. */
@@ -64,12 +64,9 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
   let blobTrusted: 'fingerprint' | 'hashed' | undefined;
   if (a.digest && ctx.noStore) blob = 'missing';
   else if (a.digest) {
-    const key = `${a.digest} ${a.size}`;
-    let checking = ctx.blobChecks?.get(key);
-    if (!checking) {
-      checking = ctx.store.check(a.digest, { verify: ctx.verify === true, size: a.size });
-      ctx.blobChecks?.set(key, checking);
-    }
+    const seen = ctx.blobChecks?.get(a.digest);
+    const checking = seen && seen.size === a.size ? seen.check : ctx.store.check(a.digest, { verify: ctx.verify === true, size: a.size });
+    if (ctx.blobChecks && !seen) ctx.blobChecks.set(a.digest, { size: a.size, check: checking });
     const c = await checking;
     blob = c.state;
     if (c.state === 'ok') {

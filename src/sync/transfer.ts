@@ -249,16 +249,21 @@ export function createTransfer(deps: TransferDeps) {
     throw lastError;
   };
 
-  /** Remembers what a URL served (state/urls.json, written at once): a process waiting for it, and `hoard fetch`, take that. */
-  const recordUrl = async (r: Downloaded<unknown>) => {
+  /**
+   * Remembers what a URL served (state/urls.json): `hoard fetch` takes that, and so does a process
+   * that waited for this one's download of an unlocked URL (`now`: written before the URL's lock
+   * is released). The others are written with the rest of the run's state (see flushUrls).
+   */
+  const recordUrl = async (r: Downloaded<unknown>, now = false) => {
     if (r.fromCache) return; // the team cache's URL says nothing about the entry's own
     urls.set(urlKey(r.url), {
       url: redactUrl(r.url), digest: r.digest, size: r.size,
       ...(r.fetched.etag ? { etag: r.fetched.etag } : {}), ...(r.fetched.lastModified ? { lastModified: r.fetched.lastModified } : {}),
       checked: new Date().toISOString(),
     });
-    await urls.flush().catch(() => {}); // only a later download of the same URL is at stake
+    if (now) await flushUrls();
   };
+  const flushUrls = () => urls.flush().catch(() => {}); // only a later download of the same URL is at stake
 
   /** Downloads from one URL in this process run one after another: the second finds the first's blob. */
   const urlTurns = new Map<string, Promise<unknown>>();
@@ -293,7 +298,7 @@ export function createTransfer(deps: TransferDeps) {
         const reused = await fetchedMeanwhile(a);
         if (reused) return reused;
         const r = await download(a, expected, 'unlocked', storeSink(store, a, expected, { replace: false, ...(deps.beforePublish ? { beforePublish: deps.beforePublish } : {}) }));
-        await recordUrl(r);
+        await recordUrl(r, true);
         if (r.notModified) return { digest: r.digest, size: r.size, blob: 'cached', bytes: 0, notModified: true };
         return { digest: r.digest, size: r.size, blob: 'downloaded', bytes: r.bytes, ...(r.moved ? { moved: r.moved } : {}) };
       } finally {
@@ -356,7 +361,7 @@ export function createTransfer(deps: TransferDeps) {
     intact,
     /** Bytes the artifact's downloads brought in this run, failed ones included. */
     moved: (name: string) => moved.get(name) ?? 0,
-    /** The URL index, to flush at the end. */
-    urls,
+    /** Writes what the URL index learnt in this run (the end of a run). */
+    flushUrls,
   };
 }
