@@ -335,11 +335,15 @@ export async function createBlobWriter(host: WriterHost, algorithms: Iterable<Ch
       const done = (async () => {
         await previous?.catch(() => {});
         while (writing) await writeDone();
-        // The order matters for a crash: the old bytes go before the new source is recorded.
+        // The order matters for a crash: the old source goes before the old bytes, and the
+        // new source is recorded with the first checkpoint of the new bytes, CHECKPOINT_MS on
+        // (a download that ends sooner has nothing worth resuming: it writes no meta file, and
+        // a first sync of thousands of small files creates thousands fewer files).
         await metaChain;
+        if (metaPath) await fs.rm(metaPath, { force: true });
         await fh.truncate(0);
         offset = 0;
-        if (metaPath) await writePartialMeta(metaPath, { ...next, checkpoints: [] });
+        lastMetaWrite = Date.now();
       })().then(
         () => {
           if (truncating === done) truncating = null;
