@@ -111,6 +111,9 @@ export function openIntegrity(layout: ReturnType<typeof storeLayout>, blobPrefix
       return { state: 'ok', path: p, rehashed: true, stat: after };
     },
 
+    /** See Store.trusts. */
+    trusts: (digest: Digest, st: Stats): boolean => trusted(digest.slice(7), blobFingerprint(st)),
+
     /** See Store.linking. */
     async linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null) => void): Promise<T> {
       // (A first sync of 40,000 links of one blob, made a few at a time, stats it twice, not 80,000 times.)

@@ -66,6 +66,11 @@ export interface Store {
   /** A `stat` when the fingerprint recorded at the last verification still matches; a full re-hash otherwise. */
   check(digest: Digest, opts?: { verify?: boolean; size?: number }): Promise<BlobCheck>;
   /**
+   * Whether `st` (of the blob, or of a hard link of it) is the fingerprint recorded when the
+   * blob was last verified (ctime included, so its name in the store is still there).
+   */
+  trusts(digest: Digest, st: Stats): boolean;
+  /**
    * Runs `op`, one of hoard's own link operations on these blobs (a hard link made or removed,
    * which moves a blob's ctime), and records their fingerprints anew afterwards, for each blob
    * that was trusted just before and whose bytes, mtime and mode did not move meanwhile.
@@ -175,6 +180,7 @@ export function openStore(root: string, options: StoreOptions = {}): Store {
     blobPath: (digest) => blobPath(layout.root, digest),
 
     check: integrity.check,
+    trusts: integrity.trusts,
     linking: integrity.linking,
 
     async remove(digest) {

@@ -58,6 +58,23 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
         ctx.emit({ type: 'check', name: a.name, subject, path: p, result, ...(trusted ? { trusted } : {}) })
     : () => {};
 
+  // lstat: a symbolic link at the output path is someone else's, whatever it points to.
+  const lst = ctx.outputRoot === null ? undefined : lstatSync(target, { throwIfNoEntry: false });
+  // A hard link of the blob whose stat is the blob's verified fingerprint, ctime included: no
+  // link to that inode was made or removed since hoard recorded it, so the blob's own name in
+  // the store is still there, and the blob is trusted on this one stat (a no-op sync of
+  // 10,000 hard links stats 10,000 files, not 20,000).
+  if (
+    lst?.isFile() && a.digest && !ctx.noStore && ctx.verify === false && a.link !== 'copy' && a.link !== 'reflink' && !a.executable &&
+    (a.size === undefined || lst.size === a.size) && ctx.store.trusts(a.digest, lst)
+  ) {
+    if (ctx.checks) {
+      check('blob', ctx.store.blobPath(a.digest), 'fingerprint matches, trusted', 'fingerprint');
+      check('output', target, 'ok: hard link of the blob', 'fingerprint');
+    }
+    return { target, blob: 'ok', output: 'ok' };
+  }
+
   let blob: BlobState = 'unlocked';
   let blobReason: string | undefined;
   let blobIno: number | null = null;
@@ -89,8 +106,6 @@ export async function observe(a: Artifact, ctx: ObserveContext): Promise<Observe
     return o;
   };
   if (ctx.outputRoot === null) return { target, blob, output: 'ok', ...(blobReason ? { blobReason } : {}) };
-  // lstat: a symbolic link at the output path is someone else's, whatever it points to.
-  const lst = lstatSync(target, { throwIfNoEntry: false });
   if (!lst) return result('missing');
   if (!lst.isFile()) return result('foreign', lst.isSymbolicLink() ? 'a symbolic link' : lst.isDirectory() ? 'a folder' : 'not a regular file');
   const modeOk = ((lst.mode & 0o111) !== 0) === a.executable;

@@ -38,6 +38,34 @@ test('first sync downloads and locks; the second makes zero requests; a deleted 
   assert.equal(statSync(out).ino, statSync(blobFile(p.store, sha256(data))).ino);
 });
 
+test('a blob taken out of the store by hand (removed, or moved away) while its hard-linked output stays: the next sync sees it gone and restores it from the output, with no request', async (t) => {
+  const data = randomData(100_000);
+  const hex = sha256(data);
+  const srv = await startServer(t, { '/disk.img': data });
+  const p = await project(t, { version: 1, artifacts: { disk: { url: srv.url('/disk.img'), digest: `sha256:${hex}`, size: data.length, link: 'hardlink' } } });
+  assert.equal((await p.run('sync')).code, 0);
+  const blob = blobFile(p.store, hex);
+  const out = path.join(p.dir, 'artifacts', 'disk.img');
+  for (const how of ['removed', 'moved away'] as const) {
+    await fs.rm(path.join(p.dir, 'artifacts'), { recursive: true });
+    assert.equal((await p.run('sync')).code, 0);
+    assert.equal(statSync(out).ino, statSync(blob).ino, 'the output is a hard link of the blob');
+    // The output is still the blob's inode, with the blob's size, mtime and mode.
+    if (how === 'removed') await fs.rm(blob);
+    else await fs.rename(blob, path.join(p.dir, 'elsewhere'));
+    assert.equal(statSync(out).nlink, how === 'removed' ? 1 : 2);
+    const r = await p.run('sync', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const ev = jsonLines(r.stdout).find((e) => e.type === 'artifact')!;
+    assert.equal(ev.blob, 'adopted', `${how}: the blob is missing from the store, whatever the output's stat says`);
+    assert.equal(sha256(await fs.readFile(blob)), hex);
+    assert.equal(srv.total(), 1, 'no request');
+    if (how === 'moved away') await fs.rm(path.join(p.dir, 'elsewhere'));
+  }
+  const again = await p.run('sync', '--json');
+  assert.equal(jsonLines(again.stdout).find((e) => e.type === 'artifact')!.blob, 'cached');
+});
+
 test('a blob changed on disk is detected, removed, downloaded again and relinked', async (t) => {
   const data = randomData(100_000);
   const hex = sha256(data);
