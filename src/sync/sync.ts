@@ -156,7 +156,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
 
   const ctx = { store, state, outputRoot, verify: opts.verify ?? false, emit, checks: opts.checks ?? false, noStore, blobChecks: new Map() };
   const observed: Array<{ artifact: Artifact; observed: Observed }> = [];
-  for (const artifact of artifacts) observed.push({ artifact, observed: await observe(artifact, ctx) });
+  for (const artifact of artifacts) {
+    const o = observe(artifact, ctx);
+    observed.push({ artifact, observed: o instanceof Promise ? await o : o });
+  }
   // One engine query for all images, only when some artifact has one.
   const img = opts.images ? await observeImages(artifacts, opts.images, state) : null;
   if (img && opts.images) {

@@ -52,7 +52,7 @@ export async function verify(opts: { storeRoot: string; lockWait?: LockWait; noS
       if (o.outputFp && a.digest) state.outputs.set(o.target, { digest: a.digest, fp: o.outputFp });
       opts.emit({ type: 'verified', subject: 'output', name: a.name, path: o.target, ok, ...(ok ? {} : { reason: o.outputReason ?? o.output }) });
     };
-    await pool(selectArtifacts(opts.manifest, [], undefined, opts.defaultLink), VERIFY_AHEAD, (a) => observe(a, ctx), report);
+    await pool(selectArtifacts(opts.manifest, [], undefined, opts.defaultLink), VERIFY_AHEAD, async (a) => observe(a, ctx), report);
     if (!opts.noStore) await state.outputs.flush();
   }
   if (!opts.noStore) await store.flush();
