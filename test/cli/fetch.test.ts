@@ -59,6 +59,26 @@ test('fetch twice = one request: it prints the blob\'s path; -o puts the same by
   assert.deepEqual(Object.values(index).map((v) => (v as { digest: string }).digest), [`sha256:${sha256(data)}`]);
 });
 
+test('a URL a sync downloaded for locked entries is in the index (written with the rest of the sync\'s state): a fetch of each makes no request', async (t) => {
+  const files = [randomData(40_000), randomData(50_000), randomData(60_000)];
+  const srv = await startServer(t, Object.fromEntries(files.map((d, i) => [`/f${i}.bin`, d])));
+  const f = await fresh(t);
+  const proj = path.join(f.base, 'proj');
+  await fs.mkdir(proj);
+  const artifacts = Object.fromEntries(files.map((d, i) => [`f${i}`, { url: srv.url(`/f${i}.bin`), digest: `sha256:${sha256(d)}`, size: d.length }]));
+  await fs.writeFile(path.join(proj, 'hoard.json'), JSON.stringify({ version: 1, artifacts }));
+  const sync = await hoard(['sync', '--jobs', '3'], { cwd: proj, store: f.store });
+  assert.equal(sync.code, 0, sync.stderr);
+  assert.equal(srv.total(), 3);
+  for (const [i, d] of files.entries()) {
+    const r = await f.run([srv.url(`/f${i}.bin`)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${f.blob(d)}\n`);
+    assert.match(r.stderr, /cached, no request/);
+  }
+  assert.equal(srv.total(), 3, 'no request from the fetches');
+});
+
 test('--refresh asks the server with the ETag: 304 keeps the cached copy; a changed file is downloaded and replaces hoard\'s -o file', async (t) => {
   const v1 = randomData(40_000);
   const v2 = randomData(41_000);
