@@ -100,14 +100,14 @@ function isCorruptBlob(err: unknown): boolean {
   return err instanceof HoardError && err.code === 'E_INTEGRITY' && err.details.corruptBlob === true;
 }
 
+/** How many output steps (link, copy, replace) run at once. */
+const OUTPUT_STEPS = (jobs: number) => Math.max(8, jobs * 2);
+
 /**
  * Which entries share one blob step: those with one digest (and the same extra checksums),
  * and those not locked yet with one source (URL, mirrors, headers, checksums). null: the
  * blob is in place, nothing to do.
  */
-/** How many output steps (link, copy, replace) run at once. */
-const OUTPUT_STEPS = (jobs: number) => Math.max(8, jobs * 2);
-
 function blobKey(p: ArtifactPlan): string | null {
   const a = p.artifact;
   if (p.blob === 'none') return null;
@@ -224,7 +224,12 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
       const settled = (blob: Stats | null) => {
         const same = blob && { digest: d, fp: fileFingerprint(blob), blobInode: inodeId(blob) };
         for (const target of targets.splice(0)) {
-          const st = same ? null : lstatSync(target, { throwIfNoEntry: false });
+          let st: Stats | undefined;
+          try {
+            st = same ? undefined : lstatSync(target, { throwIfNoEntry: false });
+          } catch {
+            // unreadable now: no record (the next sync looks at it again)
+          }
           if (same || st) deps.state.outputs.set(target, same ?? { digest: d, fp: fileFingerprint(st!), blobInode: inodeId(st!) });
         }
       };
