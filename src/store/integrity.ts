@@ -70,7 +70,7 @@ export function openIntegrity(layout: ReturnType<typeof storeLayout>, blobPrefix
    * Link operations in progress per blob hex: the blob's stat when the first began (and whether
    * it was trusted then), and who wants its stat when the last ends (see Store.linking).
    */
-  const brackets = new Map<string, { first: Stats | null; trusted: boolean; ops: number; settled: Set<(blob: Stats | null) => void> }>();
+  const brackets = new Map<string, { first: Stats | null; trusted: boolean; ops: number; settled: Set<(blob: Stats | null, inodes: readonly number[]) => void> }>();
   const recordVerified = (hex: string, st: Stats) => {
     const fp = blobFingerprint(st);
     let set = mine.get(hex);
@@ -115,17 +115,19 @@ export function openIntegrity(layout: ReturnType<typeof storeLayout>, blobPrefix
     trusts: (digest: Digest, st: Stats): boolean => trusted(digest.slice(7), blobFingerprint(st)),
 
     /** See Store.linking. */
-    async linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null) => void): Promise<T> {
+    async linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null, inodes: readonly number[]) => void): Promise<T> {
       // (A first sync of 40,000 links of one blob, made a few at a time, stats it twice, not 80,000 times.)
       const hexes = digests.map((d) => d.slice(7));
-      for (const hex of hexes) {
+      // Every stat first (one may throw: an unreadable store), then the brackets are joined.
+      const firsts = hexes.map((hex) => (brackets.has(hex) ? null : (statSync(blobPrefix + hex, { throwIfNoEntry: false }) ?? null)));
+      hexes.forEach((hex, i) => {
         let b = brackets.get(hex);
         if (!b) {
-          const first = statSync(blobPrefix + hex, { throwIfNoEntry: false }) ?? null;
+          const first = firsts[i]!;
           brackets.set(hex, (b = { first, trusted: first !== null && trusted(hex, blobFingerprint(first)), ops: 0, settled: new Set() }));
         }
         b.ops++;
-      }
+      });
       if (settled && hexes.length > 0) brackets.get(hexes[0]!)!.settled.add(settled);
       try {
         return await op();
@@ -138,7 +140,8 @@ export function openIntegrity(layout: ReturnType<typeof storeLayout>, blobPrefix
           const now = statSync(blobPrefix + hex, { throwIfNoEntry: false });
           const same = now && b.first && onlyLinksChanged(b.first, now) ? now : null;
           if (same && b.trusted) recordVerified(hex, same);
-          for (const f of b.settled) f(same);
+          const inodes = [b.first?.ino, now?.ino].filter((ino): ino is number => ino !== undefined);
+          for (const f of b.settled) f(same, inodes);
         }
       }
     },

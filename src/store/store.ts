@@ -76,9 +76,10 @@ export interface Store {
    * that was trusted just before and whose bytes, mtime and mode did not move meanwhile.
    * Operations on one blob that overlap share one bracket, one look before the first and one
    * after the last. `settled` is called when the bracket on the first blob ends, with the
-   * blob's stat then, or null when it is no longer the same file (gone, replaced, changed).
+   * blob's stat then, or null when it is no longer the same file (gone, replaced, changed),
+   * and the inode numbers its name had when the bracket began and ended.
    */
-  linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null) => void): Promise<T>;
+  linking<T>(digests: readonly Digest[], op: () => Promise<T>, settled?: (blob: Stats | null, inodes: readonly number[]) => void): Promise<T>;
   /** Removes a blob; the caller holds its lock. */
   remove(digest: Digest): Promise<void>;
   createWriter(algorithms?: Iterable<ChecksumAlgorithm>, opts?: WriterOptions): Promise<BlobWriter>;

@@ -100,6 +100,9 @@ function isCorruptBlob(err: unknown): boolean {
   return err instanceof HoardError && err.code === 'E_INTEGRITY' && err.details.corruptBlob === true;
 }
 
+/** An output record's fingerprint that no file has (see hardLinks in apply()). */
+const UNMATCHED = 'unmatched';
+
 /** How many output steps (link, copy, replace) run at once. */
 const OUTPUT_STEPS = (jobs: number) => Math.max(8, jobs * 2);
 
@@ -214,23 +217,30 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
 
   // Outputs made hard links of a blob are recorded with the blob's own stat when the store's
   // bracket of link operations on it ends (Store.linking): one stat for all of them, with the
-  // ctime they all have then. When the blob did not stay the same file meanwhile, each output
-  // is looked at instead.
-  const linked = new Map<Digest, { targets: string[]; settled: (blob: Stats | null) => void }>();
+  // ctime they all have then (an output someone replaced since has another inode: not taken
+  // for hoard's). When the blob did not stay the same file meanwhile (replaced, repaired,
+  // removed), an output that is still one of the inodes the blob's name had is recorded as
+  // hoard's hard link with a fingerprint nothing matches: the next sync reads it before it
+  // trusts it (that inode may be the damaged blob). Any other file there is not hoard's.
+  const linked = new Map<Digest, { targets: string[]; settled: (blob: Stats | null, inodes: readonly number[]) => void }>();
   const hardLinks = (d: Digest) => {
     let l = linked.get(d);
     if (!l) {
       const targets: string[] = [];
-      const settled = (blob: Stats | null) => {
+      const settled = (blob: Stats | null, inodes: readonly number[]) => {
         const same = blob && { digest: d, fp: fileFingerprint(blob), blobInode: inodeId(blob) };
         for (const target of targets.splice(0)) {
+          if (same) {
+            deps.state.outputs.set(target, same);
+            continue;
+          }
           let st: Stats | undefined;
           try {
-            st = same ? undefined : lstatSync(target, { throwIfNoEntry: false });
+            st = lstatSync(target, { throwIfNoEntry: false });
           } catch {
             // unreadable now: no record (the next sync looks at it again)
           }
-          if (same || st) deps.state.outputs.set(target, same ?? { digest: d, fp: fileFingerprint(st!), blobInode: inodeId(st!) });
+          if (st && inodes.includes(st.ino)) deps.state.outputs.set(target, { digest: d, fp: UNMATCHED, blobInode: inodeId(st) });
         }
       };
       linked.set(d, (l = { targets, settled }));

@@ -157,6 +157,9 @@ export function directSink(target: string, a: Pick<Artifact, 'checksums' | 'exec
 
 export type Transfer = ReturnType<typeof createTransfer>;
 
+/** How often a run writes the URL index while downloads of locked entries finish. */
+const URL_FLUSH_MS = 1000;
+
 export function createTransfer(deps: TransferDeps) {
   const { store, emit } = deps;
   const urls = openUrlIndex(store.root, store.lockWait);
@@ -252,8 +255,10 @@ export function createTransfer(deps: TransferDeps) {
   /**
    * Remembers what a URL served (state/urls.json): `hoard fetch` takes that, and so does a process
    * that waited for this one's download of an unlocked URL (`now`: written before the URL's lock
-   * is released). The others are written with the rest of the run's state (see flushUrls).
+   * is released). The others are written at most every URL_FLUSH_MS, and at the end of the
+   * run (see flushUrls): a thousand downloads do not write the index a thousand times.
    */
+  let urlsWritten = Date.now();
   const recordUrl = async (r: Downloaded<unknown>, now = false) => {
     if (r.fromCache) return; // the team cache's URL says nothing about the entry's own
     urls.set(urlKey(r.url), {
@@ -262,6 +267,11 @@ export function createTransfer(deps: TransferDeps) {
       checked: new Date().toISOString(),
     });
     if (now) await flushUrls();
+    else if (Date.now() - urlsWritten >= URL_FLUSH_MS) {
+      // Also written now and then during the run: one that is interrupted loses little.
+      urlsWritten = Date.now();
+      void flushUrls();
+    }
   };
   const flushUrls = () => urls.flush().catch(() => {}); // only a later download of the same URL is at stake
 

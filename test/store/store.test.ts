@@ -314,14 +314,15 @@ test('linking: a blob replaced during the bracket: settled gets null and nothing
   const data = randomData(5000);
   const digest = await put(store, data);
   const blob = store.blobPath(digest);
-  const got: Array<Stats | null> = [];
+  const got: Array<[Stats | null, readonly number[]]> = [];
+  const before = statSync(blob).ino;
   await store.linking([digest], async () => {
     // Someone puts another file (with the same bytes) in its place.
     const other = path.join(path.dirname(store.root), 'other');
     await fs.writeFile(other, data, { mode: 0o444 });
     await fs.rename(other, blob);
-  }, (st) => got.push(st));
-  assert.deepEqual(got, [null]);
+  }, (st, inodes) => got.push([st, inodes]));
+  assert.deepEqual(got, [[null, [before, statSync(blob).ino]]], 'null, and the inodes the name had at the start and at the end');
   const c = await store.check(digest);
   assert.equal(c.state === 'ok' && c.rehashed, true, 'a file hoard did not verify is re-hashed');
 });
