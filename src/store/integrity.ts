@@ -104,7 +104,13 @@ export function openIntegrity(layout: ReturnType<typeof storeLayout>, blobPrefix
       if ((st.mode & 0o222) !== 0) await fs.chmod(p, 0o444).catch(() => {});
       const before = (st.mode & 0o222) !== 0 ? await fs.stat(p) : st;
       const { digest: found } = await hashFile(p);
-      if (found !== digest) return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
+      if (found !== digest) {
+        // Never trusted on its fingerprint again (a record someone made for these bytes, or one
+        // that matches by accident): the next look, under the blob's lock, re-hashes it too.
+        verified.set(hex, undefined);
+        mine.delete(hex);
+        return { state: 'corrupt', path: p, found, reason: `content hashes to ${found}`, stat: st };
+      }
       const after = await fs.stat(p);
       // Recorded only when nothing moved while it was read.
       if (blobFingerprint(before) === blobFingerprint(after)) recordVerified(hex, after);

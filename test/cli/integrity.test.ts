@@ -57,6 +57,43 @@ test('a blob edited through a hard-linked output, mtime restored with touch -r: 
   assert.equal(srv.hits.get('/disk.img'), 3);
 });
 
+/**
+ * What a root user who also sets the ctime back amounts to: damaged bytes, and a record that
+ * vouches for the blob as it is now. Returns the blob's path.
+ */
+async function damageAndForge(store: string, hex: string): Promise<string> {
+  const blob = blobFile(store, hex);
+  await damageInPlace(blob, 1_000, Buffer.from('ROOTKIT'));
+  const stateFile = path.join(store, 'v1', 'state', 'blobs.json');
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, string>;
+  const bst = statSync(blob);
+  // The record as the store writes it (size:ino:mtime:mode[:ctime]), for the blob as it is now.
+  const fields = [bst.size, bst.ino, bst.mtimeMs, (bst.mode & 0o7777).toString(8), bst.ctimeMs];
+  state[hex] = fields.slice(0, state[hex]!.split(':').length).join(':');
+  await fs.writeFile(stateFile, JSON.stringify(state));
+  return blob;
+}
+
+test('sync --verify finds a damaged blob whose recorded fingerprint was forged, and fetches it again (the re-hash is not undone by the fingerprint under the lock)', async (t) => {
+  const data = randomData(200_000);
+  const hex = sha256(data);
+  const srv = await startServer(t, { '/vm.qcow2': data });
+  const base = tmpDir(t);
+  const store = path.join(base, 'store');
+  const a = await projectIn(base, 'a', store, { version: 1, artifacts: { vm: { url: srv.url('/vm.qcow2'), digest: `sha256:${hex}`, size: data.length, link: 'copy' } } });
+  assert.equal((await a.run('sync')).code, 0);
+  const blob = await damageAndForge(store, hex);
+  // Documented (Not guaranteed): without --verify the forged record is believed.
+  assert.equal((await a.run('status')).code, 0);
+  const r = await a.run('sync', '--verify', '--json', ...FAST);
+  assert.equal(r.code, 0, r.stderr);
+  const ev = jsonLines(r.stdout).find((e) => e.type === 'artifact');
+  assert.deepEqual([ev?.blob, ev?.redownload], ['redownloaded', 'corrupt']);
+  assert.equal(srv.hits.get('/vm.qcow2'), 2, 'the blob was fetched again');
+  assert.equal(sha256(readFileSync(blob)), hex);
+  assert.deepEqual(readFileSync(path.join(a.dir, 'artifacts', 'vm.qcow2')), data);
+});
+
 test('a copy refuses a damaged blob even when its recorded fingerprint was forged: fetched again, the output is right', async (t) => {
   const data = randomData(2_500_000);
   const hex = sha256(data);
@@ -67,17 +104,7 @@ test('a copy refuses a damaged blob even when its recorded fingerprint was forge
   const a = await projectIn(base, 'a', store, { version: 1, artifacts: { vm: entry } });
   assert.equal((await a.run('sync')).code, 0);
 
-  // What a root user who also sets the ctime back amounts to: damaged bytes, and a record
-  // that vouches for the blob as it is now.
-  const blob = blobFile(store, hex);
-  await damageInPlace(blob, 1_000_000, Buffer.from('ROOTKIT'));
-  const stateFile = path.join(store, 'v1', 'state', 'blobs.json');
-  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, string>;
-  const bst = statSync(blob);
-  // The record as the store writes it (size:ino:mtime:mode[:ctime]), for the blob as it is now.
-  const fields = [bst.size, bst.ino, bst.mtimeMs, (bst.mode & 0o7777).toString(8), bst.ctimeMs];
-  state[hex] = fields.slice(0, state[hex]!.split(':').length).join(':');
-  await fs.writeFile(stateFile, JSON.stringify(state));
+  const blob = await damageAndForge(store, hex);
 
   const b = await projectIn(base, 'b', store, { version: 1, artifacts: { vm: entry } });
   const r = await b.run('sync', '--json', ...FAST);
