@@ -280,7 +280,7 @@ async function loadProjectManifest(g: GlobalOptions): Promise<{ manifest: Manife
       state = openSyncState(path.resolve(g.store), g.lockWait ?? {});
       validStamp = state.manifests.get(file)?.valid;
     } catch {
-      state = undefined;
+      // unreadable: no state (the manifest is checked in full; the store's error comes from sync)
     }
   }
   return { manifest: await loadManifest(file, { validStamp }), ...(state ? { state } : {}) };

@@ -87,7 +87,8 @@ export class StateFile<V> {
    */
   flush(): Promise<void> {
     if (!this.writing && !this.queued) return this.startWrite();
-    this.queued ??= (this.writing ?? Promise.resolve()).catch(() => {}).then(() => {
+    // (Either is set: a queued write is shared; else one is running, and the next follows it.)
+    this.queued ??= this.writing!.catch(() => {}).then(() => {
       this.queued = null;
       return this.startWrite();
     });

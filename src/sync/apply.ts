@@ -182,28 +182,29 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
 
   // Entries that need the same blob share one blob step (one transfer at most). An entry that
   // waits for it holds nothing: no --jobs slot, no place among the blob steps running.
-  const groups = new Map<string, ArtifactPlan[]>();
+  // (Groups hold the plans' indexes: the entries are also started group by group, below.)
+  const groups = new Map<string, number[]>();
   /** Each plan's blob key (null: no blob step), computed once. */
   const keys = new Map<ArtifactPlan, string | null>();
-  for (const p of plans) {
+  plans.forEach((p, i) => {
     const k = p.inSync && p.artifact.size !== undefined ? null : blobKey(p);
     keys.set(p, k);
-    if (!k) continue;
+    if (!k) return;
     const members = groups.get(k);
-    if (members) members.push(p);
-    else groups.set(k, [p]);
-  }
+    if (members) members.push(i);
+    else groups.set(k, [i]);
+  });
   const blobSteps = semaphore(deps.jobs * 2);
   const blobTasks = new Map<string, Promise<BlobDone>>();
   const blobOf = (p: ArtifactPlan): Promise<BlobDone> => {
     const a = p.artifact;
-    const k = keys.has(p) ? keys.get(p)! : blobKey(p);
+    const k = keys.get(p);
     if (!k) return Promise.resolve({ digest: a.digest!, size: a.size ?? null, leader: a.name, blob: 'cached', bytes: 0 });
     let task = blobTasks.get(k);
     if (!task) {
       task = blobSteps.acquire().then(async (release) => {
         try {
-          return await groupBlob(groups.get(k) ?? [p]);
+          return await groupBlob(groups.get(k)!.map((i) => plans[i]!));
         } finally {
           release();
         }
@@ -465,14 +466,8 @@ export async function apply(plans: readonly ArtifactPlan[], deps: ApplyDeps): Pr
   const started: Array<Promise<unknown>> = [];
   if (deps.noStore) started.push(pool(pending, deps.jobs * 2, finish));
   else {
-    const byBlob = new Map<string, number[]>();
-    for (const i of pending) {
-      const k = keys.get(plans[i]!);
-      if (!k) started.push(finish(i));
-      else if (byBlob.has(k)) byBlob.get(k)!.push(i);
-      else byBlob.set(k, [i]);
-    }
-    for (const members of byBlob.values()) started.push(members.length === 1 ? finish(members[0]!) : pool(members, OUTPUT_STEPS(deps.jobs), finish));
+    for (const i of pending) if (!keys.get(plans[i]!)) started.push(finish(i));
+    for (const members of groups.values()) started.push(members.length === 1 ? finish(members[0]!) : pool(members, OUTPUT_STEPS(deps.jobs), finish));
   }
   try {
     await Promise.all(started);

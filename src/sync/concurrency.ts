@@ -45,15 +45,17 @@ export function once(fn: () => void): () => void {
  */
 export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, inOrder?: (result: R, item: T) => void): Promise<R[]> {
   const results = new Array<R>(items.length);
-  const ready = new Array<boolean>(items.length).fill(false);
+  const ready = inOrder ? new Array<boolean>(items.length).fill(false) : null;
   let next = 0;
   let reported = 0;
   const worker = async () => {
     while (next < items.length) {
       const i = next++;
       results[i] = await fn(items[i]!);
-      ready[i] = true;
-      if (inOrder) for (; reported < items.length && ready[reported]; reported++) inOrder(results[reported]!, items[reported]!);
+      if (ready) {
+        ready[i] = true;
+        for (; reported < items.length && ready[reported]; reported++) inOrder!(results[reported]!, items[reported]!);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));

@@ -64,7 +64,7 @@ export function observe(a: Artifact, ctx: ObserveContext): Observed | Promise<Ob
   // the store is still there, and the blob is trusted on this one stat (a no-op sync of
   // 10,000 hard links stats 10,000 files, not 20,000).
   if (
-    lst?.isFile() && a.digest && !ctx.noStore && ctx.verify === false && a.link !== 'copy' && a.link !== 'reflink' && !a.executable &&
+    lst?.isFile() && a.digest && !ctx.noStore && ctx.verify === false && !hardLinkUnwanted(a) &&
     (a.size === undefined || lst.size === a.size) && ctx.store.trusts(a.digest, lst)
   ) {
     if (ctx.checks) {
@@ -75,6 +75,9 @@ export function observe(a: Artifact, ctx: ObserveContext): Observed | Promise<Ob
   }
   return observeFully(a, ctx, target, lst);
 }
+
+/** The entry wants its own file (a copy or a reflink, or an executable copy): a hard link of the blob is stale. */
+const hardLinkUnwanted = (a: Artifact): boolean => a.link === 'copy' || a.link === 'reflink' || a.executable;
 
 /** A `check` event (for --verbose). */
 function checkEvent(a: Artifact, ctx: ObserveContext, subject: 'blob' | 'output', p: string, result: string, trusted?: 'fingerprint' | 'hashed'): void {
@@ -122,7 +125,7 @@ async function observeFully(a: Artifact, ctx: ObserveContext, target: string, ls
   if (blobIno !== null && lst.ino === blobIno) {
     // A hard link of the blob: its content is the blob's.
     if (blob !== 'ok') return result('stale', 'a hard link of a corrupt blob');
-    if (a.link === 'copy' || a.link === 'reflink' || a.executable) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
+    if (hardLinkUnwanted(a)) return result('stale', `a hard link where ${a.executable ? 'an executable copy' : `link "${a.link}"`} is wanted`);
     return result('ok', 'hard link of the blob', undefined, blobTrusted);
   }
   const record = ctx.state.outputs.get(target);

@@ -252,13 +252,14 @@ export function createTransfer(deps: TransferDeps) {
     throw lastError;
   };
 
+  /** When this run last wrote the URL index (see recordUrl). */
+  let urlsWritten = Date.now();
   /**
    * Remembers what a URL served (state/urls.json): `hoard fetch` takes that, and so does a process
    * that waited for this one's download of an unlocked URL (`now`: written before the URL's lock
    * is released). The others are written at most every URL_FLUSH_MS, and at the end of the
    * run (see flushUrls): a thousand downloads do not write the index a thousand times.
    */
-  let urlsWritten = Date.now();
   const recordUrl = async (r: Downloaded<unknown>, now = false) => {
     if (r.fromCache) return; // the team cache's URL says nothing about the entry's own
     urls.set(urlKey(r.url), {
